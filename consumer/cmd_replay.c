@@ -1,0 +1,16 @@
+/*
+ * drover - consumer/cmd_replay.c: 'drover replay'.
+ *
+ * Not built yet: says so plainly and exits 2 rather than pretend.
+ */
+#include "consumer.h"
+
+#include <stdio.h>
+
+int drv_cmd_replay(int argc, char **argv) {
+        (void)argc;
+        (void)argv;
+        drv_cli_error(
+            "the 'replay' command is not available in this build yet");
+        return DRV_EXIT_USAGE;
+}

@@ -1,0 +1,246 @@
+/*
+ * drover - transforms/: migration plans and their steps on PostgreSQL.
+ *
+ * Plans come from a catalog (a directory of catalog-info.yaml files, or a
+ * Backstage backend's REST API), are validated statically before anything
+ * touches data, and run step by step against PostgreSQL: each step in its
+ * own transaction together with its ledger row, batched steps resumable
+ * from their checkpoints, one runner per dataset (advisory lock), guarded
+ * by the dataset's version.  DESIGN.md sections 5, 6 and 8.
+ */
+#ifndef DRV_TRANSFORMS_H
+#define DRV_TRANSFORMS_H
+
+#include "schema.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * ------------------------------------------------------------------------
+ * Entity refs: [kind:][namespace/]name, Backstage's rules.
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_entity_ref_s {
+        char kind[64];       /* lower-case; default "component" */
+        char namespace_[64]; /* lower-case; default "default" */
+        char name[256];      /* lower-case */
+} drv_entity_ref_t;
+
+/* Parse `ref`, filling defaults.  Returns DRV_OK or DRV_ERR_UNKNOWN_PLAN
+ * (malformed ref) with errstr set. */
+drv_err_t drv_entity_ref_parse(const char *ref, drv_entity_ref_t *out,
+                               char *errstr, size_t errstr_size);
+/* "kind:namespace/name" into out. */
+void drv_entity_ref_format(const drv_entity_ref_t *ref, char *out,
+                           size_t out_size);
+
+/*
+ * ------------------------------------------------------------------------
+ * Plans
+ * ------------------------------------------------------------------------
+ */
+typedef enum drv_op_e {
+        DRV_OP_CREATE_TABLE,
+        DRV_OP_ADD_COLUMN,
+        DRV_OP_RENAME_COLUMN,
+        DRV_OP_DROP_COLUMN,
+        DRV_OP_ALTER_TYPE,
+        DRV_OP_COPY_ROWS,
+        DRV_OP_BACKFILL,
+        DRV_OP_CREATE_INDEX,
+        DRV_OP_VALIDATE,
+        DRV_OP_SQL,
+        DRV_OP__CNT
+} drv_op_t;
+
+/* "add_column" etc.; NULL for an out-of-range op. */
+const char *drv_op_name(drv_op_t op);
+
+typedef struct drv_step_s {
+        int index; /* 0-based position in spec.steps */
+        drv_op_t op;
+        json_t *def;          /* the step as written (owned by the plan) */
+        char fingerprint[65]; /* sha256 hex of the canonical definition */
+        int line;             /* source line, 0 when unknown */
+} drv_step_t;
+
+/* A parsed plan.  Plans are shared (catalog cache, executor threads):
+ * reference-counted, immutable after creation. */
+typedef struct drv_plan_s {
+        char ref[400];    /* "component:default/name" */
+        char *dataset;    /* spec.dataset */
+        int from_version; /* spec.schemaVersion.from */
+        int to_version;   /* spec.schemaVersion.to */
+        drv_step_t *steps;
+        size_t steps_cnt;
+        char *etag;           /* metadata.etag, may be NULL */
+        char fingerprint[65]; /* sha256 hex of the whole spec */
+        char *source;         /* file path or URL it came from */
+        int line;             /* line of the document in source, or 0 */
+        json_t *entity;       /* the whole entity (owned) */
+        int refcnt;
+} drv_plan_t;
+
+/* Build a plan from an entity JSON object (Backstage shape).  Does not
+ * take ownership of `entity` (it is copied).  `source` names where it came
+ * from for messages.  Validates statically (see drv_plan_validate with
+ * allow_sql=1: the raw-SQL policy is the runner's).  Returns
+ * DRV_ERR_INVALID_PLAN with "source:line: message" on failure. */
+drv_err_t drv_plan_from_json(const json_t *entity, const char *source,
+                             drv_plan_t **planp, char *errstr,
+                             size_t errstr_size);
+
+/* Every migration-plan entity in a YAML file (several documents allowed).
+ * On DRV_OK *plansp is a malloc'ed array of *cntp plans (each released
+ * with drv_plan_release, the array with free).  Errors name file:line. */
+drv_err_t drv_plan_load_file(const char *path, drv_plan_t ***plansp,
+                             size_t *cntp, char *errstr, size_t errstr_size);
+
+/* Static validation: known ops, required fields, identifiers, positive
+ * batch sizes, from < to; `sql` steps refused unless allow_sql. */
+drv_err_t drv_plan_validate(const drv_plan_t *plan, int allow_sql, char *errstr,
+                            size_t errstr_size);
+
+/* Reference counting.  release(NULL) is a no-op. */
+drv_plan_t *drv_plan_retain(drv_plan_t *plan);
+void drv_plan_release(drv_plan_t *plan);
+
+/* Identifier rules of DESIGN.md section 5: [A-Za-z_][A-Za-z0-9_]*,
+ * optionally one "schema." prefix.  1 if valid. */
+int drv_ident_valid(const char *ident);
+
+/*
+ * ------------------------------------------------------------------------
+ * Catalogs.  Thread-safe: executor threads resolve concurrently.
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_catalog_s drv_catalog_t;
+
+typedef struct drv_catalog_conf_s {
+        const char *dir;             /* local catalog directory (default) */
+        const char *backstage_url;   /* if set, use the REST API */
+        const char *backstage_token; /* bearer, may be NULL */
+        long connect_timeout_ms;     /* 0: 2000 */
+        long timeout_ms;             /* 0: 10000 */
+        long cache_ttl_ms;           /* 0: 30000; revalidate by etag after */
+} drv_catalog_conf_t;
+
+drv_catalog_t *drv_catalog_new(const drv_catalog_conf_t *conf, char *errstr,
+                               size_t errstr_size);
+void drv_catalog_destroy(drv_catalog_t *cat);
+
+/* Resolve an entity ref to a plan (a new reference the caller releases).
+ * DRV_ERR_UNKNOWN_PLAN (not found, 404), DRV_ERR_INVALID_PLAN (found but
+ * invalid), DRV_ERR_CATALOG_UNAVAILABLE (5xx, timeout, connection). */
+drv_err_t drv_catalog_resolve(drv_catalog_t *cat, const char *ref,
+                              drv_plan_t **planp, char *errstr,
+                              size_t errstr_size);
+
+/*
+ * ------------------------------------------------------------------------
+ * drover's own tables (schema "drover"), created/upgraded idempotently.
+ * ------------------------------------------------------------------------
+ */
+
+/* Connect with a short connect_timeout; DRV_ERR_DB_UNAVAILABLE on failure
+ * (errstr never contains the password). */
+drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
+                         size_t errstr_size);
+
+/* Create or upgrade schema "drover" (versioned, under an advisory lock). */
+drv_err_t drv_db_migrate(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* Map a failed PGresult / connection to a drv_err_t: a lost connection is
+ * DRV_ERR_DB_UNAVAILABLE, else DRV_ERR_SQL (dlq/ classifies by SQLSTATE).
+ * Copies the SQLSTATE into sqlstate[6] (empty when none). */
+drv_err_t drv_db_error(PGconn *conn, const PGresult *res, char sqlstate[6],
+                       char *errstr, size_t errstr_size);
+
+/* task_runs: status of one task.  Status is one of "queued", "running",
+ * "retrying", "done", "skipped", "dry_run", "dead". */
+typedef struct drv_task_run_s {
+        const char *task_id;
+        const char *entity_ref;
+        const char *dataset;
+        const char *status;
+        int attempts;
+        int steps_total;
+        int steps_done;
+        int64_t rows_done;
+        const char *worker;
+        const char *last_error_json; /* jsonb text or NULL */
+        int32_t partition;
+        int64_t offset;
+} drv_task_run_t;
+
+/* Insert or update the task_runs row (started_at set on first
+ * "running", completed_at on a final status). */
+drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
+                              char *errstr, size_t errstr_size);
+
+/* Attempts recorded for a task (0 if unknown), so retries survive a
+ * restart or rebalance. */
+drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
+                                int *attemptsp, int64_t *first_failure_msp,
+                                char *errstr, size_t errstr_size);
+
+/*
+ * ------------------------------------------------------------------------
+ * Running a plan
+ * ------------------------------------------------------------------------
+ */
+typedef enum drv_run_outcome_e {
+        DRV_RUN_DONE,
+        DRV_RUN_SKIPPED, /* dataset already at `to` and plan done */
+        DRV_RUN_DRY_RUN,
+        DRV_RUN_FAILED, /* see result.err / sqlstate */
+} drv_run_outcome_t;
+
+/* Progress: called after each batch / step from the running thread. */
+typedef void(drv_progress_cb_t)(void *opaque, int step, const char *op,
+                                int64_t rows_done, int64_t rows_total);
+
+typedef struct drv_run_opts_s {
+        const char *task_id; /* idempotency key; required */
+        const char *dataset; /* must match plan->dataset if set */
+        int dry_run;
+        const drv_param_t *params; /* bound parameters, never spliced */
+        size_t params_cnt;
+        int allow_sql;             /* permit `sql` steps */
+        const char *worker;        /* for the ledger / task_runs */
+        long lock_timeout_ms;      /* per statement; 0: 5000 */
+        long statement_timeout_ms; /* per statement; 0: 60000 */
+        long batch_pause_ms;       /* sleep between batches; 0: none */
+        int wait_for_lock;         /* 1: wait for the dataset lock; 0: fail
+                                      with DRV_ERR_LOCKED at once */
+        volatile int *cancel;      /* set non-zero to stop between batches */
+        drv_progress_cb_t *progress;
+        void *progress_opaque;
+} drv_run_opts_t;
+
+typedef struct drv_run_result_s {
+        drv_run_outcome_t outcome;
+        drv_err_t err; /* DRV_OK unless FAILED */
+        char sqlstate[6];
+        int failed_step; /* -1 */
+        char failed_op[32];
+        int steps_total;
+        int steps_done; /* run now or found done in the ledger */
+        int64_t rows;   /* rows affected (dry-run: would be) */
+        char errmsg[512];
+} drv_run_result_t;
+
+/* Run `plan` for opts->task_id on `conn`: dataset advisory lock, version
+ * guard, steps with ledger.  Returns res->err as well. */
+drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
+                       const drv_run_opts_t *opts, drv_run_result_t *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DRV_TRANSFORMS_H */
