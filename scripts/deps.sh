@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# drover - scripts/deps.sh: install everything a fresh Debian 12 machine
+# needs to build, test and demo drover.  Idempotent: a second run only
+# checks.  Needs root (or sudo) for apt.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git curl ca-certificates
+  librdkafka-dev libavro-dev libcurl4-openssl-dev libjansson-dev libpq-dev
+  libyaml-dev libmicrohttpd-dev libcmocka-dev
+  clang clang-format llvm libclang-rt-14-dev valgrind
+  postgresql-15 postgresql-client-15
+  openjdk-17-jre-headless maven
+  python3 python3-avro python3-confluent-kafka python3-psycopg2 python3-yaml
+  kcat gnuplot-nox procps iproute2
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  note "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Kafka broker (KRaft) and its tools, from jars resolved through
+# scripts/kafka/pom.xml into a git-ignored cache.
+KAFKA_LIBS=$DROVER_CACHE_DIR/kafka-libs
+stamp=$KAFKA_LIBS/.pom.sha
+want=$(sha256sum "$DROVER_ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  note "resolving the Kafka broker jars"
+  rm -rf "$KAFKA_LIBS"
+  mvn -q -B -f "$DROVER_ROOT/scripts/kafka/pom.xml" \
+    dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_LIBS"
+  echo "$want" >"$stamp"
+fi
+note "ok: packages installed, Kafka jars in $KAFKA_LIBS"
