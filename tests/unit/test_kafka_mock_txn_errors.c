@@ -1,0 +1,170 @@
+/*
+ * drover - tests/unit/test_kafka_mock_txn_errors.c
+ *
+ * Fault injection on librdkafka's mock cluster: the transactional errors
+ * the worker must route (FACTS.md) are classified by dlq/ the way the
+ * worker's commit path expects.  The mock cannot prove exactly-once (it
+ * ignores read_committed and discards offsets sent in a transaction); it
+ * is used here only to inject broker errors.
+ */
+#include "testutil.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <string.h>
+
+/* Kafka protocol ApiKeys (the RD_KAFKAP_* names are not in the installed
+ * headers). */
+#define APIKEY_ADD_OFFSETS_TO_TXN 25
+#define APIKEY_END_TXN            26
+#define APIKEY_TXN_OFFSET_COMMIT  28
+
+typedef struct fixture_s {
+        rd_kafka_t *mock_rk; /* owns the mock cluster */
+        rd_kafka_mock_cluster_t *mcluster;
+        rd_kafka_t *rkp;
+} fixture_t;
+
+static int setup(void **state) {
+        fixture_t *f = calloc(1, sizeof(*f));
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char errstr[256];
+        rd_kafka_error_t *error;
+
+        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+        f->mock_rk =
+            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        assert_non_null(f->mock_rk);
+        f->mcluster = rd_kafka_mock_cluster_new(f->mock_rk, 1);
+        assert_non_null(f->mcluster);
+        rd_kafka_mock_topic_create(f->mcluster, "tasks", 1, 1);
+
+        conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          rd_kafka_mock_cluster_bootstraps(f->mcluster), errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "transactional.id", "mock-txn", errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+        f->rkp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        assert_non_null(f->rkp);
+        error = rd_kafka_init_transactions(f->rkp, 10000);
+        assert_null(error);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        fixture_t *f = *state;
+        rd_kafka_destroy(f->rkp);
+        rd_kafka_mock_cluster_destroy(f->mcluster);
+        rd_kafka_destroy(f->mock_rk);
+        free(f);
+        return 0;
+}
+
+static rd_kafka_error_t *send_offsets(fixture_t *f) {
+        rd_kafka_topic_partition_list_t *offsets =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_consumer_group_metadata_t *cgmd =
+            rd_kafka_consumer_group_metadata_new_with_genid("g", 3, "member-1",
+                                                            NULL);
+        rd_kafka_error_t *error;
+
+        rd_kafka_topic_partition_list_add(offsets, "tasks", 0)->offset = 1;
+        error =
+            rd_kafka_send_offsets_to_transaction(f->rkp, offsets, cgmd, 10000);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        rd_kafka_topic_partition_list_destroy(offsets);
+        return error;
+}
+
+/* The partition moved mid-commit: TxnOffsetCommit answers
+ * ILLEGAL_GENERATION.  That is abortable, not fatal: the worker aborts,
+ * rewinds and carries on with the same producer. */
+static void
+test_illegal_generation_in_txn_offset_commit_is_abortable(void **state) {
+        fixture_t *f = *state;
+        rd_kafka_error_t *error;
+        drv_class_t cls;
+
+        rd_kafka_mock_push_request_errors(f->mcluster, APIKEY_TXN_OFFSET_COMMIT,
+                                          1,
+                                          RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION);
+        assert_null(rd_kafka_begin_transaction(f->rkp));
+        error = send_offsets(f);
+        if (!error) /* some versions report it only at commit */
+                error = rd_kafka_commit_transaction(f->rkp, 10000);
+        assert_non_null(error);
+        assert_true(rd_kafka_error_txn_requires_abort(error));
+        assert_false(rd_kafka_error_is_fatal(error));
+        cls = drv_dlq_classify_kafka(error);
+        assert_int_not_equal(cls.route, DRV_ROUTE_FATAL);
+        assert_int_not_equal(cls.route, DRV_ROUTE_OK);
+        rd_kafka_error_destroy(error);
+
+        /* abort, and the same producer commits the next transaction */
+        assert_null(rd_kafka_abort_transaction(f->rkp, 10000));
+        assert_null(rd_kafka_begin_transaction(f->rkp));
+        error = send_offsets(f);
+        assert_null(error);
+        assert_null(rd_kafka_commit_transaction(f->rkp, 10000));
+}
+
+/* A zombie: the broker fences this producer's epoch when it ends the
+ * transaction.  Fatal: the worker must recreate the producer or exit 70. */
+static void test_fenced_at_end_txn_is_fatal(void **state) {
+        fixture_t *f = *state;
+        rd_kafka_error_t *error;
+        drv_class_t cls;
+        char reason[256];
+
+        rd_kafka_mock_push_request_errors(f->mcluster, APIKEY_END_TXN, 1,
+                                          RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+        assert_null(rd_kafka_begin_transaction(f->rkp));
+        assert_null(send_offsets(f));
+        error = rd_kafka_commit_transaction(f->rkp, 10000);
+        assert_non_null(error);
+        assert_true(rd_kafka_error_is_fatal(error));
+        cls = drv_dlq_classify_kafka(error);
+        assert_int_equal(cls.route, DRV_ROUTE_FATAL);
+        rd_kafka_error_destroy(error);
+        assert_int_not_equal(
+            rd_kafka_fatal_error(f->rkp, reason, sizeof(reason)),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* librdkafka 2.0.2 treats PRODUCER_FENCED on AddOffsetsToTxn as
+ * abortable, not fatal (measured here): the worker's abort path must cope,
+ * and a real fence shows up as fatal on the next EndTxn/AddPartitions. */
+static void test_fenced_at_add_offsets_is_abortable_in_2_0_2(void **state) {
+        fixture_t *f = *state;
+        rd_kafka_error_t *error;
+        drv_class_t cls;
+
+        rd_kafka_mock_push_request_errors(f->mcluster,
+                                          APIKEY_ADD_OFFSETS_TO_TXN, 1,
+                                          RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+        assert_null(rd_kafka_begin_transaction(f->rkp));
+        error = send_offsets(f);
+        assert_non_null(error);
+        assert_true(rd_kafka_error_txn_requires_abort(error));
+        cls = drv_dlq_classify_kafka(error);
+        assert_int_equal(cls.route, DRV_ROUTE_RETRY);
+        rd_kafka_error_destroy(error);
+        assert_null(rd_kafka_abort_transaction(f->rkp, 10000));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(
+                test_illegal_generation_in_txn_offset_commit_is_abortable,
+                setup, teardown),
+            cmocka_unit_test_setup_teardown(test_fenced_at_end_txn_is_fatal,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                test_fenced_at_add_offsets_is_abortable_in_2_0_2, setup,
+                teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
