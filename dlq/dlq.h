@@ -41,10 +41,23 @@ typedef struct drv_class_s {
  * DRV_ERR_SQL and DRV_ERR_DB_UNAVAILABLE). */
 drv_class_t drv_dlq_classify(drv_err_t err, const char *sqlstate);
 
-/* Classify a librdkafka transactional API error object: retriable ->
- * RETRY, txn_requires_abort -> DEAD is not used: returns route RETRY with
- * name "txn_abortable" for abortable, FATAL for fatal. */
+/* Classify a librdkafka error object (from the transactional API):
+ * NULL -> OK; fatal -> FATAL "kafka_fatal"; txn_requires_abort -> RETRY
+ * "kafka_txn_abortable" (abort, rewind, go on: check
+ * rd_kafka_error_txn_requires_abort() to tell it from a plain retry);
+ * retriable -> RETRY "kafka_retriable"; anything else -> FATAL
+ * "kafka_error" (a misuse of the txn API leaves the producer unknown). */
 drv_class_t drv_dlq_classify_kafka(const rd_kafka_error_t *error);
+
+/* Classify a librdkafka response code (a delivery report's error, or a
+ * call's): per-record ones (MSG_SIZE_TOO_LARGE -> DEAD
+ * "kafka_msg_too_large"), fencing / authorization -> FATAL, timeouts and
+ * transport -> RETRY; unknown codes -> RETRY "kafka_retriable", so the
+ * backoff budget decides. */
+drv_class_t drv_dlq_classify_kafka_err(rd_kafka_resp_err_t err);
+
+/* Static name of a route: "ok", "retry", "dead", "fatal". */
+const char *drv_route_name(drv_route_t route);
 
 /*
  * ------------------------------------------------------------------------
@@ -62,22 +75,59 @@ typedef struct drv_backoff_conf_s {
 /* Fill a conf with the defaults above. */
 void drv_backoff_conf_defaults(drv_backoff_conf_t *conf);
 
+/* Upper bound of the jittered delay of retry number `attempt`:
+ * min(max_delay, initial * multiplier^(attempt-1)); conf NULL: defaults. */
+int64_t drv_backoff_cap_ms(const drv_backoff_conf_t *conf, int attempt);
+
 /* Delay before retry number `attempt` (1 = first retry): uniform random in
  * [0, min(max_delay, initial * multiplier^(attempt-1))].  `rng` is the
- * caller's state (seed it non-zero). */
+ * caller's state (seed it non-zero; NULL: a fixed local seed).  conf
+ * NULL: defaults. */
 int64_t drv_backoff_delay_ms(const drv_backoff_conf_t *conf, int attempt,
                              uint64_t *rng);
 
 /* 1 if no further retry is allowed after `attempts` failures, the first at
- * first_failure_ms, now being now_ms. */
+ * first_failure_ms, now being now_ms: attempts >= max_attempts or
+ * now - first >= max_elapsed (a limit <= 0 is off).  conf NULL: defaults. */
 int drv_backoff_exhausted(const drv_backoff_conf_t *conf, int attempts,
                           int64_t first_failure_ms, int64_t now_ms);
+
+/* drover.retry.after.ms for a `retries_exhausted` dead letter written at
+ * now_ms: now + max_delay, the earliest a redrive should try again. */
+int64_t drv_backoff_retry_after_ms(const drv_backoff_conf_t *conf,
+                                   int64_t now_ms);
 
 /*
  * ------------------------------------------------------------------------
  * Dead-letter records (DESIGN.md section 7)
  * ------------------------------------------------------------------------
  */
+#define DRV_DLQ_H_ERROR_CLASS           "drover.error.class"
+#define DRV_DLQ_H_ERROR_MESSAGE         "drover.error.message"
+#define DRV_DLQ_H_ERROR_RETRYABLE       "drover.error.retryable"
+#define DRV_DLQ_H_ERROR_STEP            "drover.error.step"
+#define DRV_DLQ_H_ERROR_SQLSTATE        "drover.error.sqlstate"
+#define DRV_DLQ_H_TASK_ID               "drover.task.id"
+#define DRV_DLQ_H_DATASET               "drover.dataset"
+#define DRV_DLQ_H_ATTEMPTS              "drover.attempts"
+#define DRV_DLQ_H_FIRST_FAILURE_MS      "drover.first.failure.ms"
+#define DRV_DLQ_H_LAST_FAILURE_MS       "drover.last.failure.ms"
+#define DRV_DLQ_H_BACKOFF_MS            "drover.backoff.ms"
+#define DRV_DLQ_H_RETRY_AFTER_MS        "drover.retry.after.ms"
+#define DRV_DLQ_H_ORIGINAL_TOPIC        "drover.original.topic"
+#define DRV_DLQ_H_ORIGINAL_PARTITION    "drover.original.partition"
+#define DRV_DLQ_H_ORIGINAL_OFFSET       "drover.original.offset"
+#define DRV_DLQ_H_ORIGINAL_TIMESTAMP_MS "drover.original.timestamp.ms"
+#define DRV_DLQ_H_WORKER                "drover.worker"
+#define DRV_DLQ_H_CONSUMER_GROUP        "drover.consumer.group"
+#define DRV_DLQ_H_REDRIVE_COUNT         "drover.redrive.count"
+/* On a redrive marker (a DLQ record with an empty value written in the
+ * transaction that redrove "<partition>:<offset>" of the DLQ topic). */
+#define DRV_DLQ_H_REDRIVEN_OF "drover.redriven.of"
+
+/* The class name of a dead letter whose retry budget is spent. */
+#define DRV_DLQ_CLASS_RETRIES_EXHAUSTED "retries_exhausted"
+
 typedef struct drv_dlq_info_s {
         char error_class[48];
         char error_message[512];
@@ -102,14 +152,22 @@ typedef struct drv_dlq_info_s {
 
 /* A new header list with every drover.* header of `info`.  The caller
  * owns the result (rd_kafka_headers_destroy, or pass it to
- * rd_kafka_producev(RD_KAFKA_V_HEADERS()) which takes it). */
+ * rd_kafka_producev(RD_KAFKA_V_HEADERS()), which takes it only when it
+ * succeeds).  NULL if info is NULL or on out of memory. */
 rd_kafka_headers_t *drv_dlq_headers_new(const drv_dlq_info_t *info);
 
-/* Parse drover.* headers back into `info` (missing ones left zero).
- * Returns DRV_OK, or DRV_ERR_DECODE if a numeric header is malformed. */
+/* Parse drover.* headers back into `info` (zeroed first; missing headers
+ * and null values left zero; over-long strings truncated; the last of
+ * duplicate headers wins).  hdrs may be NULL (nothing found).  Returns
+ * DRV_OK, or DRV_ERR_DECODE naming the header if a numeric or boolean
+ * header is malformed (info then partly filled). */
 drv_err_t drv_dlq_headers_parse(const rd_kafka_headers_t *hdrs,
                                 drv_dlq_info_t *info, char *errstr,
                                 size_t errstr_size);
+
+/* Name of the i-th header drv_dlq_headers_new() writes (in order), or
+ * NULL when i is past the last one. */
+const char *drv_dlq_header_name(size_t i);
 
 #ifdef __cplusplus
 }
