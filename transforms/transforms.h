@@ -83,7 +83,7 @@ typedef struct drv_plan_s {
         char *source;         /* file path or URL it came from */
         int line;             /* line of the document in source, or 0 */
         json_t *entity;       /* the whole entity (owned) */
-        int refcnt;
+        int refcnt;           /* atomic: drv_plan_retain / _release only */
 } drv_plan_t;
 
 /* Build a plan from an entity JSON object (Backstage shape).  Does not
@@ -114,6 +114,118 @@ void drv_plan_release(drv_plan_t *plan);
  * optionally one "schema." prefix.  1 if valid. */
 int drv_ident_valid(const char *ident);
 
+/* Every migration-plan entity in YAML text `buf` of `len` bytes (need not
+ * be NUL-terminated); `source` names it in messages ("file:line: ...").
+ * Ownership and errors as drv_plan_load_file.  Documents that are not
+ * migration plans (other kinds, other spec.type) are skipped, so a
+ * catalog-info.yaml can hold a whole system. */
+drv_err_t drv_plan_load_buf(const char *buf, size_t len, const char *source,
+                            drv_plan_t ***plansp, size_t *cntp, char *errstr,
+                            size_t errstr_size);
+
+/* Free an array returned by drv_plan_load_file / _buf: releases each plan
+ * and frees the array.  NULL is a no-op. */
+void drv_plan_array_free(drv_plan_t **plans, size_t cnt);
+
+/* 1 if `entity` is a migration plan: kind Component (any case) and
+ * spec.type "migration-plan". */
+int drv_entity_is_plan(const json_t *entity);
+
+/* The plan as JSON for `drover plan show --json` and the admin API:
+ * {ref, dataset, from, to, fingerprint, etag, source, steps:[{index, op,
+ * fingerprint, line, def}]}.  New reference, caller json_decref()s; NULL
+ * on out of memory. */
+json_t *drv_plan_to_json(const drv_plan_t *plan);
+
+/*
+ * Reading a step (the contract between plan validation and the runner).
+ *
+ * A step that reached the runner passed drv_plan_validate, so for its op
+ * every required field below is present with the right JSON type; optional
+ * fields may be absent (the getter returns the default).  All pointers are
+ * borrowed from the plan and live as long as the caller's reference.
+ *
+ *   op             fields (? = optional)                      JSON types
+ *   create_table   table, columns[{name, type, primary_key?,  str, array of
+ *                  not_null?, default?}]                       objects
+ *   add_column     table, column{name, type, default?,        str, object
+ *                  not_null?}
+ *   rename_column  table, from, to                            str
+ *   drop_column    table, column                              str
+ *   alter_type     table, column, type, using?                str
+ *   copy_rows      from, to (tables), key (column, default     str, object
+ *                  "id"), columns{target_col: "expression"},  of str, int
+ *                  batch_size (default 1000), where?
+ *   backfill       table, key (default "id"), set{col:         str, object
+ *                  "expression"}, where?, batch_size           of str, int
+ *                  (default 1000)
+ *   create_index   table, name, columns[col...], unique?,     str, array
+ *                  concurrently?                               of str, bool
+ *   validate       at least one of: not_null["table.col"...],  array of str,
+ *                  row_count_equal[t1, t2], checksum_equal     object
+ *                  {tables[t1, t2], columns[col...], key?}
+ *   sql            sql, revert?                               str
+ *
+ * Identifiers (table, column, key, name, from/to of rename) satisfy
+ * drv_ident_valid; tables may be "schema.table", columns may not.  Quote
+ * each part with PQescapeIdentifier.  Types satisfy drv_type_valid.
+ * Expressions (copy_rows columns values, backfill set values, where, using,
+ * string defaults) satisfy drv_expr_valid: plan-author SQL, no ';' outside
+ * quotes, no comments, no positional $n, no dollar quoting.  An expression
+ * reaches task params only as `$param:NAME`: drv_expr_bind rewrites each
+ * into a positional placeholder whose value the runner binds.  `default`
+ * may also be a JSON number or boolean (use drv_step_scalar_text).
+ * ------------------------------------------------------------------------
+ */
+
+/* Field `key` of the step definition, or NULL when absent. */
+const json_t *drv_step_get(const drv_step_t *step, const char *key);
+/* String field, or `dflt` when absent / not a string. */
+const char *drv_step_str(const drv_step_t *step, const char *key,
+                         const char *dflt);
+/* Integer field, or `dflt` when absent / not an integer. */
+long long drv_step_int(const drv_step_t *step, const char *key,
+                       long long dflt);
+/* Boolean field (1/0), or `dflt` when absent / not a boolean. */
+int drv_step_bool(const drv_step_t *step, const char *key, int dflt);
+/* The batch size of copy_rows / backfill (default 1000). */
+long long drv_step_batch_size(const drv_step_t *step);
+/* The key column of copy_rows / backfill (default "id"). */
+const char *drv_step_key(const drv_step_t *step);
+
+/* Text of a scalar JSON value (string as is, integer, real, true/false)
+ * into out; 0 on success, -1 for null / arrays / objects. */
+int drv_step_scalar_text(const json_t *value, char *out, size_t out_size);
+
+/* Column type grammar: words of [A-Za-z0-9_], spaces, "(n[,m])", "[]",
+ * e.g. "numeric(10,2)", "timestamp with time zone", "text[]".  1 if valid. */
+int drv_type_valid(const char *type);
+
+/* Expression rules above.  1 if valid; else 0 and `why` (may be NULL)
+ * holds the reason. */
+int drv_expr_valid(const char *expr, char *why, size_t why_size);
+
+/* Placeholder values for one statement. */
+#define DRV_BIND_MAX 64
+typedef struct drv_bind_s {
+        const char *values[DRV_BIND_MAX]; /* borrowed */
+        const char *names[DRV_BIND_MAX];  /* param of each; NULL: caller's */
+        int cnt;                          /* placeholders used so far */
+} drv_bind_t;
+
+/* Rewrite `expr` for execution: each `$param:NAME` becomes "$<n>" where n
+ * continues from bind->cnt (the caller's own placeholders $1..$cnt come
+ * first; set values[0..cnt-1] yourself), the same NAME reusing its n.
+ * Values are borrowed from params.  On DRV_OK *sqlp is malloc'ed (caller
+ * frees).  DRV_ERR_INVALID_PARAM when NAME is not among params (or too many
+ * placeholders), DRV_ERR_INVALID_PLAN when expr is not drv_expr_valid. */
+drv_err_t drv_expr_bind(const char *expr, const drv_param_t *params,
+                        size_t params_cnt, drv_bind_t *bind, char **sqlp,
+                        char *errstr, size_t errstr_size);
+
+/* sha256 of `len` bytes as 64 lower-case hex digits + NUL. */
+void drv_sha256_hex(const void *data, size_t len, char out[65]);
+
 /*
  * ------------------------------------------------------------------------
  * Catalogs.  Thread-safe: executor threads resolve concurrently.
@@ -130,13 +242,33 @@ typedef struct drv_catalog_conf_s {
         long cache_ttl_ms;           /* 0: 30000; revalidate by etag after */
 } drv_catalog_conf_t;
 
+/* Create a catalog: the Backstage REST client when conf->backstage_url is
+ * set, else the local directory conf->dir (scanned now, so errors in it
+ * show at start; rescanned after cache_ttl_ms and on a miss, at most once
+ * a second).  Strings are copied.  NULL and errstr set on failure (no dir
+ * and no URL, dir unreadable).  A token is never logged. */
 drv_catalog_t *drv_catalog_new(const drv_catalog_conf_t *conf, char *errstr,
                                size_t errstr_size);
+/* Drops the cache (plans still referenced by callers stay valid).  NULL is
+ * a no-op. */
 void drv_catalog_destroy(drv_catalog_t *cat);
 
+/* Counters, for tests and /metrics. */
+typedef struct drv_catalog_stats_s {
+        uint64_t hits;        /* served from cache within the TTL */
+        uint64_t fetches;     /* HTTP requests / directory scans */
+        uint64_t revalidated; /* fetched after the TTL, same etag kept */
+        uint64_t stale;       /* served stale because the catalog failed */
+} drv_catalog_stats_t;
+void drv_catalog_stats(drv_catalog_t *cat, drv_catalog_stats_t *st);
+
 /* Resolve an entity ref to a plan (a new reference the caller releases).
- * DRV_ERR_UNKNOWN_PLAN (not found, 404), DRV_ERR_INVALID_PLAN (found but
- * invalid), DRV_ERR_CATALOG_UNAVAILABLE (5xx, timeout, connection). */
+ * DRV_ERR_UNKNOWN_PLAN (malformed ref, not found, 404), DRV_ERR_INVALID_PLAN
+ * (found but invalid), DRV_ERR_CATALOG_UNAVAILABLE (5xx, 401/403, timeout,
+ * connection).  Cached by ref: within cache_ttl_ms the cached plan is
+ * served; after it the entity is fetched again and, when metadata.etag is
+ * unchanged, the cached plan is kept.  If that refetch fails transiently
+ * the stale plan is served (logged at warn).  Safe from any thread. */
 drv_err_t drv_catalog_resolve(drv_catalog_t *cat, const char *ref,
                               drv_plan_t **planp, char *errstr,
                               size_t errstr_size);

@@ -1,0 +1,64 @@
+/*
+ * drover - transforms/plan_int.h: private to the plan and catalog half of
+ * transforms/ (YAML documents with line numbers, plan building).
+ */
+#ifndef DRV_PLAN_INT_H
+#define DRV_PLAN_INT_H
+
+#include "transforms.h"
+
+/* Source lines of the JSON nodes built from YAML, keyed by node pointer.
+ * Singletons (true, false, null) are not recorded. */
+typedef struct drv_linemap_s drv_linemap_t;
+
+/* Line of `node` (1-based), or `dflt` when unknown / map is NULL. */
+int drv_linemap_get(const drv_linemap_t *map, const json_t *node, int dflt);
+
+/* One YAML document as JSON. */
+typedef struct drv_ydoc_s {
+        json_t *root; /* owned */
+        int line;     /* line of the document start */
+} drv_ydoc_t;
+
+/* Parsed YAML stream: documents plus one line map for all of them. */
+typedef struct drv_ystream_s {
+        drv_ydoc_t *docs;
+        size_t docs_cnt;
+        drv_linemap_t *lines;
+} drv_ystream_t;
+
+/* Parse YAML text into JSON documents (YAML 1.2 core scalars: null, true,
+ * false, integers, floats; quoted scalars are strings).  Aliases, non-
+ * scalar keys, duplicate keys and nesting deeper than 64 are refused.  On
+ * DRV_OK *out is filled (free with drv_ystream_free); on failure
+ * DRV_ERR_INVALID_PLAN with "source:line: message". */
+drv_err_t drv_yaml_parse(const char *buf, size_t len, const char *source,
+                         drv_ystream_t *out, char *errstr, size_t errstr_size);
+void drv_ystream_free(drv_ystream_t *ys);
+
+/* Build and validate a plan from `entity`; `lines` (may be NULL) gives the
+ * line of each node of `entity`, `doc_line` the fallback. */
+drv_err_t drv_plan_build(const json_t *entity, const char *source,
+                         const drv_linemap_t *lines, int doc_line,
+                         drv_plan_t **planp, char *errstr, size_t errstr_size);
+
+/* Validation context: where messages point. */
+typedef struct drv_vctx_s {
+        const char *source;
+        const drv_linemap_t *lines; /* may be NULL */
+        int line;                   /* fallback line */
+        char *errstr;
+        size_t errstr_size;
+} drv_vctx_t;
+
+/* Validate one step definition (op known by the caller) and the plan
+ * header; fail with DRV_ERR_INVALID_PLAN "source:line: message". */
+drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
+                            drv_op_t *opp, int allow_sql);
+drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
+                    ...) __attribute__((format(printf, 3, 4)));
+
+/* Op from its name; -1 when unknown. */
+int drv_op_from_name(const char *name);
+
+#endif /* DRV_PLAN_INT_H */

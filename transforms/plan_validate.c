@@ -1,0 +1,560 @@
+/*
+ * drover - transforms/plan_validate.c: static validation of plan steps.
+ *
+ * Each op is a row of a table naming its fields, their kind and whether
+ * they are required; unknown fields are refused (a typo such as "tabel"
+ * must not silently become a default).  Kinds are checked by small
+ * predicates: identifiers, types, expressions.  Nothing here touches a
+ * database: a plan that passes can still fail at run time (a missing
+ * table), but never because of its shape.
+ */
+#include "plan_int.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define IDENT_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
+
+/*
+ * ------------------------------------------------------------------------
+ * Identifiers, types, expressions
+ * ------------------------------------------------------------------------
+ */
+
+/* Length of the identifier at s ([A-Za-z_][A-Za-z0-9_]*), 0 if none. */
+static size_t ident_len(const char *s) {
+        size_t n = 0;
+
+        if (!isalpha((unsigned char)s[0]) && s[0] != '_')
+                return 0;
+        while (isalnum((unsigned char)s[n]) || s[n] == '_')
+                n++;
+        return n;
+}
+
+static int ident_simple(const char *s) {
+        size_t n = s ? ident_len(s) : 0;
+        return n > 0 && n <= IDENT_MAX && s[n] == '\0';
+}
+
+int drv_ident_valid(const char *ident) {
+        size_t n;
+
+        if (!ident || !(n = ident_len(ident)) || n > IDENT_MAX)
+                return 0;
+        if (ident[n] == '\0')
+                return 1;
+        return ident[n] == '.' && ident_simple(ident + n + 1);
+}
+
+int drv_type_valid(const char *type) {
+        const char *s = type;
+        int depth = 0;
+
+        if (!s || !ident_len(s) || strlen(s) > 128)
+                return 0;
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '(')
+                        depth++;
+                else if (c == ')' && --depth < 0)
+                        return 0;
+                else if (c == '[' && s[1] != ']')
+                        return 0;
+                else if (c == ']' && (s == type || s[-1] != '['))
+                        return 0;
+                else if (c == ',' && depth == 0)
+                        return 0;
+                else if (!isalnum(c) && !strchr("_ (),[]", c))
+                        return 0;
+        }
+        return depth == 0;
+}
+
+typedef struct expr_param_s {
+        size_t start, end; /* the whole "$param:NAME" */
+        size_t name, name_len;
+} expr_param_t;
+
+static int why_set(char *why, size_t why_size, const char *msg) {
+        if (why)
+                snprintf(why, why_size, "%s", msg);
+        return 0;
+}
+
+/* Scan an expression: quotes, comments, ';', '$'.  Fills params (up to
+ * max, *cntp) and returns 1 if valid, else 0 with `why`. */
+static int expr_scan(const char *e, expr_param_t *params, size_t max,
+                     size_t *cntp, char *why, size_t why_size) {
+        size_t i = 0, n, cnt = 0;
+
+        if (!e || !*e)
+                return why_set(why, why_size, "empty expression");
+        while (e[i]) {
+                char c = e[i];
+                if (c == '\'' || c == '"') {
+                        if (c == '\'' && i > 0 &&
+                            (e[i - 1] == 'E' || e[i - 1] == 'e') &&
+                            (i == 1 || !isalnum((unsigned char)e[i - 2])))
+                                return why_set(why, why_size,
+                                               "escape strings (E'...') are "
+                                               "not allowed");
+                        for (i++; e[i] && !(e[i] == c && e[i + 1] != c); i++)
+                                if (e[i] == c)
+                                        i++; /* doubled quote */
+                        if (!e[i])
+                                return why_set(why, why_size,
+                                               "unterminated quote");
+                        i++;
+                        continue;
+                }
+                if (c == ';')
+                        return why_set(why, why_size, "';' outside quotes");
+                if ((c == '-' && e[i + 1] == '-') ||
+                    (c == '/' && e[i + 1] == '*'))
+                        return why_set(why, why_size,
+                                       "sql comments are not allowed");
+                if (c == '$') {
+                        if (strncmp(e + i + 1, "param:", 6) ||
+                            !(n = ident_len(e + i + 7)))
+                                return why_set(why, why_size,
+                                               "'$' is only allowed as "
+                                               "$param:NAME");
+                        if (params && cnt < max)
+                                params[cnt] =
+                                    (expr_param_t){i, i + 7 + n, i + 7, n};
+                        cnt++;
+                        i += 7 + n;
+                        continue;
+                }
+                i++;
+        }
+        if (cntp)
+                *cntp = cnt;
+        return 1;
+}
+
+int drv_expr_valid(const char *expr, char *why, size_t why_size) {
+        return expr_scan(expr, NULL, 0, NULL, why, why_size);
+}
+
+/* Placeholder number for param `name` (len), adding it to bind. */
+static int bind_slot(drv_bind_t *bind, const char *name, size_t len,
+                     const drv_param_t *params, size_t params_cnt) {
+        size_t i;
+        int k;
+
+        for (k = 0; k < bind->cnt; k++)
+                if (bind->names[k] && strlen(bind->names[k]) == len &&
+                    !strncmp(bind->names[k], name, len))
+                        return k + 1;
+        if (bind->cnt >= DRV_BIND_MAX)
+                return -1;
+        for (i = 0; i < params_cnt; i++)
+                if (strlen(params[i].key) == len &&
+                    !strncmp(params[i].key, name, len)) {
+                        bind->names[bind->cnt] = params[i].key;
+                        bind->values[bind->cnt] = params[i].value;
+                        return ++bind->cnt;
+                }
+        return 0;
+}
+
+drv_err_t drv_expr_bind(const char *expr, const drv_param_t *params,
+                        size_t params_cnt, drv_bind_t *bind, char **sqlp,
+                        char *errstr, size_t errstr_size) {
+        expr_param_t ps[DRV_BIND_MAX];
+        size_t cnt = 0, i, pos = 0, len;
+        char why[128], *out;
+        int slot;
+
+        *sqlp = NULL;
+        if (!expr_scan(expr, ps, DRV_BIND_MAX, &cnt, why, sizeof(why)))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                   "invalid expression: %s", why);
+        if (cnt > DRV_BIND_MAX)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "too many $param placeholders");
+        /* Each "$param:NAME" (>= 8 chars) becomes "$nn" (<= 3 chars). */
+        len = strlen(expr);
+        if (!(out = malloc(len + 1)))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        out[0] = '\0';
+        for (i = 0; i < cnt; i++) {
+                slot = bind_slot(bind, expr + ps[i].name, ps[i].name_len,
+                                 params, params_cnt);
+                if (slot <= 0) {
+                        free(out);
+                        if (slot < 0)
+                                return drv_err_set(
+                                    errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                    "too many $param placeholders");
+                        return drv_err_set(
+                            errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                            "expression needs task param \"%.*s\"",
+                            (int)ps[i].name_len, expr + ps[i].name);
+                }
+                strncat(out, expr + pos, ps[i].start - pos);
+                sprintf(out + strlen(out), "$%d", slot);
+                pos = ps[i].end;
+        }
+        strcat(out, expr + pos);
+        *sqlp = out;
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Messages
+ * ------------------------------------------------------------------------
+ */
+drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
+                    ...) {
+        char msg[400];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return drv_err_set(vc->errstr, vc->errstr_size, DRV_ERR_INVALID_PLAN,
+                           "%s:%d: %s", vc->source ? vc->source : "plan",
+                           drv_linemap_get(vc->lines, node, vc->line), msg);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Field kinds and the op table
+ * ------------------------------------------------------------------------
+ */
+typedef enum fkind_e {
+        F_TABLE,     /* [schema.]name */
+        F_COLUMN,    /* name */
+        F_TYPE,      /* drv_type_valid */
+        F_EXPR,      /* drv_expr_valid */
+        F_TEXT,      /* non-empty string (raw sql) */
+        F_POSINT,    /* integer > 0 */
+        F_BOOL,      /* true / false */
+        F_DEFAULT,   /* expression, number or boolean */
+        F_COLDEFS,   /* [{name, type, primary_key?, not_null?, default?}] */
+        F_COLDEF,    /* {name, type, default?, not_null?} */
+        F_COLLIST,   /* [column...] */
+        F_EXPRMAP,   /* {column: expression} */
+        F_NOTNULLS,  /* ["[schema.]table.column"...] */
+        F_TABLEPAIR, /* [table, table] */
+        F_CHECKSUM,  /* {tables: pair, columns: list, key?} */
+} fkind_t;
+
+typedef struct field_s {
+        const char *name;
+        fkind_t kind;
+        int required;
+} field_t;
+
+#define FIELDS_MAX 8
+typedef struct opspec_s {
+        const char *op;
+        field_t fields[FIELDS_MAX];
+} opspec_t;
+
+/* Indexed by drv_op_t. */
+static const opspec_t opspecs[DRV_OP__CNT] = {
+    {"create_table", {{"table", F_TABLE, 1}, {"columns", F_COLDEFS, 1}}},
+    {"add_column", {{"table", F_TABLE, 1}, {"column", F_COLDEF, 1}}},
+    {"rename_column",
+     {{"table", F_TABLE, 1}, {"from", F_COLUMN, 1}, {"to", F_COLUMN, 1}}},
+    {"drop_column", {{"table", F_TABLE, 1}, {"column", F_COLUMN, 1}}},
+    {"alter_type",
+     {{"table", F_TABLE, 1},
+      {"column", F_COLUMN, 1},
+      {"type", F_TYPE, 1},
+      {"using", F_EXPR, 0}}},
+    {"copy_rows",
+     {{"from", F_TABLE, 1},
+      {"to", F_TABLE, 1},
+      {"key", F_COLUMN, 0},
+      {"columns", F_EXPRMAP, 1},
+      {"where", F_EXPR, 0},
+      {"batch_size", F_POSINT, 0}}},
+    {"backfill",
+     {{"table", F_TABLE, 1},
+      {"key", F_COLUMN, 0},
+      {"set", F_EXPRMAP, 1},
+      {"where", F_EXPR, 0},
+      {"batch_size", F_POSINT, 0}}},
+    {"create_index",
+     {{"table", F_TABLE, 1},
+      {"name", F_COLUMN, 1},
+      {"columns", F_COLLIST, 1},
+      {"unique", F_BOOL, 0},
+      {"concurrently", F_BOOL, 0}}},
+    {"validate",
+     {{"not_null", F_NOTNULLS, 0},
+      {"row_count_equal", F_TABLEPAIR, 0},
+      {"checksum_equal", F_CHECKSUM, 0}}},
+    {"sql", {{"sql", F_TEXT, 1}, {"revert", F_TEXT, 0}}},
+};
+
+const char *drv_op_name(drv_op_t op) {
+        if ((int)op < 0 || op >= DRV_OP__CNT)
+                return NULL;
+        return opspecs[op].op;
+}
+
+int drv_op_from_name(const char *name) {
+        int i;
+
+        for (i = 0; name && i < DRV_OP__CNT; i++)
+                if (!strcmp(opspecs[i].op, name))
+                        return i;
+        return -1;
+}
+
+static const field_t coldef_fields[] = {
+    {"name", F_COLUMN, 1},   {"type", F_TYPE, 1},   {"primary_key", F_BOOL, 0},
+    {"not_null", F_BOOL, 0}, {"unique", F_BOOL, 0}, {"default", F_DEFAULT, 0},
+    {NULL, F_BOOL, 0}};
+static const field_t checksum_fields[] = {{"tables", F_TABLEPAIR, 1},
+                                          {"columns", F_COLLIST, 1},
+                                          {"key", F_COLUMN, 0},
+                                          {NULL, F_BOOL, 0}};
+
+static drv_err_t check_object(const drv_vctx_t *vc, const json_t *obj,
+                              const field_t *fields, const char *what,
+                              const char *skip);
+
+static drv_err_t check_str(const drv_vctx_t *vc, const json_t *v,
+                           const char *name, int (*ok)(const char *),
+                           const char *what) {
+        if (!json_is_string(v))
+                return drv_vfail(vc, v, "\"%s\" must be a string", name);
+        if (!ok(json_string_value(v)))
+                return drv_vfail(vc, v, "\"%s\": invalid %s \"%.100s\"", name,
+                                 what, json_string_value(v));
+        return DRV_OK;
+}
+
+static drv_err_t check_expr(const drv_vctx_t *vc, const json_t *v,
+                            const char *name) {
+        char why[128];
+
+        if (!json_is_string(v))
+                return drv_vfail(vc, v,
+                                 "\"%s\" must be an sql expression "
+                                 "string",
+                                 name);
+        if (!drv_expr_valid(json_string_value(v), why, sizeof(why)))
+                return drv_vfail(vc, v, "\"%s\": invalid expression: %s", name,
+                                 why);
+        return DRV_OK;
+}
+
+/* A non-empty array; each item checked by check_str(ok), no duplicates. */
+static drv_err_t check_list(const drv_vctx_t *vc, const json_t *v,
+                            const char *name, int (*ok)(const char *),
+                            const char *what) {
+        size_t i, j;
+        drv_err_t err;
+
+        if (!json_is_array(v) || json_array_size(v) == 0)
+                return drv_vfail(vc, v, "\"%s\" must be a non-empty list",
+                                 name);
+        for (i = 0; i < json_array_size(v); i++) {
+                const json_t *item = json_array_get(v, i);
+                if ((err = check_str(vc, item, name, ok, what)))
+                        return err;
+                for (j = 0; j < i; j++)
+                        if (json_equal(json_array_get(v, j), (json_t *)item))
+                                return drv_vfail(vc, item,
+                                                 "\"%s\": duplicate \"%s\"",
+                                                 name, json_string_value(item));
+        }
+        return DRV_OK;
+}
+
+/* "[schema.]table.column": a table by drv_ident_valid, then a column. */
+static int table_column_valid(const char *s) {
+        const char *dot = strrchr(s, '.');
+        char table[160];
+
+        if (!dot || (size_t)(dot - s) >= sizeof(table))
+                return 0;
+        memcpy(table, s, (size_t)(dot - s));
+        table[dot - s] = '\0';
+        return drv_ident_valid(table) && ident_simple(dot + 1);
+}
+
+static drv_err_t check_coldefs(const drv_vctx_t *vc, const json_t *v,
+                               const char *name) {
+        size_t i, j;
+        drv_err_t err;
+
+        if (!json_is_array(v) || json_array_size(v) == 0)
+                return drv_vfail(vc, v, "\"%s\" must be a non-empty list",
+                                 name);
+        for (i = 0; i < json_array_size(v); i++) {
+                const json_t *col = json_array_get(v, i);
+                if ((err =
+                         check_object(vc, col, coldef_fields, "column", NULL)))
+                        return err;
+                for (j = 0; j < i; j++)
+                        if (json_equal(
+                                json_object_get(json_array_get(v, j), "name"),
+                                json_object_get(col, "name")))
+                                return drv_vfail(
+                                    vc, col, "\"%s\": duplicate column \"%s\"",
+                                    name,
+                                    json_string_value(
+                                        json_object_get(col, "name")));
+        }
+        return DRV_OK;
+}
+
+static drv_err_t check_exprmap(const drv_vctx_t *vc, const json_t *v,
+                               const char *name) {
+        const char *col;
+        json_t *expr;
+        drv_err_t err;
+
+        if (!json_is_object(v) || json_object_size(v) == 0)
+                return drv_vfail(
+                    vc, v, "\"%s\" must map columns to expressions", name);
+        json_object_foreach((json_t *)v, col, expr) {
+                if (!ident_simple(col))
+                        return drv_vfail(vc, expr,
+                                         "\"%s\": invalid column \"%.100s\"",
+                                         name, col);
+                if ((err = check_expr(vc, expr, col)))
+                        return err;
+        }
+        return DRV_OK;
+}
+
+static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
+                             const field_t *f) {
+        switch (f->kind) {
+        case F_TABLE:
+                return check_str(vc, v, f->name, drv_ident_valid, "table");
+        case F_COLUMN:
+                return check_str(vc, v, f->name, ident_simple, "identifier");
+        case F_TYPE:
+                return check_str(vc, v, f->name, drv_type_valid, "type");
+        case F_EXPR:
+                return check_expr(vc, v, f->name);
+        case F_TEXT:
+                if (!json_is_string(v) || !*json_string_value(v))
+                        return drv_vfail(vc, v,
+                                         "\"%s\" must be a non-empty "
+                                         "string",
+                                         f->name);
+                return DRV_OK;
+        case F_POSINT:
+                if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
+                    json_integer_value(v) > 100000000)
+                        return drv_vfail(vc, v,
+                                         "\"%s\" must be a positive "
+                                         "integer",
+                                         f->name);
+                return DRV_OK;
+        case F_BOOL:
+                if (!json_is_boolean(v))
+                        return drv_vfail(vc, v, "\"%s\" must be true or false",
+                                         f->name);
+                return DRV_OK;
+        case F_DEFAULT:
+                if (json_is_number(v) || json_is_boolean(v))
+                        return DRV_OK;
+                return check_expr(vc, v, f->name);
+        case F_COLDEFS:
+                return check_coldefs(vc, v, f->name);
+        case F_COLDEF:
+                return check_object(vc, v, coldef_fields, f->name, NULL);
+        case F_COLLIST:
+                return check_list(vc, v, f->name, ident_simple, "column");
+        case F_EXPRMAP:
+                return check_exprmap(vc, v, f->name);
+        case F_NOTNULLS:
+                return check_list(vc, v, f->name, table_column_valid,
+                                  "table.column");
+        case F_TABLEPAIR:
+                if (!json_is_array(v) || json_array_size(v) != 2)
+                        return drv_vfail(vc, v, "\"%s\" must list two tables",
+                                         f->name);
+                return check_list(vc, v, f->name, drv_ident_valid, "table");
+        case F_CHECKSUM:
+                return check_object(vc, v, checksum_fields, f->name, NULL);
+        }
+        return drv_vfail(vc, v, "internal: unknown field kind");
+}
+
+/* Check an object against a field table: unknown keys, required keys,
+ * each value.  `skip` names one key the caller checks ("op"). */
+static drv_err_t check_object(const drv_vctx_t *vc, const json_t *obj,
+                              const field_t *fields, const char *what,
+                              const char *skip) {
+        const char *key;
+        json_t *v;
+        const field_t *f;
+        drv_err_t err;
+
+        if (!json_is_object(obj))
+                return drv_vfail(vc, obj, "%s must be a mapping", what);
+        json_object_foreach((json_t *)obj, key, v) {
+                if (skip && !strcmp(key, skip))
+                        continue;
+                for (f = fields; f->name && strcmp(f->name, key); f++)
+                        ;
+                if (!f->name)
+                        return drv_vfail(vc, v, "unknown field \"%.60s\" in %s",
+                                         key, what);
+                if ((err = check_field(vc, v, f)))
+                        return err;
+        }
+        for (f = fields; f->name; f++)
+                if (f->required && !json_object_get(obj, f->name))
+                        return drv_vfail(vc, obj, "%s needs \"%s\"", what,
+                                         f->name);
+        return DRV_OK;
+}
+
+drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
+                            drv_op_t *opp, int allow_sql) {
+        field_t fields[FIELDS_MAX + 2];
+        const char *opname;
+        char what[64];
+        int op, n;
+
+        if (!json_is_object(step))
+                return drv_vfail(vc, step, "step %d must be a mapping", index);
+        opname = json_string_value(json_object_get(step, "op"));
+        if (!opname)
+                return drv_vfail(vc, step, "step %d needs \"op\"", index);
+        if ((op = drv_op_from_name(opname)) < 0)
+                return drv_vfail(vc, json_object_get(step, "op"),
+                                 "step %d: unknown op \"%.60s\"", index,
+                                 opname);
+        if (op == DRV_OP_SQL && !allow_sql)
+                return drv_vfail(vc, step,
+                                 "step %d: sql steps are not allowed here "
+                                 "(allow_sql is off)",
+                                 index);
+        /* every op may carry a human description */
+        for (n = 0; n < FIELDS_MAX && opspecs[op].fields[n].name; n++)
+                fields[n] = opspecs[op].fields[n];
+        fields[n++] = (field_t){"description", F_TEXT, 0};
+        fields[n] = (field_t){NULL, F_BOOL, 0};
+        snprintf(what, sizeof(what), "step %d (%s)", index, opname);
+        if (check_object(vc, step, fields, what, "op"))
+                return DRV_ERR_INVALID_PLAN;
+        if (op == DRV_OP_VALIDATE && !json_object_get(step, "not_null") &&
+            !json_object_get(step, "row_count_equal") &&
+            !json_object_get(step, "checksum_equal"))
+                return drv_vfail(vc, step,
+                                 "%s needs one of \"not_null\", "
+                                 "\"row_count_equal\", \"checksum_equal\"",
+                                 what);
+        *opp = (drv_op_t)op;
+        return DRV_OK;
+}
