@@ -171,8 +171,12 @@ cmd_status() {
 # Fault injection for chaos tests: kill -9 (kill) or restart a node.
 cmd_kill() {
   local d=$KDIR/node$1
+  local pid i
   [ -f "$d/pid" ] || die "node $1 is not running"
-  kill -KILL "$(cat "$d/pid")" 2>/dev/null || true
+  pid=$(cat "$d/pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  # gone for real before anyone probes its port again
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$d/pid"
 }
 
