@@ -1,0 +1,335 @@
+/*
+ * drover - consumer/worker_kafka.c: the consumer, the transactional
+ * producer, topic creation and the rebalance callback.
+ */
+#include "worker_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf) {
+        drv_log_level_t lvl = level <= 3   ? DRV_LOG_ERROR
+                              : level <= 5 ? DRV_LOG_WARN
+                              : level == 6 ? DRV_LOG_INFO
+                                           : DRV_LOG_DEBUG;
+        drv_log(lvl, "librdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque) {
+        drv_worker_t *w = opaque;
+        char fatal[512];
+
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+                drv_log(DRV_LOG_ERROR, "kafka fatal error: %s", fatal);
+                w->fatal = 1;
+                return;
+        }
+        drv_log(DRV_LOG_WARN, "kafka: %s: %s",
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* Common settings, then the kafka.* passthrough (which may override). */
+static rd_kafka_conf_t *base_conf(drv_worker_t *w, const char *client_id,
+                                  char *errstr, size_t errstr_size) {
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        char kerr[256];
+
+        if (rd_kafka_conf_set(kc, "bootstrap.servers", w->conf->brokers, kerr,
+                              sizeof(kerr)) ||
+            rd_kafka_conf_set(kc, "client.id", client_id, kerr, sizeof(kerr))) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                            "kafka configuration: %s", kerr);
+                rd_kafka_conf_destroy(kc);
+                return NULL;
+        }
+        rd_kafka_conf_set_log_cb(kc, log_cb);
+        rd_kafka_conf_set_error_cb(kc, error_cb);
+        rd_kafka_conf_set_opaque(kc, w);
+        return kc;
+}
+
+static drv_err_t set_all(rd_kafka_conf_t *kc, const char *const *kv,
+                         char *errstr, size_t errstr_size) {
+        char kerr[256];
+
+        for (; kv[0]; kv += 2)
+                if (rd_kafka_conf_set(kc, kv[0], kv[1], kerr, sizeof(kerr)))
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                           "kafka configuration %s: %s", kv[0],
+                                           kerr);
+        return DRV_OK;
+}
+
+static drv_err_t producer_new(drv_worker_t *w, char *errstr,
+                              size_t errstr_size) {
+        char txnid[512], tto[32], cid[300];
+        rd_kafka_conf_t *kc;
+        drv_err_t err;
+
+        snprintf(txnid, sizeof(txnid), "drover-%s-%s", w->conf->group,
+                 w->conf->instance);
+        snprintf(tto, sizeof(tto), "%d", w->conf->transaction_timeout_ms);
+        snprintf(cid, sizeof(cid), "drover-%s-txn", w->conf->instance);
+        const char *kv[] = {"transactional.id",       txnid, "linger.ms", "1",
+                            "transaction.timeout.ms", tto,   NULL};
+        if (!(kc = base_conf(w, cid, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        if ((err = set_all(kc, kv, errstr, errstr_size)) ||
+            (err = drv_config_apply_kafka(w->conf, kc, errstr, errstr_size))) {
+                rd_kafka_conf_destroy(kc);
+                return err;
+        }
+        w->rkp = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, errstr_size);
+        if (!w->rkp) {
+                rd_kafka_conf_destroy(kc);
+                return DRV_ERR_CONFIG;
+        }
+        return DRV_OK; /* kc now owned by rkp */
+}
+
+static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
+                              size_t errstr_size) {
+        char cid[300];
+        rd_kafka_conf_t *kc;
+        drv_err_t err;
+        const char *kv[] = {"group.id",
+                            w->conf->group,
+                            "enable.auto.commit",
+                            "false",
+                            "enable.auto.offset.store",
+                            "false",
+                            "isolation.level",
+                            "read_committed",
+                            "auto.offset.reset",
+                            "earliest",
+                            "partition.assignment.strategy",
+                            w->conf->assignment_strategy,
+                            NULL};
+
+        snprintf(cid, sizeof(cid), "drover-%s", w->conf->instance);
+        if (!(kc = base_conf(w, cid, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        if ((err = set_all(kc, kv, errstr, errstr_size)) ||
+            (err = drv_config_apply_kafka(w->conf, kc, errstr, errstr_size))) {
+                rd_kafka_conf_destroy(kc);
+                return err;
+        }
+        rd_kafka_conf_set_rebalance_cb(kc, drv_worker_rebalance_cb);
+        w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
+        if (!w->rk) {
+                rd_kafka_conf_destroy(kc);
+                return DRV_ERR_CONFIG;
+        }
+        rd_kafka_poll_set_consumer(w->rk);
+        return DRV_OK;
+}
+
+/* Is any broker reachable?  One metadata request with a timeout. */
+static drv_err_t check_reachable(drv_worker_t *w, char *errstr,
+                                 size_t errstr_size) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err;
+
+        err = rd_kafka_metadata(w->rkp, 0, NULL, &md, 10000);
+        if (err)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
+                                   "cannot reach kafka at %s: %s",
+                                   w->conf->brokers, rd_kafka_err2str(err));
+        rd_kafka_metadata_destroy(md);
+        return DRV_OK;
+}
+
+/* Create the tasks, status and dead-letter topics if missing.  Failure is
+ * logged, not fatal: the broker may forbid creation and topics may exist. */
+static void create_topics(drv_worker_t *w) {
+        const char *names[3] = {w->conf->topic, w->conf->status_topic,
+                                w->conf->dlq_topic};
+        int parts[3] = {w->conf->topic_partitions, 3, 3};
+        rd_kafka_NewTopic_t *nt[3];
+        rd_kafka_queue_t *q = rd_kafka_queue_new(w->rkp);
+        rd_kafka_event_t *ev;
+        const rd_kafka_topic_result_t **res;
+        size_t i, cnt;
+        char e[256];
+
+        for (i = 0; i < 3; i++)
+                nt[i] =
+                    rd_kafka_NewTopic_new(names[i], parts[i], -1, e, sizeof(e));
+        rd_kafka_CreateTopics(w->rkp, nt, 3, NULL, q);
+        ev = rd_kafka_queue_poll(q, 15000);
+        if (!ev) {
+                drv_log(DRV_LOG_WARN, "topic creation timed out");
+        } else if (rd_kafka_event_error(ev)) {
+                drv_log(DRV_LOG_WARN, "cannot create topics: %s",
+                        rd_kafka_event_error_string(ev));
+        } else {
+                res = rd_kafka_CreateTopics_result_topics(
+                    rd_kafka_event_CreateTopics_result(ev), &cnt);
+                for (i = 0; i < cnt; i++) {
+                        rd_kafka_resp_err_t err =
+                            rd_kafka_topic_result_error(res[i]);
+                        if (!err)
+                                drv_log(DRV_LOG_INFO, "created topic \"%s\"",
+                                        rd_kafka_topic_result_name(res[i]));
+                        else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                                drv_log(
+                                    DRV_LOG_WARN,
+                                    "cannot create topic \"%s\": %s",
+                                    rd_kafka_topic_result_name(res[i]),
+                                    rd_kafka_topic_result_error_string(res[i]));
+                }
+        }
+        rd_kafka_event_destroy(ev);
+        rd_kafka_NewTopic_destroy_array(nt, 3);
+        rd_kafka_queue_destroy(q);
+}
+
+drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,
+                               size_t errstr_size) {
+        rd_kafka_topic_partition_list_t *sub;
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t err;
+        drv_err_t derr;
+
+        if ((derr = producer_new(w, errstr, errstr_size)))
+                return derr;
+        if ((derr = check_reachable(w, errstr, errstr_size)))
+                return derr;
+        create_topics(w);
+        if ((error = rd_kafka_init_transactions(w->rkp, 30000))) {
+                derr = rd_kafka_error_is_fatal(error) ? DRV_ERR_KAFKA_FATAL
+                                                      : DRV_ERR_KAFKA_RETRIABLE;
+                drv_err_set(errstr, errstr_size, derr,
+                            "cannot initialise kafka transactions at %s: %s",
+                            w->conf->brokers, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                return derr;
+        }
+        if ((derr = consumer_new(w, errstr, errstr_size)))
+                return derr;
+        w->cgmd = rd_kafka_consumer_group_metadata(w->rk);
+        sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, w->conf->topic,
+                                          RD_KAFKA_PARTITION_UA);
+        err = rd_kafka_subscribe(w->rk, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (err)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_FATAL,
+                                   "cannot subscribe to \"%s\": %s",
+                                   w->conf->topic, rd_kafka_err2str(err));
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Rebalance.  Cooperative (incremental) and eager (range) protocols.  On
+ * revoke: commit what finished first; if that aborts, the retained
+ * partitions are rewound by drv_worker_commit; a task still running on a
+ * revoked partition may finish its PostgreSQL work but its outcome is
+ * dropped (epoch).  A lost assignment commits nothing.
+ * ------------------------------------------------------------------------
+ */
+static void on_assign(drv_worker_t *w,
+                      const rd_kafka_topic_partition_list_t *parts) {
+        int i;
+
+        for (i = 0; i < parts->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, parts->elems[i].partition);
+                if (!p || p->assigned)
+                        continue;
+                drv_worker_part_reset(w, parts->elems[i].partition);
+                p->paused = 0;
+                p->assigned = 1;
+                w->assigned_cnt++;
+                /* new partitions start paused while stopping or while
+                 * the database is down */
+                if (w->stopping || w->db_down)
+                        drv_worker_pause(w, parts->elems[i].partition);
+        }
+        drv_log(DRV_LOG_INFO, "assigned %d partition(s), %d in total",
+                parts->cnt, w->assigned_cnt);
+}
+
+static void drop_pending_of_unassigned(drv_worker_t *w) {
+        drv_job_t *j, *next, *keep = NULL, *tail = NULL;
+
+        for (j = w->pending; j; j = next) {
+                drv_part_t *p = drv_worker_part(w, j->partition);
+                next = j->next;
+                j->next = NULL;
+                if (p && p->assigned && p->epoch == j->epoch) {
+                        if (tail)
+                                tail->next = j;
+                        else
+                                keep = j;
+                        tail = j;
+                } else {
+                        drv_job_destroy(j);
+                }
+        }
+        w->pending = keep;
+        w->pending_tail = tail;
+}
+
+static void on_revoke(drv_worker_t *w,
+                      const rd_kafka_topic_partition_list_t *parts, int lost) {
+        int i;
+
+        if (lost) {
+                drv_log(DRV_LOG_WARN, "assignment lost: %d partition(s)",
+                        parts->cnt);
+        } else {
+                drv_worker_commit(w);
+        }
+        for (i = 0; i < parts->cnt; i++) {
+                int32_t pn = parts->elems[i].partition;
+                drv_part_t *p = drv_worker_part(w, pn);
+                if (!p || !p->assigned)
+                        continue;
+                /* an application pause survives re-assignment: undo ours
+                 * while the partition is still ours */
+                drv_worker_resume(w, pn);
+                drv_worker_part_reset(w, pn);
+                p->assigned = 0;
+                w->assigned_cnt--;
+                drv_metrics_set_lag(w->conf->topic, pn, -1);
+        }
+        drop_pending_of_unassigned(w);
+        drv_log(DRV_LOG_INFO, "revoked %d partition(s), %d left", parts->cnt,
+                w->assigned_cnt);
+}
+
+void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *parts,
+                             void *opaque) {
+        drv_worker_t *w = opaque;
+        int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                on_assign(w, parts);
+                if (coop)
+                        error = rd_kafka_incremental_assign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, parts);
+        } else {
+                on_revoke(w, parts, rd_kafka_assignment_lost(rk));
+                if (coop)
+                        error = rd_kafka_incremental_unassign(rk, parts);
+                else
+                        aerr = rd_kafka_assign(rk, NULL);
+        }
+        if (error) {
+                drv_log(DRV_LOG_ERROR, "rebalance: %s",
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+        } else if (aerr) {
+                drv_log(DRV_LOG_ERROR, "rebalance: %s", rd_kafka_err2str(aerr));
+        }
+        drv_admin_set_ready(w->assigned_cnt > 0, !w->db_down);
+}
