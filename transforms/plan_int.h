@@ -61,4 +61,48 @@ drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
 /* Op from its name; -1 when unknown. */
 int drv_op_from_name(const char *name);
 
+/*
+ * Catalog internals
+ */
+
+/* One ref in a catalog: a plan, or the error resolving it gives. */
+typedef struct drv_centry_s {
+        char ref[400];
+        drv_plan_t *plan;   /* one reference owned, or NULL */
+        drv_err_t err;      /* when plan is NULL */
+        char *errmsg;       /* when plan is NULL */
+        int64_t checked_ms; /* monotonic: when fetched / revalidated */
+} drv_centry_t;
+
+typedef struct drv_cindex_s {
+        drv_centry_t *v;
+        size_t cnt, cap;
+        size_t bad_files; /* YAML that did not parse (no ref known) */
+        char *first_bad;  /* the first such error */
+} drv_cindex_t;
+
+drv_centry_t *drv_cindex_find(drv_cindex_t *idx, const char *ref);
+/* A new zeroed entry for ref; NULL on out of memory. */
+drv_centry_t *drv_cindex_add(drv_cindex_t *idx, const char *ref);
+void drv_cindex_remove(drv_cindex_t *idx, drv_centry_t *e);
+void drv_cindex_free(drv_cindex_t *idx);
+
+/* Index every *.yaml / *.yml under dir (recursively) into idx (empty on
+ * entry).  Files that fail count in bad_files; plans that fail validation
+ * become error entries.  Fails only when dir cannot be read. */
+drv_err_t drv_catalog_scan(const char *dir, drv_cindex_t *idx, char *errstr,
+                           size_t errstr_size);
+
+/* GET {base}/api/catalog/entities/by-name/{kind}/{ns}/{name}. */
+typedef struct drv_http_resp_s {
+        long status; /* 0 when no response */
+        char *body;  /* malloc'ed, NUL-terminated */
+        size_t len;
+} drv_http_resp_t;
+
+drv_err_t drv_backstage_get(const char *base_url, const char *token,
+                            long connect_timeout_ms, long timeout_ms,
+                            const drv_entity_ref_t *ref, drv_http_resp_t *resp,
+                            char *errstr, size_t errstr_size);
+
 #endif /* DRV_PLAN_INT_H */

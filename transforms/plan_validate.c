@@ -215,13 +215,19 @@ drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
                     ...) {
         char msg[400];
         va_list ap;
+        int line;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        line = drv_linemap_get(vc->lines, node, vc->line);
+        if (line <= 0) /* JSON from an API: no lines to point at */
+                return drv_err_set(vc->errstr, vc->errstr_size,
+                                   DRV_ERR_INVALID_PLAN, "%s: %s",
+                                   vc->source ? vc->source : "plan", msg);
         return drv_err_set(vc->errstr, vc->errstr_size, DRV_ERR_INVALID_PLAN,
-                           "%s:%d: %s", vc->source ? vc->source : "plan",
-                           drv_linemap_get(vc->lines, node, vc->line), msg);
+                           "%s:%d: %s", vc->source ? vc->source : "plan", line,
+                           msg);
 }
 
 /*
