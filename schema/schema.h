@@ -214,6 +214,11 @@ typedef struct drv_schema_conf_s {
                                           "dataset-migrations-value" */
         size_t max_record_size;        /* 0: 1 MiB */
         int writer_version;            /* for encode: 1 or 2; 0: 2 */
+        /* added by the schema module (zero keeps the defaults) */
+        int reader_version;           /* the reader schema: 1 or 2; 0: 2 */
+        const char *registry_ca_file; /* PEM bundle for TLS; NULL: system */
+        size_t alloc_budget;          /* avro-c bytes per record; 0:
+                                         4 x max_record_size + 256 KiB */
 } drv_schema_conf_t;
 
 /* Create a store.  conf may be NULL (all defaults).  Returns NULL and
@@ -237,6 +242,52 @@ drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
 drv_err_t drv_task_encode(drv_schema_store_t *store, const drv_task_t *task,
                           void **bufp, size_t *lenp, char *errstr,
                           size_t errstr_size);
+
+/* Register an extra writer schema (Avro JSON text) under its fingerprint,
+ * after the same validation a registry schema gets, so single-object
+ * records written with it decode.  *fpp (may be NULL) receives the
+ * CRC-64-AVRO fingerprint.  Thread-safe.  Fails with
+ * DRV_ERR_UNKNOWN_SCHEMA and one line when the schema is invalid or
+ * cannot be read as a task. */
+drv_err_t drv_schema_store_add(drv_schema_store_t *store, const char *json,
+                               uint64_t *fpp, char *errstr, size_t errstr_size);
+
+/* The CRC-64-AVRO fingerprint of bundled schema version 1 or 2 (0 if no
+ * such version). */
+uint64_t drv_schema_store_bundled_fingerprint(const drv_schema_store_t *store,
+                                              int version);
+
+/* Blocks avro-c allocated while decoding and never freed, which the
+ * per-record arena freed for it (a count over the store's life; for
+ * tests and metrics). */
+uint64_t drv_schema_store_swept(const drv_schema_store_t *store);
+
+/*
+ * ------------------------------------------------------------------------
+ * Avro schema utilities (the parts avro-c 1.11.1 lacks)
+ * ------------------------------------------------------------------------
+ */
+
+/* The Avro Parsing Canonical Form of a schema given as JSON text.  On
+ * DRV_OK *canonp is malloc'ed (caller frees).  DRV_ERR_DECODE when the
+ * text is not JSON or not a schema. */
+drv_err_t drv_schema_canonical_form(const char *json, size_t len, char **canonp,
+                                    char *errstr, size_t errstr_size);
+
+/* CRC-64-AVRO (the Avro specification's 64-bit Rabin fingerprint) of
+ * bytes. */
+uint64_t drv_schema_crc64_avro(const void *data, size_t len);
+
+/* The fingerprint of a schema: CRC-64-AVRO of its canonical form. */
+drv_err_t drv_schema_fingerprint(const char *json, size_t len, uint64_t *fpp,
+                                 char *errstr, size_t errstr_size);
+
+/* Check a schema we did not ship before avro-c parses it: no recursion,
+ * nesting <= 32, fixed sizes 1..65536, bounded unions, enums, records and
+ * named types, valid names, known types.  DRV_OK or
+ * DRV_ERR_UNKNOWN_SCHEMA with one line. */
+drv_err_t drv_schema_validate(const char *json, size_t len, char *errstr,
+                              size_t errstr_size);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,63 @@
+/*
+ * drover - schema/schema_int.h: private to schema/.
+ */
+#ifndef DRV_SCHEMA_INT_H
+#define DRV_SCHEMA_INT_H
+
+#include "schema.h"
+
+#include <avro.h>
+#include <pthread.h>
+
+#define DRV_SCHEMA_NAME_MAX  256
+#define DRV_SCHEMA_DEPTH_MAX 32
+
+/*
+ * ------------------------------------------------------------------------
+ * Per-record allocation arena for avro-c (alloc.c)
+ *
+ * drv_arena_begin() installs (once, process-wide) an avro-c allocator and
+ * makes this thread's avro-c allocations count against `budget` bytes and
+ * `max_allocs` live blocks; a request beyond either fails (avro-c sees
+ * ENOMEM).  drv_arena_end() frees whatever avro-c allocated in between
+ * and did not free (avro-c leaks a string buffer when the datum ends
+ * early), and returns how many blocks it had to free.  Arenas do not nest.
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_arena_s {
+        size_t budget;
+        size_t used;
+        size_t max_allocs;
+        size_t count;
+        size_t cap; /* slots in tab, a power of two */
+        struct drv_arena_slot {
+                void *ptr;
+                size_t size;
+        } * tab;
+        struct drv_arena_slot inline_tab[64];
+        int exhausted; /* a request was refused */
+} drv_arena_t;
+
+void drv_arena_install(void);
+void drv_arena_begin(drv_arena_t *a, size_t budget, size_t max_allocs);
+size_t drv_arena_end(drv_arena_t *a);
+
+/*
+ * ------------------------------------------------------------------------
+ * Schema registry client (registry.c)
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_registry_s drv_registry_t;
+
+drv_registry_t *drv_registry_new(const drv_schema_conf_t *conf, char *errstr,
+                                 size_t errstr_size);
+void drv_registry_destroy(drv_registry_t *reg);
+/* GET /schemas/ids/{id}: *jsonp (malloc'ed) is the schema text. */
+drv_err_t drv_registry_get(drv_registry_t *reg, int32_t id, char **jsonp,
+                           char *errstr, size_t errstr_size);
+/* POST /subjects/{subject}/versions: *idp is the schema's id. */
+drv_err_t drv_registry_register(drv_registry_t *reg, const char *subject,
+                                const char *json, int32_t *idp, char *errstr,
+                                size_t errstr_size);
+
+#endif /* DRV_SCHEMA_INT_H */

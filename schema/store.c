@@ -1,0 +1,1051 @@
+/*
+ * drover - schema/store.c: the schema store and task decode/encode.
+ *
+ * Writer schemas come from the bundled .avsc files (looked up by
+ * fingerprint, single-object encoding) or from a schema registry (looked
+ * up by id, Confluent framing), and are compiled once into a `writer_t`:
+ * avro-c's schema and generic class, plus a plan that maps each writer
+ * field, by name, to a field of the task struct.  Reader fields the writer
+ * lacks take the defaults written in the reader schema's JSON (avro-c
+ * 1.11 ignores "default", see FACTS.md).
+ *
+ * Decoding one record: check the size, read the framing, find the writer,
+ * then decode the datum with avro-c under a per-record allocation arena
+ * (alloc.c), reject trailing bytes and out-of-range enums, and copy the
+ * mapped fields into a new drv_task_t.  Messages never come from
+ * avro_strerror(), which is one buffer shared by every thread.
+ */
+#include "schema_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SO_MAGIC0      0xc3
+#define SO_MAGIC1      0x01
+#define SO_HEADER      10
+#define CF_MAGIC       0x00
+#define CF_HEADER      5
+#define NEG_CACHE      16
+#define NEG_TTL_MS     30000
+#define MAX_ALLOCS     65536
+#define RECORD_MAX_DEF (1024 * 1024)
+
+/* The task struct's fields, as reader slots. */
+typedef enum slot_e {
+        S_TASK_ID,
+        S_ENTITY_REF,
+        S_DATASET,
+        S_REQUESTED_AT,
+        S_REQUESTED_BY,
+        S_DRY_RUN,
+        S_PARAMS,
+        S_PRIORITY,
+        S_REPLAY_OF,
+        S_COUNT
+} slot_t;
+
+typedef enum kind_e { K_STRING, K_LONG, K_BOOL, K_MAP, K_INT, K_OPT } kind_t;
+
+static const struct slot_def {
+        const char *name;
+        kind_t kind;
+        size_t off; /* of the char * in drv_task_t, for K_STRING / K_OPT */
+} slot_defs[S_COUNT] = {
+    [S_TASK_ID] = {"task_id", K_STRING, offsetof(drv_task_t, task_id)},
+    [S_ENTITY_REF] = {"entity_ref", K_STRING, offsetof(drv_task_t, entity_ref)},
+    [S_DATASET] = {"dataset", K_STRING, offsetof(drv_task_t, dataset)},
+    [S_REQUESTED_AT] = {"requested_at", K_LONG, 0},
+    [S_REQUESTED_BY] = {"requested_by", K_STRING,
+                        offsetof(drv_task_t, requested_by)},
+    [S_DRY_RUN] = {"dry_run", K_BOOL, 0},
+    [S_PARAMS] = {"params", K_MAP, 0},
+    [S_PRIORITY] = {"priority", K_INT, 0},
+    [S_REPLAY_OF] = {"replay_of", K_OPT, offsetof(drv_task_t, replay_of)},
+};
+
+/* A compiled writer schema.  Immutable once published in the store. */
+typedef struct writer_s {
+        struct writer_s *next;
+        uint64_t fp;
+        int32_t id; /* registry id, -1: none */
+        char *json;
+        avro_schema_t schema;
+        avro_value_iface_t *iface;
+        size_t nfields;
+        int *slot;        /* writer field index -> slot, -1: skip */
+        unsigned present; /* bit per slot the writer has */
+        int version;
+        int has_enum;
+        char *error; /* set: unusable, every record is poison */
+} writer_t;
+
+struct drv_schema_store_s {
+        size_t max_record_size;
+        size_t budget;
+        int reader_version;
+        int writer_version;
+        unsigned reader_slots;     /* bit per slot of the reader schema */
+        json_t *defaults[S_COUNT]; /* reader defaults, NULL: none */
+        writer_t *bundled[2];      /* v1, v2 */
+        drv_registry_t *reg;
+        char *subject;
+        pthread_mutex_t mu; /* protects everything below */
+        writer_t *dyn;      /* added and registry schemas */
+        struct {
+                int32_t id;
+                int64_t until_ms;
+        } neg[NEG_CACHE];
+        unsigned neg_next;
+        int32_t enc_id; /* registry id of the encode schema, -1: none */
+        uint64_t swept;
+};
+
+/*
+ * ------------------------------------------------------------------------
+ * Compiling writer schemas
+ * ------------------------------------------------------------------------
+ */
+static int slot_by_name(const char *name) {
+        int i;
+
+        for (i = 0; i < S_COUNT; i++)
+                if (!strcmp(slot_defs[i].name, name))
+                        return i;
+        return -1;
+}
+
+static int kind_ok(kind_t k, avro_schema_t s) {
+        avro_type_t t = avro_typeof(s);
+
+        switch (k) {
+        case K_STRING:
+                return t == AVRO_STRING || t == AVRO_BYTES;
+        case K_LONG:
+                return t == AVRO_INT32 || t == AVRO_INT64;
+        case K_BOOL:
+                return t == AVRO_BOOLEAN;
+        case K_INT:
+                return t == AVRO_INT32;
+        case K_OPT:
+                return t == AVRO_NULL || t == AVRO_STRING || t == AVRO_BYTES;
+        case K_MAP:
+                return t == AVRO_MAP &&
+                       avro_typeof(avro_schema_map_values(s)) == AVRO_STRING;
+        }
+        return 0;
+}
+
+/* A writer field can feed a reader slot if it, or a branch of it, can. */
+static int compatible(kind_t k, avro_schema_t s) {
+        size_t i;
+
+        if (avro_typeof(s) != AVRO_UNION)
+                return kind_ok(k, s);
+        for (i = 0; i < avro_schema_union_size(s); i++)
+                if (kind_ok(k, avro_schema_union_branch(s, (int)i)))
+                        return 1;
+        return 0;
+}
+
+/* requested_at is epoch milliseconds: a writer that says otherwise
+ * (timestamp-micros, a date) would be read wrong, so refuse it. */
+static int logical_ok(slot_t slot, json_t *field) {
+        json_t *t = json_object_get(field, "type");
+        const char *lt = json_string_value(json_object_get(t, "logicalType"));
+
+        if (slot != S_REQUESTED_AT || !lt)
+                return 1;
+        return !strcmp(lt, "timestamp-millis");
+}
+
+static int json_has_enum(json_t *j, int depth) {
+        const char *key;
+        json_t *v;
+        size_t i;
+
+        if (depth > DRV_SCHEMA_DEPTH_MAX + 2)
+                return 0;
+        if (json_is_object(j)) {
+                if (json_is_string(json_object_get(j, "type")) &&
+                    !strcmp(json_string_value(json_object_get(j, "type")),
+                            "enum"))
+                        return 1;
+                json_object_foreach(
+                    j, key, v) if (json_has_enum(v, depth + 1)) return 1;
+        } else if (json_is_array(j)) {
+                json_array_foreach(j, i,
+                                   v) if (json_has_enum(v, depth + 1)) return 1;
+        }
+        return 0;
+}
+
+static void writer_free(writer_t *w) {
+        if (!w)
+                return;
+        if (w->iface)
+                avro_value_iface_decref(w->iface);
+        if (w->schema)
+                avro_schema_decref(w->schema);
+        free(w->slot);
+        free(w->json);
+        free(w->error);
+        free(w);
+}
+
+static void writer_fail(writer_t *w, const char *msg) {
+        free(w->error);
+        w->error = strdup(msg);
+}
+
+/* Map the writer's fields onto reader slots; on a mismatch set w->error. */
+static void writer_plan(drv_schema_store_t *store, writer_t *w, json_t *root) {
+        json_t *fields = json_object_get(root, "fields"), *f;
+        char msg[300];
+        size_t i;
+        int s;
+
+        json_array_foreach(fields, i, f) {
+                s = slot_by_name(json_string_value(json_object_get(f, "name")));
+                if (s < 0)
+                        continue;
+                if (s == S_PRIORITY || s == S_REPLAY_OF)
+                        w->version = 2;
+                if (!(store->reader_slots & (1u << s)))
+                        continue;
+                if (!compatible(slot_defs[s].kind,
+                                avro_schema_record_field_get_by_index(
+                                    w->schema, (int)i)) ||
+                    !logical_ok((slot_t)s, f)) {
+                        snprintf(msg, sizeof(msg),
+                                 "writer field \"%s\" has a type the task "
+                                 "cannot take",
+                                 slot_defs[s].name);
+                        writer_fail(w, msg);
+                        return;
+                }
+                w->slot[i] = s;
+                w->present |= 1u << s;
+        }
+        for (s = 0; s < S_COUNT; s++) {
+                if ((store->reader_slots & (1u << s)) &&
+                    !(w->present & (1u << s)) && !store->defaults[s]) {
+                        snprintf(msg, sizeof(msg),
+                                 "writer schema lacks field \"%s\", which "
+                                 "has no default",
+                                 slot_defs[s].name);
+                        writer_fail(w, msg);
+                        return;
+                }
+        }
+}
+
+/* Parse and plan a schema.  Returns NULL only when out of memory; an
+ * unusable schema comes back with ->error set. */
+static writer_t *writer_compile(drv_schema_store_t *store, const char *json,
+                                int trusted) {
+        writer_t *w = calloc(1, sizeof(*w));
+        char err[256] = "";
+        json_t *root = NULL;
+        size_t i, len = strlen(json);
+
+        if (!w || !(w->json = strdup(json))) {
+                free(w);
+                return NULL;
+        }
+        w->id = -1;
+        w->version = 1;
+        if ((!trusted && drv_schema_validate(json, len, err, sizeof(err))) ||
+            drv_schema_fingerprint(json, len, &w->fp, err, sizeof(err))) {
+                writer_fail(w, err[0] ? err : "invalid writer schema");
+                return w;
+        }
+        if (avro_schema_from_json_length(json, len, &w->schema) ||
+            avro_typeof(w->schema) != AVRO_RECORD ||
+            !(w->iface = avro_generic_class_from_schema(w->schema)) ||
+            !(root = json_loadb(json, len, 0, NULL))) {
+                writer_fail(w, "writer schema is not an avro record schema "
+                               "avro-c can read");
+                return w;
+        }
+        w->nfields = avro_schema_record_size(w->schema);
+        w->slot = malloc((w->nfields ? w->nfields : 1) * sizeof(int));
+        if (!w->slot) {
+                json_decref(root);
+                writer_free(w);
+                return NULL;
+        }
+        for (i = 0; i < w->nfields; i++)
+                w->slot[i] = -1;
+        w->has_enum = json_has_enum(root, 0);
+        writer_plan(store, w, root);
+        json_decref(root);
+        return w;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * The reader schema and the bundled files
+ * ------------------------------------------------------------------------
+ */
+static char *read_file(const char *path, char *errstr, size_t errstr_size) {
+        FILE *fp = fopen(path, "rb");
+        char *buf = NULL;
+        long n;
+
+        if (!fp) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_IO,
+                            "cannot open schema file \"%s\": %s", path,
+                            strerror(errno));
+                return NULL;
+        }
+        if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 &&
+            n < 1024 * 1024 && fseek(fp, 0, SEEK_SET) == 0 &&
+            (buf = malloc((size_t)n + 1)) &&
+            fread(buf, 1, (size_t)n, fp) == (size_t)n) {
+                buf[n] = '\0';
+        } else {
+                free(buf);
+                buf = NULL;
+                drv_err_set(errstr, errstr_size, DRV_ERR_IO,
+                            "cannot read schema file \"%s\"", path);
+        }
+        fclose(fp);
+        return buf;
+}
+
+static const char *schema_dir(void) {
+        const char *env = getenv("DROVER_SCHEMA_DIR");
+
+        return env && *env ? env : DRV_SCHEMA_DIR;
+}
+
+/* Load bundled version v; the reader version also sets slots/defaults. */
+static drv_err_t load_bundled(drv_schema_store_t *store, int v, char *errstr,
+                              size_t errstr_size) {
+        char path[1024], *json;
+        json_t *root, *f, *def;
+        size_t i;
+        int s;
+
+        snprintf(path, sizeof(path), "%s/MigrationTask.v%d.avsc", schema_dir(),
+                 v);
+        if (!(json = read_file(path, errstr, errstr_size)))
+                return DRV_ERR_IO;
+        if (v == store->reader_version && (root = json_loads(json, 0, NULL))) {
+                json_array_foreach(json_object_get(root, "fields"), i, f) {
+                        s = slot_by_name(
+                            json_string_value(json_object_get(f, "name")));
+                        if (s < 0)
+                                continue;
+                        store->reader_slots |= 1u << s;
+                        if ((def = json_object_get(f, "default")))
+                                store->defaults[s] = json_incref(def);
+                }
+                json_decref(root);
+        }
+        store->bundled[v - 1] = writer_compile(store, json, 1);
+        free(json);
+        if (!store->bundled[v - 1] || store->bundled[v - 1]->error)
+                return drv_err_set(
+                    errstr, errstr_size, DRV_ERR_CONFIG,
+                    "bundled schema \"%s\" is unusable: %s", path,
+                    store->bundled[v - 1] ? store->bundled[v - 1]->error
+                                          : "out of memory");
+        return DRV_OK;
+}
+
+drv_schema_store_t *drv_schema_store_new(const drv_schema_conf_t *conf,
+                                         char *errstr, size_t errstr_size) {
+        static const drv_schema_conf_t defconf;
+        drv_schema_store_t *store = calloc(1, sizeof(*store));
+
+        if (!conf)
+                conf = &defconf;
+        if (!store) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                            "out of memory creating the schema store");
+                return NULL;
+        }
+        drv_arena_install();
+        pthread_mutex_init(&store->mu, NULL);
+        store->enc_id = -1;
+        store->max_record_size =
+            conf->max_record_size ? conf->max_record_size : RECORD_MAX_DEF;
+        store->budget = conf->alloc_budget
+                            ? conf->alloc_budget
+                            : 4 * store->max_record_size + 256 * 1024;
+        store->reader_version = conf->reader_version == 1 ? 1 : 2;
+        store->writer_version = conf->writer_version == 1 ? 1 : 2;
+        store->subject =
+            strdup(conf->subject ? conf->subject : "dataset-migrations-value");
+        if (!store->subject ||
+            (store->reader_version == 1 &&
+             load_bundled(store, 1, errstr, errstr_size)) ||
+            load_bundled(store, 2, errstr, errstr_size) ||
+            (store->reader_version == 2 &&
+             load_bundled(store, 1, errstr, errstr_size)) ||
+            (conf->registry_url && *conf->registry_url &&
+             !(store->reg = drv_registry_new(conf, errstr, errstr_size)))) {
+                drv_schema_store_destroy(store);
+                return NULL;
+        }
+        return store;
+}
+
+void drv_schema_store_destroy(drv_schema_store_t *store) {
+        writer_t *w, *next;
+        int i;
+
+        if (!store)
+                return;
+        for (w = store->dyn; w; w = next) {
+                next = w->next;
+                writer_free(w);
+        }
+        writer_free(store->bundled[0]);
+        writer_free(store->bundled[1]);
+        for (i = 0; i < S_COUNT; i++)
+                json_decref(store->defaults[i]);
+        drv_registry_destroy(store->reg);
+        free(store->subject);
+        pthread_mutex_destroy(&store->mu);
+        free(store);
+}
+
+uint64_t drv_schema_store_bundled_fingerprint(const drv_schema_store_t *store,
+                                              int version) {
+        if (version < 1 || version > 2 || !store->bundled[version - 1])
+                return 0;
+        return store->bundled[version - 1]->fp;
+}
+
+uint64_t drv_schema_store_swept(const drv_schema_store_t *store) {
+        return __atomic_load_n(&store->swept, __ATOMIC_RELAXED);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Looking writers up: by fingerprint, by registry id
+ * ------------------------------------------------------------------------
+ */
+static writer_t *find_fp(drv_schema_store_t *store, uint64_t fp) {
+        writer_t *w;
+
+        if (store->bundled[0] && store->bundled[0]->fp == fp)
+                return store->bundled[0];
+        if (store->bundled[1] && store->bundled[1]->fp == fp)
+                return store->bundled[1];
+        pthread_mutex_lock(&store->mu);
+        for (w = store->dyn; w; w = w->next)
+                if (w->id < 0 && w->fp == fp && !w->error)
+                        break;
+        pthread_mutex_unlock(&store->mu);
+        return w;
+}
+
+static writer_t *find_id_locked(drv_schema_store_t *store, int32_t id) {
+        writer_t *w;
+
+        for (w = store->dyn; w; w = w->next)
+                if (w->id == id)
+                        return w;
+        return NULL;
+}
+
+static int neg_cached_locked(drv_schema_store_t *store, int32_t id) {
+        int64_t now = drv_mono_ms();
+        int i;
+
+        for (i = 0; i < NEG_CACHE; i++)
+                if (store->neg[i].id == id && store->neg[i].until_ms > now)
+                        return 1;
+        return 0;
+}
+
+/* Publish w (id set) unless another thread won the race; returns the one
+ * in the store. */
+static writer_t *publish(drv_schema_store_t *store, writer_t *w) {
+        writer_t *have;
+
+        pthread_mutex_lock(&store->mu);
+        have = w->id >= 0 ? find_id_locked(store, w->id) : NULL;
+        if (!have) {
+                w->next = store->dyn;
+                store->dyn = w;
+                have = w;
+        }
+        pthread_mutex_unlock(&store->mu);
+        if (have != w)
+                writer_free(w);
+        return have;
+}
+
+/* The writer of registry id `id`, fetched once and cached (a denied id
+ * is remembered for NEG_TTL_MS so poison does not hammer the registry). */
+static drv_err_t find_id(drv_schema_store_t *store, int32_t id, writer_t **wp,
+                         char *errstr, size_t errstr_size) {
+        char *json = NULL;
+        writer_t *w;
+        drv_err_t err;
+        int neg;
+
+        pthread_mutex_lock(&store->mu);
+        w = find_id_locked(store, id);
+        neg = !w && neg_cached_locked(store, id);
+        pthread_mutex_unlock(&store->mu);
+        if ((*wp = w))
+                return DRV_OK;
+        if (neg)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_UNKNOWN_SCHEMA,
+                                   "schema registry has no schema with id "
+                                   "%d",
+                                   (int)id);
+        err = drv_registry_get(store->reg, id, &json, errstr, errstr_size);
+        if (err == DRV_ERR_UNKNOWN_SCHEMA) {
+                pthread_mutex_lock(&store->mu);
+                store->neg[store->neg_next % NEG_CACHE].id = id;
+                store->neg[store->neg_next++ % NEG_CACHE].until_ms =
+                    drv_mono_ms() + NEG_TTL_MS;
+                pthread_mutex_unlock(&store->mu);
+        }
+        if (err)
+                return err;
+        w = writer_compile(store, json, 0);
+        free(json);
+        if (!w)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory compiling schema id %d",
+                                   (int)id);
+        w->id = id;
+        *wp = publish(store, w);
+        return DRV_OK;
+}
+
+drv_err_t drv_schema_store_add(drv_schema_store_t *store, const char *json,
+                               uint64_t *fpp, char *errstr,
+                               size_t errstr_size) {
+        writer_t *w = writer_compile(store, json, 0);
+
+        if (!w)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory compiling a schema");
+        if (w->error) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_UNKNOWN_SCHEMA, "%s",
+                            w->error);
+                writer_free(w);
+                return DRV_ERR_UNKNOWN_SCHEMA;
+        }
+        if (fpp)
+                *fpp = w->fp;
+        if (find_fp(store, w->fp)) {
+                writer_free(w);
+                return DRV_OK;
+        }
+        publish(store, w);
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Decoding: avro value -> task
+ * ------------------------------------------------------------------------
+ */
+
+/* A copy of a string or bytes value; NULL (and *bad = 1) if it holds a
+ * NUL byte, NULL (and *bad = 0) if out of memory. */
+static char *value_strdup(avro_value_t *v, int *bad) {
+        const void *p = NULL;
+        size_t size = 0;
+        char *out;
+
+        *bad = 0;
+        if (avro_value_get_type(v) == AVRO_STRING) {
+                avro_value_get_string(v, (const char **)&p, &size);
+                if (size > 0)
+                        size--; /* avro-c counts the terminating NUL */
+        } else {
+                avro_value_get_bytes(v, &p, &size);
+        }
+        if (size && memchr(p, '\0', size)) {
+                *bad = 1;
+                return NULL;
+        }
+        if (!(out = malloc(size + 1)))
+                return NULL;
+        if (size)
+                memcpy(out, p, size);
+        out[size] = '\0';
+        return out;
+}
+
+static drv_err_t map_params(drv_task_t *task, avro_value_t *v, char *errstr,
+                            size_t errstr_size) {
+        size_t i, n = 0;
+        avro_value_t child;
+        const char *key;
+        char *val;
+        int bad;
+
+        avro_value_get_size(v, &n);
+        for (i = 0; i < n; i++) {
+                avro_value_get_by_index(v, i, &child, &key);
+                if (!(val = value_strdup(&child, &bad))) {
+                        return drv_err_set(errstr, errstr_size,
+                                           bad ? DRV_ERR_DECODE : DRV_ERR_NOMEM,
+                                           "task field \"params\" %s",
+                                           bad ? "holds a nul byte"
+                                               : "is out of memory");
+                }
+                if (drv_task_add_param(task, key, val)) {
+                        free(val);
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                           "out of memory reading params");
+                }
+                free(val);
+        }
+        return DRV_OK;
+}
+
+/* Store one writer value into the task slot it maps to. */
+static drv_err_t map_value(drv_task_t *task, int s, avro_value_t *v,
+                           char *errstr, size_t errstr_size) {
+        const struct slot_def *d = &slot_defs[s];
+        avro_value_t branch;
+        avro_type_t t;
+        int32_t i32;
+        int64_t i64;
+        int b, bad = 0;
+
+        if (avro_value_get_type(v) == AVRO_UNION) {
+                avro_value_get_current_branch(v, &branch);
+                v = &branch;
+        }
+        t = avro_value_get_type(v);
+        if (!kind_ok(d->kind, avro_value_get_schema(v)))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "task field \"%s\" holds a %s", d->name,
+                                   t == AVRO_NULL ? "null" : "wrong type");
+        switch (d->kind) {
+        case K_OPT:
+                if (t == AVRO_NULL)
+                        return DRV_OK;
+                /* fall through */
+        case K_STRING:
+                if ((*(char **)((char *)task + d->off) = value_strdup(v, &bad)))
+                        return DRV_OK;
+                return drv_err_set(
+                    errstr, errstr_size, bad ? DRV_ERR_DECODE : DRV_ERR_NOMEM,
+                    "task field \"%s\" %s", d->name,
+                    bad ? "holds a nul byte" : "is out of memory");
+        case K_LONG:
+                if (t == AVRO_INT32 && !avro_value_get_int(v, &i32))
+                        task->requested_at = i32;
+                else if (!avro_value_get_long(v, &i64))
+                        task->requested_at = i64;
+                return DRV_OK;
+        case K_BOOL:
+                avro_value_get_boolean(v, &b);
+                task->dry_run = b != 0;
+                return DRV_OK;
+        case K_INT:
+                avro_value_get_int(v, &i32);
+                task->priority = i32;
+                return DRV_OK;
+        case K_MAP:
+                return map_params(task, v, errstr, errstr_size);
+        }
+        return DRV_OK;
+}
+
+/* Fill slot s from the reader schema's default. */
+static drv_err_t map_default(drv_task_t *task, int s, json_t *def) {
+        const struct slot_def *d = &slot_defs[s];
+        const char *key;
+        json_t *v;
+
+        switch (d->kind) {
+        case K_STRING:
+        case K_OPT:
+                if (json_is_string(def) &&
+                    !(*(char **)((char *)task + d->off) =
+                          strdup(json_string_value(def))))
+                        return DRV_ERR_NOMEM;
+                return DRV_OK;
+        case K_LONG:
+                task->requested_at = json_integer_value(def);
+                return DRV_OK;
+        case K_BOOL:
+                task->dry_run = json_is_true(def);
+                return DRV_OK;
+        case K_INT:
+                task->priority = (int32_t)json_integer_value(def);
+                return DRV_OK;
+        case K_MAP:
+                json_object_foreach(def, key, v) {
+                        if (json_is_string(v) &&
+                            drv_task_add_param(task, key, json_string_value(v)))
+                                return DRV_ERR_NOMEM;
+                }
+                return DRV_OK;
+        }
+        return DRV_OK;
+}
+
+/* avro-c does not range-check enum indexes: do it over the whole value. */
+static int enums_ok(avro_value_t *v, int depth) {
+        avro_value_t child;
+        size_t i, n = 0;
+        int idx;
+
+        if (depth > DRV_SCHEMA_DEPTH_MAX + 2)
+                return 0;
+        switch (avro_value_get_type(v)) {
+        case AVRO_ENUM:
+                avro_value_get_enum(v, &idx);
+                return idx >= 0 && idx < avro_schema_enum_number_of_symbols(
+                                             avro_value_get_schema(v));
+        case AVRO_UNION:
+                if (avro_value_get_current_branch(v, &child))
+                        return 1;
+                return enums_ok(&child, depth + 1);
+        case AVRO_RECORD:
+        case AVRO_ARRAY:
+        case AVRO_MAP:
+                avro_value_get_size(v, &n);
+                for (i = 0; i < n; i++) {
+                        if (avro_value_get_by_index(v, i, &child, NULL) ||
+                            !enums_ok(&child, depth + 1))
+                                return 0;
+                }
+                return 1;
+        default:
+                return 1;
+        }
+}
+
+static drv_err_t to_task(drv_schema_store_t *store, const writer_t *w,
+                         avro_value_t *val, drv_task_t *task, char *errstr,
+                         size_t errstr_size) {
+        avro_value_t field;
+        drv_err_t err;
+        size_t i;
+        int s;
+
+        for (i = 0; i < w->nfields; i++) {
+                if (w->slot[i] < 0)
+                        continue;
+                avro_value_get_by_index(val, i, &field, NULL);
+                if ((err = map_value(task, w->slot[i], &field, errstr,
+                                     errstr_size)))
+                        return err;
+        }
+        for (s = 0; s < S_COUNT; s++) {
+                if ((store->reader_slots & (1u << s)) &&
+                    !(w->present & (1u << s)) &&
+                    map_default(task, s, store->defaults[s]))
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                           "out of memory filling "
+                                           "defaults");
+        }
+        task->writer_version = w->version;
+        return DRV_OK;
+}
+
+/* Read the datum under the arena; on DRV_OK *val holds it. */
+static drv_err_t read_datum(drv_schema_store_t *store, const writer_t *w,
+                            const char *data, size_t len, avro_value_t *val,
+                            drv_arena_t *arena, char *errstr,
+                            size_t errstr_size) {
+        avro_reader_t rd = avro_reader_memory(data, (int64_t)len);
+        char extra;
+        int rc;
+
+        if (!rd || avro_generic_value_new(w->iface, val)) {
+                if (rd)
+                        avro_reader_free(rd);
+                val->iface = NULL;
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "cannot decode task record: it exceeds "
+                                   "the allocation budget of %zu bytes",
+                                   store->budget);
+        }
+        rc = avro_value_read(rd, val);
+        if (!rc && avro_read(rd, &extra, 1) == 0)
+                rc = -1;
+        avro_reader_free(rd);
+        if (rc == -1)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "cannot decode task record: trailing "
+                                   "bytes after the datum");
+        if (rc && arena->exhausted)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "cannot decode task record: it exceeds "
+                                   "the allocation budget of %zu bytes",
+                                   store->budget);
+        if (rc)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "cannot decode task record: truncated or "
+                                   "malformed avro datum");
+        if (w->has_enum && !enums_ok(val, 0))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "cannot decode task record: enum index "
+                                   "out of range");
+        return DRV_OK;
+}
+
+static drv_err_t decode_datum(drv_schema_store_t *store, const writer_t *w,
+                              const char *data, size_t len, drv_task_t **taskp,
+                              char *errstr, size_t errstr_size) {
+        avro_value_t val = {0};
+        drv_task_t *task = NULL;
+        drv_arena_t arena;
+        drv_err_t err;
+        size_t swept;
+
+        drv_arena_begin(&arena, store->budget, MAX_ALLOCS);
+        err =
+            read_datum(store, w, data, len, &val, &arena, errstr, errstr_size);
+        if (!err && !(task = drv_task_new()))
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                  "out of memory creating a task");
+        if (!err)
+                err = to_task(store, w, &val, task, errstr, errstr_size);
+        if (val.iface)
+                avro_value_decref(&val);
+        swept = drv_arena_end(&arena);
+        if (swept)
+                __atomic_add_fetch(&store->swept, swept, __ATOMIC_RELAXED);
+        if (err) {
+                drv_task_destroy(task);
+                return err;
+        }
+        *taskp = task;
+        return DRV_OK;
+}
+
+static uint64_t le64(const unsigned char *p) {
+        uint64_t v = 0;
+        int i;
+
+        for (i = 7; i >= 0; i--)
+                v = (v << 8) | p[i];
+        return v;
+}
+
+drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
+                          size_t len, drv_task_t **taskp, char *errstr,
+                          size_t errstr_size) {
+        const unsigned char *p = buf;
+        writer_t *w = NULL;
+        drv_err_t err;
+        size_t hdr;
+
+        *taskp = NULL;
+        if (len > store->max_record_size)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "task record of %zu bytes exceeds the "
+                                   "limit of %zu bytes",
+                                   len, store->max_record_size);
+        if (len == 0 || !buf)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "task record is empty");
+        if (p[0] == SO_MAGIC0) {
+                if (len < SO_HEADER || p[1] != SO_MAGIC1)
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                           "task record has a truncated or "
+                                           "bad single-object header");
+                hdr = SO_HEADER;
+                if (!(w = find_fp(store, le64(p + 2))))
+                        return drv_err_set(
+                            errstr, errstr_size, DRV_ERR_UNKNOWN_SCHEMA,
+                            "task record names unknown writer schema "
+                            "fingerprint %016llx",
+                            (unsigned long long)le64(p + 2));
+        } else if (p[0] == CF_MAGIC) {
+                int32_t id;
+                if (len < CF_HEADER)
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                           "task record has a truncated "
+                                           "confluent header");
+                hdr = CF_HEADER;
+                id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) |
+                               ((uint32_t)p[3] << 8) | p[4]);
+                if (!store->reg || id <= 0)
+                        return drv_err_set(
+                            errstr, errstr_size, DRV_ERR_UNKNOWN_SCHEMA,
+                            "task record names schema id %d but %s", (int)id,
+                            store->reg ? "ids start at 1"
+                                       : "no schema registry is configured");
+                if ((err = find_id(store, id, &w, errstr, errstr_size)))
+                        return err;
+        } else {
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                   "task record has an unknown wire format "
+                                   "(first byte 0x%02x)",
+                                   p[0]);
+        }
+        if (w->error)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_UNKNOWN_SCHEMA,
+                                   "%s", w->error);
+        return decode_datum(store, w, (const char *)p + hdr, len - hdr, taskp,
+                            errstr, errstr_size);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Encoding: task -> single-object or Confluent record
+ * ------------------------------------------------------------------------
+ */
+static int set_string(avro_value_t *f, const char *s) {
+        return avro_value_set_string(f, s);
+}
+
+static drv_err_t set_field(const drv_task_t *task, int s, avro_value_t *f,
+                           char *errstr, size_t errstr_size) {
+        const struct slot_def *d = &slot_defs[s];
+        const char *str = NULL;
+        avro_value_t child;
+        size_t i;
+
+        if (d->kind == K_STRING || d->kind == K_OPT)
+                str = *(char *const *)((const char *)task + d->off);
+        switch (d->kind) {
+        case K_STRING:
+                if (!str)
+                        return drv_err_set(errstr, errstr_size,
+                                           DRV_ERR_INVALID_PARAM,
+                                           "cannot encode task: \"%s\" is "
+                                           "not set",
+                                           d->name);
+                return set_string(f, str) ? DRV_ERR_INTERNAL : DRV_OK;
+        case K_OPT:
+                if (avro_value_set_branch(f, str ? 1 : 0, &child))
+                        return DRV_ERR_INTERNAL;
+                return (str ? set_string(&child, str)
+                            : avro_value_set_null(&child))
+                           ? DRV_ERR_INTERNAL
+                           : DRV_OK;
+        case K_LONG:
+                return avro_value_set_long(f, task->requested_at)
+                           ? DRV_ERR_INTERNAL
+                           : DRV_OK;
+        case K_BOOL:
+                return avro_value_set_boolean(f, task->dry_run != 0)
+                           ? DRV_ERR_INTERNAL
+                           : DRV_OK;
+        case K_INT:
+                return avro_value_set_int(f, task->priority) ? DRV_ERR_INTERNAL
+                                                             : DRV_OK;
+        case K_MAP:
+                for (i = 0; i < task->params_cnt; i++)
+                        if (avro_value_add(f, task->params[i].key, &child, NULL,
+                                           NULL) ||
+                            set_string(&child, task->params[i].value))
+                                return DRV_ERR_INTERNAL;
+                return DRV_OK;
+        }
+        return DRV_OK;
+}
+
+/* The registry id of the encode schema, registered once under the
+ * store's subject. */
+static drv_err_t enc_id(drv_schema_store_t *store, const writer_t *w,
+                        int32_t *idp, char *errstr, size_t errstr_size) {
+        drv_err_t err;
+        int32_t id;
+
+        pthread_mutex_lock(&store->mu);
+        id = store->enc_id;
+        pthread_mutex_unlock(&store->mu);
+        if (id < 0) {
+                err = drv_registry_register(store->reg, store->subject, w->json,
+                                            &id, errstr, errstr_size);
+                if (err)
+                        return err;
+                pthread_mutex_lock(&store->mu);
+                store->enc_id = id;
+                pthread_mutex_unlock(&store->mu);
+        }
+        *idp = id;
+        return DRV_OK;
+}
+
+static drv_err_t write_record(const writer_t *w, avro_value_t *val,
+                              const unsigned char *hdr, size_t hlen,
+                              void **bufp, size_t *lenp, char *errstr,
+                              size_t errstr_size) {
+        avro_writer_t wr;
+        size_t size = 0;
+        char *buf;
+
+        if (avro_value_sizeof(val, &size) || !(buf = malloc(hlen + size)))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "cannot size the task record");
+        memcpy(buf, hdr, hlen);
+        wr = avro_writer_memory(buf + hlen, (int64_t)size);
+        if (!wr || avro_value_write(wr, val)) {
+                if (wr)
+                        avro_writer_free(wr);
+                free(buf);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INTERNAL,
+                                   "cannot write the task record");
+        }
+        avro_writer_free(wr);
+        *bufp = buf;
+        *lenp = hlen + size;
+        return DRV_OK;
+}
+
+drv_err_t drv_task_encode(drv_schema_store_t *store, const drv_task_t *task,
+                          void **bufp, size_t *lenp, char *errstr,
+                          size_t errstr_size) {
+        const writer_t *w = store->bundled[store->writer_version - 1];
+        unsigned char hdr[SO_HEADER];
+        avro_value_t val, f;
+        drv_err_t err = DRV_OK;
+        size_t i, hlen;
+        int32_t id;
+
+        *bufp = NULL;
+        *lenp = 0;
+        if (store->reg) {
+                if ((err = enc_id(store, w, &id, errstr, errstr_size)))
+                        return err;
+                hdr[0] = CF_MAGIC;
+                for (i = 0; i < 4; i++)
+                        hdr[1 + i] =
+                            (unsigned char)((uint32_t)id >> (24 - 8 * i));
+                hlen = CF_HEADER;
+        } else {
+                hdr[0] = SO_MAGIC0;
+                hdr[1] = SO_MAGIC1;
+                for (i = 0; i < 8; i++)
+                        hdr[2 + i] = (unsigned char)(w->fp >> (8 * i));
+                hlen = SO_HEADER;
+        }
+        if (avro_generic_value_new(w->iface, &val))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory encoding a task");
+        for (i = 0; i < w->nfields && !err; i++) {
+                /* by name, not w->slot: a v1 reader does not map the v2
+                 * fields it would skip, but a v2 writer must write them */
+                const char *name =
+                    avro_schema_record_field_name(w->schema, (int)i);
+                int s = slot_by_name(name);
+                avro_value_get_by_index(&val, i, &f, NULL);
+                err = s < 0 ? DRV_ERR_INTERNAL
+                            : set_field(task, s, &f, errstr, errstr_size);
+                if (err == DRV_ERR_INTERNAL)
+                        drv_err_set(errstr, errstr_size, err,
+                                    "cannot set task field \"%s\"", name);
+        }
+        if (!err)
+                err = write_record(w, &val, hdr, hlen, bufp, lenp, errstr,
+                                   errstr_size);
+        avro_value_decref(&val);
+        return err;
+}
