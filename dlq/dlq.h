@@ -169,6 +169,103 @@ drv_err_t drv_dlq_headers_parse(const rd_kafka_headers_t *hdrs,
  * NULL when i is past the last one. */
 const char *drv_dlq_header_name(size_t i);
 
+/*
+ * ------------------------------------------------------------------------
+ * Reading the DLQ topic, and redrive (dlq/redrive.c)
+ *
+ * Redrive is exactly once per dead letter: in one Kafka transaction it
+ * produces the task back to the tasks topic, a *marker* record to the DLQ
+ * topic (empty value, header drover.redriven.of = "<partition>:<offset>"
+ * of the dead letter) and the redrive group's offsets.  A later scan
+ * that sees the marker knows the dead letter is done.  The group's
+ * committed offset of a partition is the first dead letter not yet
+ * redriven (unselected, parked or unreadable), so a filtered redrive
+ * never commits past a record it skipped: that record is read again by
+ * the next redrive, and the markers keep the ones after it from moving
+ * twice.
+ * ------------------------------------------------------------------------
+ */
+typedef enum drv_dlq_state_e {
+        DRV_DLQ_PENDING,    /* a dead letter nothing decided about yet */
+        DRV_DLQ_MARKER,     /* a redrive marker, not a dead letter */
+        DRV_DLQ_REDRIVEN,   /* a marker for it was seen / written */
+        DRV_DLQ_UNREADABLE, /* malformed drover.* headers */
+        DRV_DLQ_UNSELECTED, /* filtered out (left for later) */
+        DRV_DLQ_PARKED,     /* redriven max_redrives times already */
+        DRV_DLQ_SELECTED,   /* to redrive in this run */
+} drv_dlq_state_t;
+
+typedef struct drv_dlq_rec_s {
+        int32_t partition;
+        int64_t offset;
+        int64_t timestamp_ms; /* the DLQ record's own timestamp */
+        void *key;            /* NULL: null key */
+        size_t key_len;
+        void *value; /* NULL: null value */
+        size_t value_len;
+        drv_dlq_info_t info;
+        drv_dlq_state_t state;
+        char parse_error[128];    /* DRV_DLQ_UNREADABLE: why */
+        int32_t marker_partition; /* DRV_DLQ_MARKER: what it marks */
+        int64_t marker_offset;
+} drv_dlq_rec_t;
+
+typedef struct drv_dlq_scan_s {
+        drv_dlq_rec_t *recs; /* by partition, then offset */
+        size_t cnt;
+        int32_t partition_cnt;
+        int64_t *start; /* per partition: where the scan began */
+        int64_t *end;   /* per partition: the position it stopped at */
+} drv_dlq_scan_t;
+
+/* Read every partition of `topic` with consumer rk (read_committed,
+ * enable.partition.eof=true, created by the caller; assigned here) from
+ * the beginning, or from rk's group's committed offsets when
+ * from_committed, up to the end of each partition as of now, and stop.
+ * Markers are matched to the dead letters they mark (state REDRIVEN).
+ * On DRV_OK *scanp is a new scan the caller frees with
+ * drv_dlq_scan_destroy().  Fails (DRV_ERR_KAFKA_RETRIABLE) when the topic
+ * does not exist or the end is not reached within timeout_ms. */
+drv_err_t drv_dlq_scan(rd_kafka_t *rk, const char *topic, int from_committed,
+                       int timeout_ms, drv_dlq_scan_t **scanp, char *errstr,
+                       size_t errstr_size);
+
+/* NULL is a no-op. */
+void drv_dlq_scan_destroy(drv_dlq_scan_t *scan);
+
+typedef struct drv_dlq_filter_s {
+        const char *error_class; /* NULL: any */
+        const char *dataset;     /* NULL: any */
+        int64_t since_ms;        /* 0: any; else DLQ timestamp >= since */
+        int due;                 /* only retry_after_ms in (0, now] */
+        int64_t now_ms;
+        long max;         /* select at most this many; <= 0: no limit */
+        int max_redrives; /* redrive_count >= this: parked; <= 0: 5 */
+} drv_dlq_filter_t;
+
+/* 1 if dead letter rec passes the filter's class/dataset/since/due. */
+int drv_dlq_filter_match(const drv_dlq_filter_t *f, const drv_dlq_rec_t *rec);
+
+/* Decide every PENDING record: SELECTED, PARKED or UNSELECTED.  Returns
+ * the number selected. */
+size_t drv_dlq_select(drv_dlq_scan_t *scan, const drv_dlq_filter_t *f);
+
+/* Static lower-case name of a state ("pending", "redriven", ...). */
+const char *drv_dlq_state_name(drv_dlq_state_t state);
+
+/* Redrive the SELECTED records of scan (read by consumer rk from
+ * dlq_topic, from its group's committed offsets) to tasks_topic with
+ * transactional producer rkp (init_transactions done), batch_size records
+ * per transaction, offsets via send_offsets_to_transaction.  Retriable
+ * errors are retried, abortable ones abort and redo the batch (up to 3
+ * times); each record then turns REDRIVEN.  *movedp counts redriven
+ * records.  Returns DRV_ERR_KAFKA_FATAL when the producer is fatal (exit
+ * 70), DRV_ERR_KAFKA_RETRIABLE when retries ran out. */
+drv_err_t drv_dlq_redrive(rd_kafka_t *rk, rd_kafka_t *rkp, drv_dlq_scan_t *scan,
+                          const char *dlq_topic, const char *tasks_topic,
+                          int batch_size, size_t *movedp, char *errstr,
+                          size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif
