@@ -1,0 +1,396 @@
+/*
+ * drover - transforms/db.c: connections, drover's own tables, SQLSTATEs.
+ *
+ * Schema "drover" is created and upgraded by numbered migrations recorded
+ * in drover.schema_version.  Every worker calls drv_db_migrate() at start;
+ * a transaction-scoped advisory lock makes concurrent starts queue, and the
+ * migrations themselves are idempotent, so a crash half-way is harmless.
+ */
+#include "transforms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Advisory lock key (two-int form) serialising schema migrations. */
+#define DRV_DB_LOCK_CLASS   0x64727672 /* "drvr" */
+#define DRV_DB_LOCK_MIGRATE 1
+
+/*
+ * ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------
+ */
+
+/* Copy a libpq message to errstr, dropping the trailing newline and any
+ * "ERROR:  " prefix so it reads as one line. */
+static void db_msg_line(const char *msg, char *out, size_t out_size) {
+        size_t n;
+
+        if (!msg)
+                msg = "";
+        if (!strncmp(msg, "ERROR:  ", 8))
+                msg += 8;
+        snprintf(out, out_size, "%s", msg);
+        n = strcspn(out, "\n");
+        out[n] = '\0';
+}
+
+drv_err_t drv_db_sqlstate_err(const char *state, int conn_ok) {
+        if (!conn_ok)
+                return DRV_ERR_DB_UNAVAILABLE;
+        if (!state || !*state)
+                return DRV_ERR_DB_UNAVAILABLE;
+        /* 08: connection exception; 57P01-03: admin/crash shutdown,
+         * cannot connect now */
+        if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") ||
+            !strcmp(state, "57P02") || !strcmp(state, "57P03"))
+                return DRV_ERR_DB_UNAVAILABLE;
+        if (!strcmp(state, "55P03"))
+                return DRV_ERR_LOCKED;
+        return DRV_ERR_SQL;
+}
+
+drv_err_t drv_db_error(PGconn *conn, const PGresult *res, char sqlstate[6],
+                       char *errstr, size_t errstr_size) {
+        const char *state =
+            res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *msg = res ? PQresultErrorMessage(res) : NULL;
+        int conn_ok = conn && PQstatus(conn) == CONNECTION_OK;
+        char line[400];
+        drv_err_t err;
+
+        if (sqlstate)
+                snprintf(sqlstate, 6, "%s", state ? state : "");
+        if (!msg || !*msg)
+                msg = conn ? PQerrorMessage(conn) : "no connection";
+        db_msg_line(msg, line, sizeof(line));
+        if (!*line)
+                snprintf(line, sizeof(line), "no result");
+
+        err = drv_db_sqlstate_err(state, conn_ok);
+        switch (err) {
+        case DRV_ERR_DB_UNAVAILABLE:
+                return drv_err_set(errstr, errstr_size, err,
+                                   "lost connection to postgresql: %s", line);
+        case DRV_ERR_LOCKED:
+                return drv_err_set(errstr, errstr_size, err,
+                                   "lock not available: %s", line);
+        default:
+                return drv_err_set(errstr, errstr_size, err, "%s (sqlstate %s)",
+                                   line, state);
+        }
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Small helpers shared by db.c, run.c and ops*.c (declared in db_int.h)
+ * ------------------------------------------------------------------------
+ */
+#include "db_int.h"
+
+drv_err_t drv_db_exec(PGconn *conn, const char *sql, int nparams,
+                      const char *const *params, PGresult **resp,
+                      char sqlstate[6], char *errstr, size_t errstr_size) {
+        PGresult *res;
+        ExecStatusType st;
+        drv_err_t err;
+
+        if (resp)
+                *resp = NULL;
+        /* Extended protocol even without parameters: the server refuses
+         * more than one statement per call, so nothing can be stacked. */
+        res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                if (sqlstate)
+                        sqlstate[0] = '\0';
+                if (resp)
+                        *resp = res;
+                else
+                        PQclear(res);
+                return DRV_OK;
+        }
+        err = drv_db_error(conn, res, sqlstate, errstr, errstr_size);
+        PQclear(res);
+        return err;
+}
+
+drv_err_t drv_db_cmd(PGconn *conn, const char *sql, char *errstr,
+                     size_t errstr_size) {
+        return drv_db_exec(conn, sql, 0, NULL, NULL, NULL, errstr, errstr_size);
+}
+
+void drv_db_rollback(PGconn *conn) {
+        PGresult *res;
+
+        if (PQstatus(conn) != CONNECTION_OK)
+                return;
+        if (PQtransactionStatus(conn) == PQTRANS_IDLE)
+                return;
+        res = PQexec(conn, "ROLLBACK");
+        PQclear(res);
+}
+
+drv_err_t drv_db_begin(PGconn *conn, long lock_timeout_ms,
+                       long statement_timeout_ms, char *errstr,
+                       size_t errstr_size) {
+        char sql[160];
+        drv_err_t err;
+
+        err = drv_db_cmd(conn, "BEGIN", errstr, errstr_size);
+        if (err)
+                return err;
+        /* SET LOCAL takes no parameters; the values are integers we
+         * format ourselves. */
+        snprintf(sql, sizeof(sql),
+                 "SELECT set_config('lock_timeout', '%ld', true), "
+                 "set_config('statement_timeout', '%ld', true)",
+                 lock_timeout_ms, statement_timeout_ms);
+        err = drv_db_exec(conn, sql, 0, NULL, NULL, NULL, errstr, errstr_size);
+        if (err)
+                drv_db_rollback(conn);
+        return err;
+}
+
+drv_err_t drv_db_commit(PGconn *conn, char *errstr, size_t errstr_size) {
+        drv_err_t err = drv_db_cmd(conn, "COMMIT", errstr, errstr_size);
+
+        if (err)
+                drv_db_rollback(conn);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Connecting
+ * ------------------------------------------------------------------------
+ */
+drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
+                         size_t errstr_size) {
+        const char *keys[] = {"dbname", "connect_timeout", "application_name",
+                              NULL};
+        const char *vals[] = {url, "5", "drover", NULL};
+        char line[400], safe[512];
+        PGconn *conn;
+
+        *connp = NULL;
+        if (!url || !*url)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "no database url (set DATABASE_URL)");
+        /* expand_dbname=1: url is a URI or conninfo; the explicit
+         * connect_timeout applies unless the url sets its own. */
+        conn = PQconnectdbParams(keys, vals, 1);
+        if (!conn)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory connecting to postgresql");
+        if (PQstatus(conn) != CONNECTION_OK) {
+                drv_redact_url(url, safe, sizeof(safe));
+                db_msg_line(PQerrorMessage(conn), line, sizeof(line));
+                PQfinish(conn);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_DB_UNAVAILABLE,
+                                   "cannot connect to postgresql at %s: %s",
+                                   safe, line);
+        }
+        *connp = conn;
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Migrations of schema "drover".  Append only: never edit a shipped one.
+ * ------------------------------------------------------------------------
+ */
+static const char *const db_migrations[] = {
+    /* 1: the tables of DESIGN.md section 8 */
+    "CREATE TABLE IF NOT EXISTS drover.task_runs ("
+    " task_id text PRIMARY KEY, entity_ref text, dataset text,"
+    " status text NOT NULL, attempts int NOT NULL DEFAULT 0,"
+    " started_at timestamptz, completed_at timestamptz,"
+    " first_failure_at timestamptz, updated_at timestamptz NOT NULL"
+    " DEFAULT now(), steps_total int, steps_done int,"
+    " rows_done bigint NOT NULL DEFAULT 0, worker text, last_error jsonb,"
+    " kafka_partition int, kafka_offset bigint);"
+    "CREATE INDEX IF NOT EXISTS task_runs_dataset_idx"
+    " ON drover.task_runs (dataset, updated_at);"
+    "CREATE TABLE IF NOT EXISTS drover.step_ledger ("
+    " task_id text NOT NULL, step int NOT NULL, op text NOT NULL,"
+    " fingerprint text NOT NULL, plan_fingerprint text NOT NULL,"
+    " dataset text NOT NULL, status text NOT NULL,"
+    " checkpoint jsonb, rows bigint NOT NULL DEFAULT 0,"
+    " started_at timestamptz NOT NULL DEFAULT now(),"
+    " finished_at timestamptz, PRIMARY KEY (task_id, step));"
+    "CREATE INDEX IF NOT EXISTS step_ledger_plan_idx"
+    " ON drover.step_ledger (plan_fingerprint, step);"
+    "CREATE TABLE IF NOT EXISTS drover.datasets ("
+    " dataset text PRIMARY KEY, version int NOT NULL,"
+    " updated_at timestamptz NOT NULL DEFAULT now(), task_id text,"
+    " plan_fingerprint text)",
+};
+
+#define DB_MIGRATIONS_CNT (sizeof(db_migrations) / sizeof(db_migrations[0]))
+
+static drv_err_t db_schema_version(PGconn *conn, int *versionp, char *errstr,
+                                   size_t errstr_size) {
+        PGresult *res;
+        drv_err_t err;
+
+        err = drv_db_exec(conn,
+                          "SELECT coalesce(max(version), 0)"
+                          " FROM drover.schema_version",
+                          0, NULL, &res, NULL, errstr, errstr_size);
+        if (err)
+                return err;
+        *versionp = atoi(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return DRV_OK;
+}
+
+/* Apply migrations above the current version, inside the open txn. */
+static drv_err_t db_apply_migrations(PGconn *conn, char *errstr,
+                                     size_t errstr_size) {
+        char ver[16];
+        const char *params[1] = {ver};
+        int version, i;
+        drv_err_t err;
+
+        err = db_schema_version(conn, &version, errstr, errstr_size);
+        if (err)
+                return err;
+        for (i = version; i < (int)DB_MIGRATIONS_CNT; i++) {
+                /* Several statements: simple protocol, our own text. */
+                PGresult *res = PQexec(conn, db_migrations[i]);
+
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        err =
+                            drv_db_error(conn, res, NULL, errstr, errstr_size);
+                        PQclear(res);
+                        return err;
+                }
+                PQclear(res);
+                snprintf(ver, sizeof(ver), "%d", i + 1);
+                err = drv_db_exec(conn,
+                                  "INSERT INTO drover.schema_version"
+                                  " (version) VALUES ($1)",
+                                  1, params, NULL, NULL, errstr, errstr_size);
+                if (err)
+                        return err;
+        }
+        return DRV_OK;
+}
+
+drv_err_t drv_db_migrate(PGconn *conn, char *errstr, size_t errstr_size) {
+        char sql[200];
+        drv_err_t err;
+
+        err = drv_db_begin(conn, 30000, 120000, errstr, errstr_size);
+        if (err)
+                return err;
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d, %d)",
+                 DRV_DB_LOCK_CLASS, DRV_DB_LOCK_MIGRATE);
+        if ((err = drv_db_cmd(conn, sql, errstr, errstr_size)) ||
+            (err = drv_db_cmd(conn, "CREATE SCHEMA IF NOT EXISTS drover",
+                              errstr, errstr_size)) ||
+            (err = drv_db_cmd(conn,
+                              "CREATE TABLE IF NOT EXISTS"
+                              " drover.schema_version (version int PRIMARY"
+                              " KEY, applied_at timestamptz NOT NULL"
+                              " DEFAULT now())",
+                              errstr, errstr_size)) ||
+            (err = db_apply_migrations(conn, errstr, errstr_size))) {
+                drv_db_rollback(conn);
+                return err;
+        }
+        return drv_db_commit(conn, errstr, errstr_size);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * task_runs
+ * ------------------------------------------------------------------------
+ */
+static const char *db_task_run_sql =
+    "INSERT INTO drover.task_runs AS r (task_id, entity_ref, dataset,"
+    " status, attempts, steps_total, steps_done, rows_done, worker,"
+    " last_error, kafka_partition, kafka_offset, started_at, completed_at,"
+    " first_failure_at)"
+    " VALUES ($1, $2, $3, $4, $5::int, $6::int, $7::int, $8::bigint, $9,"
+    " $10::jsonb, $11::int, $12::bigint,"
+    " CASE WHEN $4 = 'running' THEN now() END,"
+    " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN now() END,"
+    " CASE WHEN $4 IN ('retrying','dead') THEN now() END)"
+    " ON CONFLICT (task_id) DO UPDATE SET"
+    " entity_ref = coalesce(EXCLUDED.entity_ref, r.entity_ref),"
+    " dataset = coalesce(EXCLUDED.dataset, r.dataset),"
+    " status = EXCLUDED.status,"
+    " attempts = greatest(r.attempts, EXCLUDED.attempts),"
+    " steps_total = coalesce(EXCLUDED.steps_total, r.steps_total),"
+    " steps_done = coalesce(EXCLUDED.steps_done, r.steps_done),"
+    " rows_done = greatest(r.rows_done, EXCLUDED.rows_done),"
+    " worker = coalesce(EXCLUDED.worker, r.worker),"
+    " last_error = coalesce(EXCLUDED.last_error, r.last_error),"
+    " kafka_partition = coalesce(EXCLUDED.kafka_partition,"
+    " r.kafka_partition),"
+    " kafka_offset = coalesce(EXCLUDED.kafka_offset, r.kafka_offset),"
+    " started_at = coalesce(r.started_at, EXCLUDED.started_at),"
+    " completed_at = EXCLUDED.completed_at,"
+    " first_failure_at = coalesce(r.first_failure_at,"
+    " EXCLUDED.first_failure_at),"
+    " updated_at = now()";
+
+drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
+                              char *errstr, size_t errstr_size) {
+        char attempts[16], total[16], done[16], rows[24], part[16], off[24];
+        const char *params[12];
+
+        if (!run || !run->task_id || !run->status)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INTERNAL,
+                                   "task run without task id or status");
+        snprintf(attempts, sizeof(attempts), "%d", run->attempts);
+        snprintf(total, sizeof(total), "%d", run->steps_total);
+        snprintf(done, sizeof(done), "%d", run->steps_done);
+        snprintf(rows, sizeof(rows), "%lld", (long long)run->rows_done);
+        snprintf(part, sizeof(part), "%d", (int)run->partition);
+        snprintf(off, sizeof(off), "%lld", (long long)run->offset);
+        params[0] = run->task_id;
+        params[1] = run->entity_ref;
+        params[2] = run->dataset;
+        params[3] = run->status;
+        params[4] = attempts;
+        params[5] = total;
+        params[6] = done;
+        params[7] = rows;
+        params[8] = run->worker;
+        params[9] = run->last_error_json;
+        params[10] = run->partition >= 0 ? part : NULL;
+        params[11] = run->offset >= 0 ? off : NULL;
+        return drv_db_exec(conn, db_task_run_sql, 12, params, NULL, NULL,
+                           errstr, errstr_size);
+}
+
+drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
+                                int *attemptsp, int64_t *first_failure_msp,
+                                char *errstr, size_t errstr_size) {
+        const char *params[1] = {task_id};
+        PGresult *res;
+        drv_err_t err;
+
+        *attemptsp = 0;
+        if (first_failure_msp)
+                *first_failure_msp = 0;
+        err = drv_db_exec(conn,
+                          "SELECT attempts, coalesce((extract(epoch FROM"
+                          " first_failure_at) * 1000)::bigint, 0)"
+                          " FROM drover.task_runs WHERE task_id = $1",
+                          1, params, &res, NULL, errstr, errstr_size);
+        if (err)
+                return err;
+        if (PQntuples(res) == 1) {
+                *attemptsp = atoi(PQgetvalue(res, 0, 0));
+                if (first_failure_msp)
+                        *first_failure_msp =
+                            strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+        PQclear(res);
+        return DRV_OK;
+}

@@ -1,0 +1,461 @@
+/*
+ * drover - transforms/ops.c: the non-batched ops on PostgreSQL.
+ *
+ * One function per op.  Each builds its statement(s) from the step's JSON
+ * (identifiers quoted, types checked, values bound) and, unless
+ * ctx->check_only, runs them inside the transaction the runner opened for
+ * the step.  DDL is written to be idempotent (IF [NOT] EXISTS, a rename
+ * that already happened is a no-op), so a step re-run after a crash
+ * between its commit and the worker's bookkeeping does no harm.
+ * copy_rows and backfill are batched: see ops_batch.c.
+ */
+#include "db_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPS_ERRLEN 256
+
+/* The string field `name` of the step, or NULL. */
+static const char *ops_str(const drv_op_ctx_t *ctx, const char *name) {
+        return json_string_value(json_object_get(ctx->step->def, name));
+}
+
+static drv_err_t ops_missing(const char *field, char *errstr,
+                             size_t errstr_size) {
+        return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                           "missing or invalid field \"%s\"", field);
+}
+
+/* Run `sql` (unless check_only), adding affected rows to ctx->rows. */
+static drv_err_t ops_run(drv_op_ctx_t *ctx, drv_sql_t *sql, char *errstr,
+                         size_t errstr_size) {
+        PGresult *res;
+        drv_err_t err;
+        const char *n;
+
+        if (sql->oom)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory building sql");
+        if (ctx->check_only)
+                return DRV_OK;
+        err = drv_db_exec(ctx->conn, sql->buf, sql->nparams, sql->params, &res,
+                          ctx->sqlstate, errstr, errstr_size);
+        if (err)
+                return err;
+        n = PQcmdTuples(res);
+        if (n && *n)
+                ctx->rows += strtoll(n, NULL, 10);
+        PQclear(res);
+        return DRV_OK;
+}
+
+/* Run a query returning one bigint (count), 0 when check_only. */
+static drv_err_t ops_scalar(drv_op_ctx_t *ctx, drv_sql_t *sql, char *out,
+                            size_t out_size, char *errstr, size_t errstr_size) {
+        PGresult *res;
+        drv_err_t err;
+
+        snprintf(out, out_size, "0");
+        if (sql->oom)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory building sql");
+        if (ctx->check_only)
+                return DRV_OK;
+        err = drv_db_exec(ctx->conn, sql->buf, sql->nparams, sql->params, &res,
+                          ctx->sqlstate, errstr, errstr_size);
+        if (err)
+                return err;
+        snprintf(out, out_size, "%s",
+                 PQntuples(res) && !PQgetisnull(res, 0, 0)
+                     ? PQgetvalue(res, 0, 0)
+                     : "");
+        PQclear(res);
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * create_table {table, columns:[{name, type, primary_key?, not_null?}]}
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t ops_default(drv_op_ctx_t *ctx, drv_sql_t *sql,
+                             const json_t *def, char *errstr,
+                             size_t errstr_size);
+
+static drv_err_t ops_column_def(drv_op_ctx_t *ctx, drv_sql_t *sql,
+                                const json_t *col, char *errstr,
+                                size_t errstr_size) {
+        const char *type = json_string_value(json_object_get(col, "type"));
+        drv_err_t err;
+
+        err = drv_sql_ident(sql, ctx->conn,
+                            json_string_value(json_object_get(col, "name")),
+                            "column", errstr, errstr_size);
+        if (err)
+                return err;
+        if (!drv_sql_type_valid(type))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                   "invalid column type \"%.64s\"",
+                                   type ? type : "(missing)");
+        drv_sql_add(sql, " %s", type);
+        if (json_is_true(json_object_get(col, "not_null")))
+                drv_sql_add(sql, " NOT NULL");
+        if (json_is_true(json_object_get(col, "unique")))
+                drv_sql_add(sql, " UNIQUE");
+        return ops_default(ctx, sql, json_object_get(col, "default"), errstr,
+                           errstr_size);
+}
+
+static drv_err_t op_create_table(drv_op_ctx_t *ctx, char *errstr,
+                                 size_t errstr_size) {
+        const json_t *cols = json_object_get(ctx->step->def, "columns");
+        const json_t *col;
+        drv_sql_t sql, pk;
+        size_t i;
+        int npk = 0;
+        drv_err_t err;
+
+        if (!json_array_size(cols))
+                return ops_missing("columns", errstr, errstr_size);
+        drv_sql_init(&sql);
+        drv_sql_init(&pk);
+        drv_sql_add(&sql, "CREATE TABLE IF NOT EXISTS ");
+        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
+                            errstr, errstr_size);
+        drv_sql_add(&sql, " (");
+        json_array_foreach(cols, i, col) {
+                if (err)
+                        break;
+                drv_sql_add(&sql, "%s", i ? ", " : "");
+                err = ops_column_def(ctx, &sql, col, errstr, errstr_size);
+                if (err || !json_is_true(json_object_get(col, "primary_key")))
+                        continue;
+                drv_sql_add(&pk, "%s", npk++ ? ", " : "");
+                err = drv_sql_ident(
+                    &pk, ctx->conn,
+                    json_string_value(json_object_get(col, "name")), "column",
+                    errstr, errstr_size);
+        }
+        if (!err && npk && pk.buf)
+                drv_sql_add(&sql, ", PRIMARY KEY (%s)", pk.buf);
+        drv_sql_add(&sql, ")");
+        if (!err)
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        drv_sql_free(&pk);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * add_column {table, column:{name, type, default?}}
+ *
+ * DDL takes no bound parameters: a default is an expression (checked like
+ * every expression, task params refused) or a JSON number / boolean.
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t ops_default(drv_op_ctx_t *ctx, drv_sql_t *sql,
+                             const json_t *def, char *errstr,
+                             size_t errstr_size) {
+        int nparams = sql->nparams;
+        drv_err_t err;
+
+        if (!def || json_is_null(def))
+                return DRV_OK;
+        if (json_is_integer(def))
+                drv_sql_add(sql, " DEFAULT %lld",
+                            (long long)json_integer_value(def));
+        else if (json_is_real(def))
+                drv_sql_add(sql, " DEFAULT %.17g", json_real_value(def));
+        else if (json_is_boolean(def))
+                drv_sql_add(sql, " DEFAULT %s",
+                            json_is_true(def) ? "true" : "false");
+        else if (!json_is_string(def))
+                return ops_missing("default", errstr, errstr_size);
+        if (!json_is_string(def))
+                return DRV_OK;
+        drv_sql_add(sql, " DEFAULT ");
+        err = drv_sql_expr(sql, json_string_value(def), ctx->opts, "default",
+                           errstr, errstr_size);
+        if (!err && sql->nparams != nparams)
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                  "task params are not allowed in a column "
+                                  "default");
+        return err;
+}
+
+static drv_err_t op_add_column(drv_op_ctx_t *ctx, char *errstr,
+                               size_t errstr_size) {
+        const json_t *col = json_object_get(ctx->step->def, "column");
+        drv_sql_t sql;
+        drv_err_t err;
+
+        if (!json_is_object(col))
+                return ops_missing("column", errstr, errstr_size);
+        drv_sql_init(&sql);
+        drv_sql_add(&sql, "ALTER TABLE ");
+        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
+                            errstr, errstr_size);
+        drv_sql_add(&sql, " ADD COLUMN IF NOT EXISTS ");
+        if (!err)
+                err = ops_column_def(ctx, &sql, col, errstr, errstr_size);
+        if (!err)
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * rename_column {table, from, to}: a no-op when `from` is gone and `to`
+ * exists (it already ran).
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t ops_column_exists(drv_op_ctx_t *ctx, const char *table,
+                                   const char *column, int *existsp,
+                                   char *errstr, size_t errstr_size) {
+        const char *params[2] = {table, column};
+        PGresult *res;
+        drv_err_t err;
+
+        *existsp = 0;
+        if (ctx->check_only)
+                return DRV_OK;
+        /* to_regclass resolves the name exactly as the DDL will (search
+         * path, case folding of unquoted names does not apply: our names
+         * are quoted, so compare them as written). */
+        err = drv_db_exec(ctx->conn,
+                          "SELECT 1 FROM pg_attribute WHERE attrelid ="
+                          " to_regclass(quote_ident(split_part($1, '.', 1))"
+                          " || CASE WHEN strpos($1, '.') > 0 THEN '.' ||"
+                          " quote_ident(split_part($1, '.', 2)) ELSE '' END)"
+                          " AND attname = $2 AND NOT attisdropped",
+                          2, params, &res, ctx->sqlstate, errstr, errstr_size);
+        if (err)
+                return err;
+        *existsp = PQntuples(res) > 0;
+        PQclear(res);
+        return DRV_OK;
+}
+
+static drv_err_t op_rename_column(drv_op_ctx_t *ctx, char *errstr,
+                                  size_t errstr_size) {
+        const char *table = ops_str(ctx, "table");
+        const char *from = ops_str(ctx, "from"), *to = ops_str(ctx, "to");
+        int from_exists, to_exists;
+        drv_sql_t sql;
+        drv_err_t err;
+
+        drv_sql_init(&sql);
+        drv_sql_add(&sql, "ALTER TABLE ");
+        if ((err = drv_sql_ident(&sql, ctx->conn, table, "table", errstr,
+                                 errstr_size)))
+                goto done;
+        drv_sql_add(&sql, " RENAME COLUMN ");
+        if ((err = drv_sql_ident(&sql, ctx->conn, from, "column", errstr,
+                                 errstr_size)))
+                goto done;
+        drv_sql_add(&sql, " TO ");
+        if ((err = drv_sql_ident(&sql, ctx->conn, to, "column", errstr,
+                                 errstr_size)) ||
+            (err = ops_column_exists(ctx, table, from, &from_exists, errstr,
+                                     errstr_size)) ||
+            (err = ops_column_exists(ctx, table, to, &to_exists, errstr,
+                                     errstr_size)))
+                goto done;
+        if (!ctx->check_only && !from_exists && to_exists)
+                goto done; /* already renamed */
+        err = ops_run(ctx, &sql, errstr, errstr_size);
+done:
+        drv_sql_free(&sql);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * drop_column {table, column}
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t op_drop_column(drv_op_ctx_t *ctx, char *errstr,
+                                size_t errstr_size) {
+        drv_sql_t sql;
+        drv_err_t err;
+
+        drv_sql_init(&sql);
+        drv_sql_add(&sql, "ALTER TABLE ");
+        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
+                            errstr, errstr_size);
+        drv_sql_add(&sql, " DROP COLUMN IF EXISTS ");
+        if (!err)
+                err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "column"),
+                                    "column", errstr, errstr_size);
+        if (!err)
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * alter_type {table, column, type, using?}.  USING is an expression; DDL
+ * cannot bind parameters, so $param is refused there.
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t op_alter_type(drv_op_ctx_t *ctx, char *errstr,
+                               size_t errstr_size) {
+        const char *type = ops_str(ctx, "type"), *use = ops_str(ctx, "using");
+        drv_sql_t sql;
+        drv_err_t err;
+
+        drv_sql_init(&sql);
+        drv_sql_add(&sql, "ALTER TABLE ");
+        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
+                            errstr, errstr_size);
+        drv_sql_add(&sql, " ALTER COLUMN ");
+        if (!err)
+                err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "column"),
+                                    "column", errstr, errstr_size);
+        if (!err && !drv_sql_type_valid(type))
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                  "invalid column type \"%.64s\"",
+                                  type ? type : "(missing)");
+        if (!err)
+                drv_sql_add(&sql, " TYPE %s", type);
+        if (!err && use) {
+                drv_sql_add(&sql, " USING ");
+                err = drv_sql_expr(&sql, use, ctx->opts, "using", errstr,
+                                   errstr_size);
+                if (!err && sql.nparams)
+                        err = drv_err_set(errstr, errstr_size,
+                                          DRV_ERR_INVALID_PLAN,
+                                          "task params are not allowed in "
+                                          "alter_type using");
+        }
+        if (!err)
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * create_index {table, name, columns:[...], unique?, concurrently?}
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t op_create_index(drv_op_ctx_t *ctx, char *errstr,
+                                 size_t errstr_size) {
+        const json_t *cols = json_object_get(ctx->step->def, "columns");
+        const json_t *col;
+        const char *name = ops_str(ctx, "name");
+        drv_sql_t sql;
+        drv_err_t err = DRV_OK;
+        size_t i;
+
+        if (!json_array_size(cols))
+                return ops_missing("columns", errstr, errstr_size);
+        if (name && strchr(name, '.'))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                   "index name \"%.64s\" must not name a "
+                                   "schema",
+                                   name);
+        drv_sql_init(&sql);
+        drv_sql_add(
+            &sql, "CREATE %sINDEX %sIF NOT EXISTS ",
+            json_is_true(json_object_get(ctx->step->def, "unique")) ? "UNIQUE "
+                                                                    : "",
+            drv_op_needs_autocommit(ctx->step, ctx->dry_run) ? "CONCURRENTLY "
+                                                             : "");
+        err =
+            drv_sql_ident(&sql, ctx->conn, name, "index", errstr, errstr_size);
+        drv_sql_add(&sql, " ON ");
+        if (!err)
+                err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"),
+                                    "table", errstr, errstr_size);
+        drv_sql_add(&sql, " (");
+        json_array_foreach(cols, i, col) {
+                if (err)
+                        break;
+                drv_sql_add(&sql, "%s", i ? ", " : "");
+                err = drv_sql_ident(&sql, ctx->conn, json_string_value(col),
+                                    "column", errstr, errstr_size);
+        }
+        drv_sql_add(&sql, ")");
+        if (!err)
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        return err;
+}
+
+int drv_op_needs_autocommit(const drv_step_t *step, int dry_run) {
+        return step->op == DRV_OP_CREATE_INDEX && !dry_run &&
+               json_is_true(json_object_get(step->def, "concurrently"));
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * sql {sql, revert?}: the runner refuses it unless raw SQL is allowed.
+ * One statement, through the extended protocol; $param:NAME is bound.
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t op_sql(drv_op_ctx_t *ctx, char *errstr, size_t errstr_size) {
+        const char *text = ops_str(ctx, "sql");
+        drv_sql_t sql;
+        drv_err_t err;
+
+        if (!ctx->opts->allow_sql)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_SQL_REFUSED,
+                                   "step %d: raw sql is not allowed (enable "
+                                   "it in the worker's config)",
+                                   ctx->step->index);
+        if (!text || !*text)
+                return ops_missing("sql", errstr, errstr_size);
+        drv_sql_init(&sql);
+        /* Raw SQL is trusted text, but its params still bind: reuse the
+         * expression scanner, then drop the wrapping parentheses. */
+        err = drv_sql_expr(&sql, text, ctx->opts, "sql", errstr, errstr_size);
+        if (!err) {
+                memmove(sql.buf, sql.buf + 1, sql.len - 1);
+                sql.buf[sql.len - 2] = '\0';
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        }
+        drv_sql_free(&sql);
+        return err;
+}
+
+/* The validate op lives in ops_validate.c. */
+drv_err_t drv_op_validate(drv_op_ctx_t *ctx, char *errstr, size_t errstr_size);
+
+drv_op_fn_t *drv_op_fn(drv_op_t op) {
+        switch (op) {
+        case DRV_OP_CREATE_TABLE:
+                return op_create_table;
+        case DRV_OP_ADD_COLUMN:
+                return op_add_column;
+        case DRV_OP_RENAME_COLUMN:
+                return op_rename_column;
+        case DRV_OP_DROP_COLUMN:
+                return op_drop_column;
+        case DRV_OP_ALTER_TYPE:
+                return op_alter_type;
+        case DRV_OP_CREATE_INDEX:
+                return op_create_index;
+        case DRV_OP_VALIDATE:
+                return drv_op_validate;
+        case DRV_OP_SQL:
+                return op_sql;
+        default:
+                return NULL;
+        }
+}
+
+int drv_op_is_batched(drv_op_t op) {
+        return op == DRV_OP_COPY_ROWS || op == DRV_OP_BACKFILL;
+}
+
+/* Used by ops_validate.c. */
+drv_err_t drv_ops_scalar(drv_op_ctx_t *ctx, drv_sql_t *sql, char *out,
+                         size_t out_size, char *errstr, size_t errstr_size) {
+        return ops_scalar(ctx, sql, out, out_size, errstr, errstr_size);
+}

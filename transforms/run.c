@@ -1,0 +1,684 @@
+/*
+ * drover - transforms/run.c: running a plan (DESIGN.md section 6).
+ *
+ *   1. static checks: the plan validates and every step builds its SQL
+ *      (identifiers, types, expressions, params) before any SQL is sent;
+ *   2. the dataset's advisory lock (session level, two-int form:
+ *      DRV_RUN_LOCK_CLASS, hashtext(dataset)), waited for or tried;
+ *   3. the version guard on drover.datasets: the version must equal the
+ *      plan's `from` (an unseen dataset is adopted at `from`); at `to` with
+ *      every step of this plan done in the ledger the task is skipped;
+ *      anything else is a version conflict;
+ *   4. the steps: a step done in the ledger (this task, or another task
+ *      running the same plan, same step fingerprint) is skipped; the same
+ *      index with another fingerprint for this task is a ledger conflict.
+ *      Each other step runs in its own transaction together with its
+ *      ledger row; batched steps commit batch + checkpoint per transaction
+ *      and resume from the checkpoint.  The last step's transaction also
+ *      moves drover.datasets to `to`;
+ *   5. dry run: steps 1-3 unchanged, then every step in one transaction
+ *      that is rolled back (so later steps see earlier ones), batched
+ *      steps as one statement counting the rows that would change.
+ */
+#include "db_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DRV_RUN_LOCK_CLASS 0x64727673 /* "drvs": dataset locks */
+
+typedef struct run_s {
+        PGconn *conn;
+        const drv_plan_t *plan;
+        const drv_run_opts_t *opts;
+        drv_run_result_t *res;
+        long lock_ms, stmt_ms;
+        int version_set; /* datasets.version moved to `to` */
+        char from_str[16], to_str[16];
+        char errstr[512];
+} run_t;
+
+/* Ledger state of one step, as far as this task is concerned. */
+typedef struct ledger_s {
+        int done;            /* skip the step */
+        int have_row;        /* this task has a (running) row */
+        char last[256];      /* checkpoint, "" for none */
+        int64_t rows;        /* rows already done */
+        char adopt_from[64]; /* running row of another task to take over */
+} ledger_t;
+
+static drv_err_t run_fail(run_t *run, const drv_step_t *step, drv_err_t err,
+                          const char *sqlstate) {
+        drv_run_result_t *res = run->res;
+
+        res->outcome = DRV_RUN_FAILED;
+        res->err = err;
+        if (step) {
+                res->failed_step = step->index;
+                snprintf(res->failed_op, sizeof(res->failed_op), "%s",
+                         drv_op_name(step->op) ? drv_op_name(step->op) : "?");
+        }
+        if (sqlstate && sqlstate != res->sqlstate)
+                snprintf(res->sqlstate, sizeof(res->sqlstate), "%s", sqlstate);
+        if (step)
+                snprintf(res->errmsg, sizeof(res->errmsg),
+                         "step %d (%s): %.400s", step->index, res->failed_op,
+                         run->errstr);
+        else
+                snprintf(res->errmsg, sizeof(res->errmsg), "%.500s",
+                         run->errstr);
+        return err;
+}
+
+static void run_progress(run_t *run, const drv_step_t *step, int64_t done,
+                         int64_t total) {
+        if (run->opts->progress)
+                run->opts->progress(run->opts->progress_opaque, step->index,
+                                    drv_op_name(step->op), done, total);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * 1. Static checks
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t run_check_step(run_t *run, const drv_step_t *step) {
+        drv_op_ctx_t ctx = {run->conn,          step, run->opts, run->plan, 1,
+                            run->opts->dry_run, 0,    ""};
+        drv_op_fn_t *fn;
+        drv_batch_t b;
+        drv_err_t err;
+
+        if (drv_op_is_batched(step->op)) {
+                err = drv_op_batch_build(&ctx, &b, run->errstr,
+                                         sizeof(run->errstr));
+                if (!err)
+                        drv_op_batch_free(&b);
+                return err;
+        }
+        if (!(fn = drv_op_fn(step->op)))
+                return drv_err_set(run->errstr, sizeof(run->errstr),
+                                   DRV_ERR_INVALID_PLAN, "unknown op");
+        return fn(&ctx, run->errstr, sizeof(run->errstr));
+}
+
+static drv_err_t run_check(run_t *run) {
+        const drv_run_opts_t *opts = run->opts;
+        drv_err_t err;
+        size_t i;
+
+        if (!opts->task_id || !*opts->task_id)
+                return drv_err_set(run->errstr, sizeof(run->errstr),
+                                   DRV_ERR_INVALID_PARAM, "task id required");
+        if (!run->plan->dataset ||
+            (opts->dataset && strcmp(opts->dataset, run->plan->dataset)))
+                return drv_err_set(
+                    run->errstr, sizeof(run->errstr), DRV_ERR_INVALID_PARAM,
+                    "task dataset \"%.64s\" does not match the "
+                    "plan's dataset \"%.64s\"",
+                    opts->dataset ? opts->dataset : "",
+                    run->plan->dataset ? run->plan->dataset : "");
+        err = drv_plan_validate(run->plan, opts->allow_sql, run->errstr,
+                                sizeof(run->errstr));
+        if (err)
+                return err;
+        for (i = 0; i < run->plan->steps_cnt; i++) {
+                err = run_check_step(run, &run->plan->steps[i]);
+                if (err)
+                        return run_fail(run, &run->plan->steps[i], err, NULL);
+        }
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * 2-3. Dataset lock and version guard
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t run_lock(run_t *run, int lock) {
+        const char *params[1] = {run->plan->dataset};
+        char sql[160], state[6];
+        PGresult *res;
+        drv_err_t err;
+
+        snprintf(sql, sizeof(sql), "SELECT %s(%d, hashtext($1))",
+                 !lock                      ? "pg_advisory_unlock"
+                 : run->opts->wait_for_lock ? "pg_advisory_lock"
+                                            : "pg_try_advisory_lock",
+                 DRV_RUN_LOCK_CLASS);
+        err = drv_db_exec(run->conn, sql, 1, params, &res, state, run->errstr,
+                          sizeof(run->errstr));
+        if (err) {
+                snprintf(run->res->sqlstate, 6, "%s", state);
+                return err;
+        }
+        if (lock && !run->opts->wait_for_lock &&
+            strcmp(PQgetvalue(res, 0, 0), "t"))
+                err = drv_err_set(run->errstr, sizeof(run->errstr),
+                                  DRV_ERR_LOCKED,
+                                  "dataset \"%.64s\" is being migrated by "
+                                  "another runner",
+                                  run->plan->dataset);
+        PQclear(res);
+        return err;
+}
+
+/* Read the dataset's version and how many steps of this plan are done. */
+static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
+                                int *donep) {
+        const char *params[2] = {run->plan->dataset, run->plan->fingerprint};
+        PGresult *res;
+        drv_err_t err;
+
+        err = drv_db_exec(run->conn,
+                          "SELECT (SELECT version FROM drover.datasets WHERE"
+                          " dataset = $1), (SELECT count(DISTINCT step) FROM"
+                          " drover.step_ledger WHERE plan_fingerprint = $2"
+                          " AND status = 'done')",
+                          2, params, &res, run->res->sqlstate, run->errstr,
+                          sizeof(run->errstr));
+        if (err)
+                return err;
+        *foundp = !PQgetisnull(res, 0, 0);
+        *versionp = *foundp ? atoi(PQgetvalue(res, 0, 0)) : 0;
+        *donep = atoi(PQgetvalue(res, 0, 1));
+        PQclear(res);
+        return DRV_OK;
+}
+
+/* DRV_OK to run, DRV_OK with *skipp for a no-op, or a version conflict. */
+static drv_err_t run_guard(run_t *run, int *skipp) {
+        const drv_plan_t *plan = run->plan;
+        const char *params[4] = {plan->dataset, run->from_str,
+                                 run->opts->task_id, plan->fingerprint};
+        int found, version, done;
+        drv_err_t err;
+
+        *skipp = 0;
+        if ((err = run_guard_read(run, &found, &version, &done)))
+                return err;
+        if (!found && !run->opts->dry_run) {
+                err = drv_db_exec(run->conn,
+                                  "INSERT INTO drover.datasets (dataset,"
+                                  " version, task_id, plan_fingerprint)"
+                                  " VALUES ($1, $2::int, $3, $4) ON CONFLICT"
+                                  " (dataset) DO NOTHING",
+                                  4, params, NULL, run->res->sqlstate,
+                                  run->errstr, sizeof(run->errstr));
+                if (err)
+                        return err;
+        }
+        if (!found || version == plan->from_version)
+                return DRV_OK;
+        if (version == plan->to_version && done >= (int)plan->steps_cnt) {
+                *skipp = 1;
+                return DRV_OK;
+        }
+        return drv_err_set(
+            run->errstr, sizeof(run->errstr), DRV_ERR_VERSION_CONFLICT,
+            "dataset \"%.64s\" is at version %d, plan \"%.200s\" "
+            "migrates %d to %d",
+            plan->dataset, version, plan->ref, plan->from_version,
+            plan->to_version);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * 4. Ledger
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t run_ledger_read(run_t *run, const drv_step_t *step,
+                                 ledger_t *lg) {
+        char idx[16];
+        const char *params[4] = {run->opts->task_id, idx,
+                                 run->plan->fingerprint, step->fingerprint};
+        PGresult *res;
+        drv_err_t err;
+        int i;
+
+        memset(lg, 0, sizeof(*lg));
+        snprintf(idx, sizeof(idx), "%d", step->index);
+        err = drv_db_exec(run->conn,
+                          "SELECT task_id = $1, fingerprint, status,"
+                          " coalesce(checkpoint->>'last', ''), rows, task_id"
+                          " FROM drover.step_ledger WHERE step = $2::int AND"
+                          " (task_id = $1 OR (plan_fingerprint = $3 AND"
+                          " fingerprint = $4)) ORDER BY task_id = $1 DESC,"
+                          " status = 'done' DESC, rows DESC",
+                          4, params, &res, run->res->sqlstate, run->errstr,
+                          sizeof(run->errstr));
+        if (err)
+                return err;
+        for (i = 0; i < PQntuples(res); i++) {
+                int mine = !strcmp(PQgetvalue(res, i, 0), "t");
+                int done = !strcmp(PQgetvalue(res, i, 2), "done");
+
+                if (mine && strcmp(PQgetvalue(res, i, 1), step->fingerprint)) {
+                        err = drv_err_set(
+                            run->errstr, sizeof(run->errstr),
+                            DRV_ERR_LEDGER_CONFLICT,
+                            "ledger has step %d of task \"%.64s\" with another "
+                            "definition (fingerprint %.12s, plan has %.12s)",
+                            step->index, run->opts->task_id,
+                            PQgetvalue(res, i, 1), step->fingerprint);
+                        break;
+                }
+                if (done) {
+                        lg->done = 1;
+                        break;
+                }
+                if (mine)
+                        lg->have_row = 1;
+                else if (lg->have_row || lg->adopt_from[0])
+                        continue;
+                else
+                        snprintf(lg->adopt_from, sizeof(lg->adopt_from), "%s",
+                                 PQgetvalue(res, i, 5));
+                snprintf(lg->last, sizeof(lg->last), "%s",
+                         PQgetvalue(res, i, 3));
+                lg->rows = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        }
+        PQclear(res);
+        return err;
+}
+
+/* Insert or complete this task's ledger row for `step` (inside the
+ * step's transaction), and on the last step move the dataset version. */
+static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
+                                  const char *status, const ledger_t *lg,
+                                  int64_t rows) {
+        char idx[16], nrows[24];
+        const char *params[8] = {run->opts->task_id,
+                                 idx,
+                                 drv_op_name(step->op),
+                                 step->fingerprint,
+                                 run->plan->fingerprint,
+                                 run->plan->dataset,
+                                 status,
+                                 nrows};
+        const char *vparams[4] = {run->plan->dataset, run->to_str,
+                                  run->opts->task_id, run->from_str};
+        drv_err_t err;
+
+        snprintf(idx, sizeof(idx), "%d", step->index);
+        snprintf(nrows, sizeof(nrows), "%lld", (long long)rows);
+        err = drv_db_exec(
+            run->conn,
+            "INSERT INTO drover.step_ledger AS l (task_id, step, op,"
+            " fingerprint, plan_fingerprint, dataset, status, rows,"
+            " finished_at) VALUES ($1, $2::int, $3, $4, $5, $6, $7,"
+            " $8::bigint, CASE WHEN $7 = 'done' THEN now() END)"
+            " ON CONFLICT (task_id, step) DO UPDATE SET status = $7,"
+            " rows = $8::bigint, finished_at = EXCLUDED.finished_at",
+            8, params, NULL, run->res->sqlstate, run->errstr,
+            sizeof(run->errstr));
+        if (err || strcmp(status, "done") ||
+            (size_t)step->index + 1 != run->plan->steps_cnt)
+                return err;
+        (void)lg;
+        err = drv_db_exec(run->conn,
+                          "UPDATE drover.datasets SET version = $2::int,"
+                          " updated_at = now(), task_id = $3 WHERE dataset ="
+                          " $1 AND version = $4::int",
+                          4, vparams, NULL, run->res->sqlstate, run->errstr,
+                          sizeof(run->errstr));
+        if (!err)
+                run->version_set = 1;
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * 4. Steps
+ * ------------------------------------------------------------------------
+ */
+
+/* A non-batched step: op + ledger row in one transaction.  An op that
+ * cannot run in a transaction (CREATE INDEX CONCURRENTLY, idempotent
+ * through IF NOT EXISTS) runs first on its own, then the ledger txn. */
+static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
+                                const ledger_t *lg) {
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
+        int autocommit = drv_op_needs_autocommit(step, 0);
+        drv_err_t err;
+
+        if (autocommit &&
+            (err = drv_op_fn(step->op)(&ctx, run->errstr, sizeof(run->errstr))))
+                return run_fail(run, step, err, ctx.sqlstate);
+        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
+                                run->errstr, sizeof(run->errstr))))
+                return run_fail(run, step, err, run->res->sqlstate);
+        if (!autocommit && (err = drv_op_fn(step->op)(&ctx, run->errstr,
+                                                      sizeof(run->errstr)))) {
+                drv_db_rollback(run->conn);
+                return run_fail(run, step, err, ctx.sqlstate);
+        }
+        if ((err = run_ledger_write(run, step, "done", lg, ctx.rows)) ||
+            (err =
+                 drv_db_commit(run->conn, run->errstr, sizeof(run->errstr)))) {
+                drv_db_rollback(run->conn);
+                return run_fail(run, step, err, run->res->sqlstate);
+        }
+        run->res->rows += ctx.rows;
+        run_progress(run, step, ctx.rows, ctx.rows);
+        return DRV_OK;
+}
+
+/* Create this task's running ledger row, taking over the checkpoint of
+ * another task's unfinished run of the same plan step, if any. */
+static drv_err_t run_ledger_start(run_t *run, const drv_step_t *step,
+                                  ledger_t *lg) {
+        char idx[16], nrows[24];
+        const char *params[8] = {run->opts->task_id,
+                                 idx,
+                                 drv_op_name(step->op),
+                                 step->fingerprint,
+                                 run->plan->fingerprint,
+                                 run->plan->dataset,
+                                 lg->last[0] ? lg->last : NULL,
+                                 nrows};
+        drv_err_t err;
+
+        if (lg->have_row)
+                return DRV_OK;
+        snprintf(idx, sizeof(idx), "%d", step->index);
+        snprintf(nrows, sizeof(nrows), "%lld", (long long)lg->rows);
+        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
+                                run->errstr, sizeof(run->errstr))))
+                return err;
+        err = drv_db_exec(run->conn,
+                          "INSERT INTO drover.step_ledger (task_id, step, op,"
+                          " fingerprint, plan_fingerprint, dataset, status,"
+                          " checkpoint, rows) VALUES ($1, $2::int, $3, $4, $5,"
+                          " $6, 'running', CASE WHEN $7::text IS NOT NULL"
+                          " THEN jsonb_build_object('last', $7::text) END,"
+                          " $8::bigint) ON CONFLICT DO NOTHING",
+                          8, params, NULL, run->res->sqlstate, run->errstr,
+                          sizeof(run->errstr));
+        if (!err && lg->adopt_from[0]) {
+                const char *sp[2] = {lg->adopt_from, idx};
+
+                err = drv_db_exec(run->conn,
+                                  "UPDATE drover.step_ledger SET status ="
+                                  " 'superseded' WHERE task_id = $1 AND"
+                                  " step = $2::int AND status = 'running'",
+                                  2, sp, NULL, run->res->sqlstate, run->errstr,
+                                  sizeof(run->errstr));
+        }
+        if (!err)
+                err =
+                    drv_db_commit(run->conn, run->errstr, sizeof(run->errstr));
+        drv_db_rollback(run->conn);
+        lg->have_row = !err;
+        return err;
+}
+
+static void run_sleep_ms(long ms) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+        while (ms > 0 && nanosleep(&ts, &ts) != 0)
+                ;
+}
+
+/* Total rows for progress (best effort: 0 when the count fails). */
+static int64_t run_count(run_t *run, drv_batch_t *b) {
+        PGresult *res;
+        int64_t n = 0;
+        char ignore[256];
+
+        if (drv_db_exec(run->conn, b->count.buf, b->count.nparams,
+                        b->count.params, &res, NULL, ignore, sizeof(ignore)))
+                return 0;
+        n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return n;
+}
+
+/* One batch transaction.  *morep = 0 when no rows were left. */
+static drv_err_t run_one_batch(run_t *run, drv_batch_t *b, ledger_t *lg,
+                               int *morep) {
+        drv_sql_t *sql = lg->last[0] ? &b->next : &b->first;
+        PGresult *res;
+        drv_err_t err;
+
+        *morep = 0;
+        if (lg->last[0])
+                b->next.params[0] = lg->last;
+        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
+                                run->errstr, sizeof(run->errstr))))
+                return err;
+        err = drv_db_exec(run->conn, sql->buf, sql->nparams, sql->params, &res,
+                          run->res->sqlstate, run->errstr, sizeof(run->errstr));
+        if (err) {
+                drv_db_rollback(run->conn);
+                return err;
+        }
+        if (PQntuples(res) == 1) {
+                *morep = 1;
+                snprintf(lg->last, sizeof(lg->last), "%s",
+                         PQgetvalue(res, 0, 0));
+                lg->rows += strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+        PQclear(res);
+        return drv_db_commit(run->conn, run->errstr, sizeof(run->errstr));
+}
+
+#ifdef DROVER_TEST_HOOKS
+/* DROVER_CRASH_AFTER_BATCHES=N: _exit(137) after N committed batches
+ * (tests of resume without racing a kill). */
+static void run_crash_point(int batches) {
+        const char *env = getenv("DROVER_CRASH_AFTER_BATCHES");
+
+        if (env && atoi(env) > 0 && batches >= atoi(env))
+                _Exit(137);
+}
+#else
+#define run_crash_point(n) ((void)(n))
+#endif
+
+static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
+                                  ledger_t *lg) {
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
+        int64_t total, start_rows;
+        drv_batch_t b;
+        drv_err_t err;
+        int more = 1, batches = 0;
+
+        if ((err = drv_op_batch_build(&ctx, &b, run->errstr,
+                                      sizeof(run->errstr))))
+                return run_fail(run, step, err, NULL);
+        if ((err = run_ledger_start(run, step, lg)))
+                goto fail;
+        total = run_count(run, &b);
+        start_rows = lg->rows;
+        while (more) {
+                if (run->opts->cancel && *run->opts->cancel) {
+                        err = drv_err_set(run->errstr, sizeof(run->errstr),
+                                          DRV_ERR_TIMEOUT,
+                                          "cancelled after %lld rows (resumes "
+                                          "from the checkpoint)",
+                                          (long long)lg->rows);
+                        goto fail;
+                }
+                if ((err = run_one_batch(run, &b, lg, &more)))
+                        goto fail;
+                if (!more)
+                        break;
+                run_progress(run, step, lg->rows,
+                             total > lg->rows ? total : lg->rows);
+                run_crash_point(++batches);
+                if (run->opts->batch_pause_ms > 0)
+                        run_sleep_ms(run->opts->batch_pause_ms);
+        }
+        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
+                                run->errstr, sizeof(run->errstr))) ||
+            (err = run_ledger_write(run, step, "done", lg, lg->rows)) ||
+            (err = drv_db_commit(run->conn, run->errstr, sizeof(run->errstr))))
+                goto fail;
+        run->res->rows += lg->rows - start_rows;
+        run_progress(run, step, lg->rows, lg->rows);
+        drv_op_batch_free(&b);
+        return DRV_OK;
+fail:
+        drv_db_rollback(run->conn);
+        drv_op_batch_free(&b);
+        return run_fail(run, step, err, run->res->sqlstate);
+}
+
+static drv_err_t run_steps(run_t *run) {
+        const drv_plan_t *plan = run->plan;
+        const char *vparams[3] = {plan->dataset, run->to_str, run->from_str};
+        drv_err_t err;
+        ledger_t lg;
+        size_t i;
+
+        for (i = 0; i < plan->steps_cnt; i++) {
+                const drv_step_t *step = &plan->steps[i];
+
+                if ((err = run_ledger_read(run, step, &lg)))
+                        return run_fail(run, step, err, run->res->sqlstate);
+                if (!lg.done) {
+                        drv_log_ctx_t lc = {run->opts->task_id, plan->dataset,
+                                            step->index, -1, -1};
+
+                        drv_log_set_ctx(&lc);
+                        err = drv_op_is_batched(step->op)
+                                  ? run_batched_step(run, step, &lg)
+                                  : run_plain_step(run, step, &lg);
+                        drv_log_set_ctx(NULL);
+                        if (err)
+                                return err;
+                }
+                run->res->steps_done++;
+        }
+        /* Every step was already done (by another task): make sure the
+         * version moved, as the last step's transaction would have. */
+        if (!run->version_set &&
+            (err = drv_db_exec(run->conn,
+                               "UPDATE drover.datasets SET version = $2::int,"
+                               " updated_at = now() WHERE dataset = $1 AND"
+                               " version = $3::int",
+                               3, vparams, NULL, run->res->sqlstate,
+                               run->errstr, sizeof(run->errstr))))
+                return run_fail(run, NULL, err, run->res->sqlstate);
+        run->res->outcome = DRV_RUN_DONE;
+        return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * 5. Dry run: everything in one transaction, rolled back.
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t run_dry_step(run_t *run, const drv_step_t *step,
+                              const ledger_t *lg) {
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 1, 0, ""};
+        drv_sql_t *sql;
+        drv_batch_t b;
+        PGresult *res;
+        drv_err_t err;
+
+        if (!drv_op_is_batched(step->op)) {
+                err =
+                    drv_op_fn(step->op)(&ctx, run->errstr, sizeof(run->errstr));
+                if (err)
+                        return run_fail(run, step, err, ctx.sqlstate);
+        } else {
+                if ((err = drv_op_batch_build(&ctx, &b, run->errstr,
+                                              sizeof(run->errstr))))
+                        return run_fail(run, step, err, NULL);
+                sql = lg->last[0] ? &b.dry_next : &b.dry;
+                if (lg->last[0])
+                        b.dry_next.params[0] = lg->last;
+                err = drv_db_exec(run->conn, sql->buf, sql->nparams,
+                                  sql->params, &res, ctx.sqlstate, run->errstr,
+                                  sizeof(run->errstr));
+                if (!err) {
+                        ctx.rows = strtoll(PQcmdTuples(res), NULL, 10);
+                        PQclear(res);
+                }
+                drv_op_batch_free(&b);
+                if (err)
+                        return run_fail(run, step, err, ctx.sqlstate);
+        }
+        run->res->rows += ctx.rows;
+        run_progress(run, step, ctx.rows, ctx.rows);
+        return DRV_OK;
+}
+
+static drv_err_t run_dry(run_t *run) {
+        drv_err_t err = DRV_OK;
+        ledger_t lg;
+        size_t i;
+
+        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
+                                run->errstr, sizeof(run->errstr))))
+                return run_fail(run, NULL, err, run->res->sqlstate);
+        for (i = 0; i < run->plan->steps_cnt && !err; i++) {
+                const drv_step_t *step = &run->plan->steps[i];
+
+                if ((err = run_ledger_read(run, step, &lg)))
+                        err = run_fail(run, step, err, run->res->sqlstate);
+                else if (!lg.done)
+                        err = run_dry_step(run, step, &lg);
+                if (!err)
+                        run->res->steps_done++;
+        }
+        drv_db_rollback(run->conn);
+        if (!err)
+                run->res->outcome = DRV_RUN_DRY_RUN;
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Entry point
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t run_locked(run_t *run) {
+        int skip = 0;
+        drv_err_t err;
+
+        if ((err = run_guard(run, &skip)))
+                return run_fail(run, NULL, err, run->res->sqlstate);
+        if (skip) {
+                run->res->outcome = DRV_RUN_SKIPPED;
+                run->res->steps_done = (int)run->plan->steps_cnt;
+                return DRV_OK;
+        }
+        return run->opts->dry_run ? run_dry(run) : run_steps(run);
+}
+
+drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
+                       const drv_run_opts_t *opts, drv_run_result_t *res) {
+        run_t run = {conn, plan, opts, res, 0, 0, 0, "", "", ""};
+        drv_err_t err;
+
+        memset(res, 0, sizeof(*res));
+        res->failed_step = -1;
+        res->steps_total = plan ? (int)plan->steps_cnt : 0;
+        if (!conn || !plan || !opts)
+                return res->err = DRV_ERR_INTERNAL;
+        run.lock_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : 5000;
+        run.stmt_ms =
+            opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms : 60000;
+        snprintf(run.from_str, sizeof(run.from_str), "%d", plan->from_version);
+        snprintf(run.to_str, sizeof(run.to_str), "%d", plan->to_version);
+        if ((err = run_check(&run)))
+                return res->outcome == DRV_RUN_FAILED
+                           ? err
+                           : run_fail(&run, NULL, err, NULL);
+        if ((err = run_lock(&run, 1)))
+                return run_fail(&run, NULL, err, res->sqlstate);
+        err = run_locked(&run);
+        /* Unlocking fails only with the connection; the lock dies with
+         * the session then. */
+        if (PQstatus(conn) == CONNECTION_OK) {
+                drv_db_rollback(conn);
+                run_lock(&run, 0);
+        }
+        res->err = err;
+        return err;
+}
