@@ -42,6 +42,12 @@ void drv_arena_install(void);
 void drv_arena_begin(drv_arena_t *a, size_t budget, size_t max_allocs);
 size_t drv_arena_end(drv_arena_t *a);
 
+/* Check a binary datum against its writer schema without allocating
+ * (datum.c): DRV_OK, or DRV_ERR_DECODE and one line.  A datum that passes
+ * reads in avro-c without taking an error path. */
+drv_err_t drv_datum_check(avro_schema_t schema, const void *data, size_t len,
+                          size_t budget, char *errstr, size_t errstr_size);
+
 /*
  * ------------------------------------------------------------------------
  * Schema registry client (registry.c)

@@ -79,7 +79,6 @@ typedef struct writer_s {
         int *slot;        /* writer field index -> slot, -1: skip */
         unsigned present; /* bit per slot the writer has */
         int version;
-        int has_enum;
         char *error; /* set: unusable, every record is poison */
 } writer_t;
 
@@ -160,27 +159,6 @@ static int logical_ok(slot_t slot, json_t *field) {
         if (slot != S_REQUESTED_AT || !lt)
                 return 1;
         return !strcmp(lt, "timestamp-millis");
-}
-
-static int json_has_enum(json_t *j, int depth) {
-        const char *key;
-        json_t *v;
-        size_t i;
-
-        if (depth > DRV_SCHEMA_DEPTH_MAX + 2)
-                return 0;
-        if (json_is_object(j)) {
-                if (json_is_string(json_object_get(j, "type")) &&
-                    !strcmp(json_string_value(json_object_get(j, "type")),
-                            "enum"))
-                        return 1;
-                json_object_foreach(
-                    j, key, v) if (json_has_enum(v, depth + 1)) return 1;
-        } else if (json_is_array(j)) {
-                json_array_foreach(j, i,
-                                   v) if (json_has_enum(v, depth + 1)) return 1;
-        }
-        return 0;
 }
 
 static void writer_free(writer_t *w) {
@@ -280,7 +258,6 @@ static writer_t *writer_compile(drv_schema_store_t *store, const char *json,
         }
         for (i = 0; i < w->nfields; i++)
                 w->slot[i] = -1;
-        w->has_enum = json_has_enum(root, 0);
         writer_plan(store, w, root);
         json_decref(root);
         return w;
@@ -695,38 +672,6 @@ static drv_err_t map_default(drv_task_t *task, int s, json_t *def) {
         return DRV_OK;
 }
 
-/* avro-c does not range-check enum indexes: do it over the whole value. */
-static int enums_ok(avro_value_t *v, int depth) {
-        avro_value_t child;
-        size_t i, n = 0;
-        int idx;
-
-        if (depth > DRV_SCHEMA_DEPTH_MAX + 2)
-                return 0;
-        switch (avro_value_get_type(v)) {
-        case AVRO_ENUM:
-                avro_value_get_enum(v, &idx);
-                return idx >= 0 && idx < avro_schema_enum_number_of_symbols(
-                                             avro_value_get_schema(v));
-        case AVRO_UNION:
-                if (avro_value_get_current_branch(v, &child))
-                        return 1;
-                return enums_ok(&child, depth + 1);
-        case AVRO_RECORD:
-        case AVRO_ARRAY:
-        case AVRO_MAP:
-                avro_value_get_size(v, &n);
-                for (i = 0; i < n; i++) {
-                        if (avro_value_get_by_index(v, i, &child, NULL) ||
-                            !enums_ok(&child, depth + 1))
-                                return 0;
-                }
-                return 1;
-        default:
-                return 1;
-        }
-}
-
 static drv_err_t to_task(drv_schema_store_t *store, const writer_t *w,
                          avro_value_t *val, drv_task_t *task, char *errstr,
                          size_t errstr_size) {
@@ -755,32 +700,25 @@ static drv_err_t to_task(drv_schema_store_t *store, const writer_t *w,
         return DRV_OK;
 }
 
-/* Read the datum under the arena; on DRV_OK *val holds it. */
+/* Read the datum (already checked by drv_datum_check) under the arena;
+ * on DRV_OK *val holds it. */
 static drv_err_t read_datum(drv_schema_store_t *store, const writer_t *w,
                             const char *data, size_t len, avro_value_t *val,
                             drv_arena_t *arena, char *errstr,
                             size_t errstr_size) {
         avro_reader_t rd = avro_reader_memory(data, (int64_t)len);
-        char extra;
         int rc;
 
+        val->iface = NULL;
         if (!rd || avro_generic_value_new(w->iface, val)) {
                 if (rd)
                         avro_reader_free(rd);
                 val->iface = NULL;
-                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "cannot decode task record: it exceeds "
-                                   "the allocation budget of %zu bytes",
-                                   store->budget);
-        }
-        rc = avro_value_read(rd, val);
-        if (!rc && avro_read(rd, &extra, 1) == 0)
                 rc = -1;
-        avro_reader_free(rd);
-        if (rc == -1)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "cannot decode task record: trailing "
-                                   "bytes after the datum");
+        } else {
+                rc = avro_value_read(rd, val);
+                avro_reader_free(rd);
+        }
         if (rc && arena->exhausted)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
                                    "cannot decode task record: it exceeds "
@@ -788,12 +726,8 @@ static drv_err_t read_datum(drv_schema_store_t *store, const writer_t *w,
                                    store->budget);
         if (rc)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "cannot decode task record: truncated or "
-                                   "malformed avro datum");
-        if (w->has_enum && !enums_ok(val, 0))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "cannot decode task record: enum index "
-                                   "out of range");
+                                   "cannot decode task record: malformed "
+                                   "avro datum");
         return DRV_OK;
 }
 
@@ -806,6 +740,10 @@ static drv_err_t decode_datum(drv_schema_store_t *store, const writer_t *w,
         drv_err_t err;
         size_t swept;
 
+        err = drv_datum_check(w->schema, data, len, store->budget, errstr,
+                              errstr_size);
+        if (err)
+                return err;
         drv_arena_begin(&arena, store->budget, MAX_ALLOCS);
         err =
             read_datum(store, w, data, len, &val, &arena, errstr, errstr_size);
