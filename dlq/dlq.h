@@ -266,6 +266,61 @@ drv_err_t drv_dlq_redrive(rd_kafka_t *rk, rd_kafka_t *rkp, drv_dlq_scan_t *scan,
                           int batch_size, size_t *movedp, char *errstr,
                           size_t errstr_size);
 
+/*
+ * ------------------------------------------------------------------------
+ * Replay (dlq/replay.c)
+ *
+ * Replay moves a consumer group's committed offsets back (to a time, or
+ * to given partition:offset pairs); the workers of that group then read
+ * the tasks again.  Tasks the ledger shows done are skipped, failed ones
+ * run again.  Offsets move only while the group has no active member.
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_replay_part_s {
+        int32_t partition;
+        int64_t committed; /* the group's offset; < 0: none */
+        int64_t low, high; /* watermarks */
+        int64_t target;    /* where the group will resume */
+        int64_t to;        /* first offset at/after --to; -1: no --to */
+        int selected;      /* 0: left as it is */
+} drv_replay_part_t;
+
+typedef struct drv_replay_plan_s {
+        drv_replay_part_t *parts;
+        int32_t cnt;
+} drv_replay_plan_t;
+
+/* Compute targets for every partition of topic in group rk (a consumer
+ * whose group.id is the group; it is not subscribed).  Either from_ms >= 0
+ * (offsets_for_times; a partition with nothing at or after it targets its
+ * end) or fo_cnt partition:offset pairs (each checked against the
+ * watermarks: DRV_ERR_USAGE when out of range or no such partition).
+ * to_ms >= 0 fills `to`.  On DRV_OK *planp is the caller's
+ * (drv_replay_plan_destroy). */
+drv_err_t drv_replay_plan(rd_kafka_t *rk, const char *topic, int64_t from_ms,
+                          const int32_t *fo_parts, const int64_t *fo_offsets,
+                          size_t fo_cnt, int64_t to_ms, int timeout_ms,
+                          drv_replay_plan_t **planp, char *errstr,
+                          size_t errstr_size);
+
+/* NULL is a no-op. */
+void drv_replay_plan_destroy(drv_replay_plan_t *plan);
+
+/* Describe `group` (Admin API): *membersp active members, state name into
+ * state (>= 32 bytes). */
+drv_err_t drv_replay_group_members(rd_kafka_t *rk, const char *group,
+                                   int timeout_ms, int *membersp, char *state,
+                                   size_t state_size, char *errstr,
+                                   size_t errstr_size);
+
+/* Set the group's committed offsets of topic to the plan's targets of
+ * the selected partitions (AlterConsumerGroupOffsets).  The broker
+ * refuses it for a group with members: the first partition error is
+ * returned (DRV_ERR_KAFKA_RETRIABLE). */
+drv_err_t drv_replay_apply(rd_kafka_t *rk, const char *group, const char *topic,
+                           const drv_replay_plan_t *plan, int timeout_ms,
+                           char *errstr, size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif
