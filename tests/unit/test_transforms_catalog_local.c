@@ -40,14 +40,15 @@ static void test_fixture_catalog_resolves(void **state) {
                                              &plan, errstr, sizeof(errstr)),
                          DRV_OK);
         assert_string_equal(plan->dataset, "customer");
-        assert_int_equal(
-            drv_catalog_resolve(cat,
-                                "Component:Default/Customer-Dataset-V2-Migration",
-                                &again, errstr, sizeof(errstr)),
-            DRV_OK);
+        assert_int_equal(drv_catalog_resolve(
+                             cat,
+                             "Component:Default/Customer-Dataset-V2-Migration",
+                             &again, errstr, sizeof(errstr)),
+                         DRV_OK);
         assert_ptr_equal(plan, again); /* one shared, refcounted plan */
         drv_plan_release(again);
-        assert_int_equal(drv_catalog_resolve(cat, "inventory-dataset-v3-migration",
+        assert_int_equal(drv_catalog_resolve(cat,
+                                             "inventory-dataset-v3-migration",
                                              &again, errstr, sizeof(errstr)),
                          DRV_OK);
         assert_string_equal(again->dataset, "inventory");
@@ -104,9 +105,9 @@ static void test_new_files_duplicates_and_bad_yaml(void **state) {
         snprintf(path, sizeof(path), "%s/a.yaml", dir);
         write_file(path, "p1", "one");
         assert_non_null(cat = drv_catalog_new(&conf, errstr, sizeof(errstr)));
-        assert_int_equal(drv_catalog_resolve(cat, "p2", &plan, errstr,
-                                             sizeof(errstr)),
-                         DRV_ERR_UNKNOWN_PLAN);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p2", &plan, errstr, sizeof(errstr)),
+            DRV_ERR_UNKNOWN_PLAN);
         snprintf(path, sizeof(path), "%s/sub", dir);
         assert_int_equal(mkdir(path, 0700), 0);
         snprintf(path, sizeof(path), "%s/sub/b.yml", dir);
@@ -116,23 +117,24 @@ static void test_new_files_duplicates_and_bad_yaml(void **state) {
         fputs("a: [\n", fp);
         fclose(fp);
         sleep_ms(1100); /* a miss rescans at most once a second */
-        assert_int_equal(drv_catalog_resolve(cat, "p2", &plan, errstr,
-                                             sizeof(errstr)),
-                         DRV_OK);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p2", &plan, errstr, sizeof(errstr)),
+            DRV_OK);
         assert_string_equal(plan->dataset, "two");
         drv_plan_release(plan);
         snprintf(path, sizeof(path), "%s/sub/c.yaml", dir);
         write_file(path, "p1", "again");
         sleep_ms(1100);
-        assert_int_equal(drv_catalog_resolve(cat, "p3", &plan, errstr,
-                                             sizeof(errstr)),
-                         DRV_ERR_UNKNOWN_PLAN);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p3", &plan, errstr, sizeof(errstr)),
+            DRV_ERR_UNKNOWN_PLAN);
         assert_non_null(strstr(errstr, "1 file(s) failed to parse"));
         assert_non_null(strstr(errstr, "broken.yaml:2: yaml:"));
-        assert_int_equal(drv_catalog_resolve(cat, "p1", &plan, errstr,
-                                             sizeof(errstr)),
-                         DRV_ERR_INVALID_PLAN);
-        assert_non_null(strstr(errstr, "duplicate entity ref component:default/p1"));
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p1", &plan, errstr, sizeof(errstr)),
+            DRV_ERR_INVALID_PLAN);
+        assert_non_null(
+            strstr(errstr, "duplicate entity ref component:default/p1"));
         drv_catalog_destroy(cat);
         snprintf(path, sizeof(path), "rm -rf '%s'", dir);
         assert_int_equal(system(path), 0);

@@ -18,8 +18,9 @@ static void test_sha256_vectors(void **state) {
         drv_sha256_hex("abc", 3, out);
         assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223"
                                  "b00361a396177a9cb410ff61f20015ad");
-        drv_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-                       56, out);
+        drv_sha256_hex(
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+            out);
         assert_string_equal(out, "248d6a61d20638b8e5c026930c3e6039"
                                  "a33ce45964ff2167f6ecedd419db06c1");
         million = malloc(1000000);
@@ -46,13 +47,14 @@ static drv_plan_t *load_one(const char *yaml) {
         return plan;
 }
 
-#define HEAD                                                                   \
-        "kind: Component\nmetadata: {name: p}\nspec:\n  type: migration-plan\n" \
+#define HEAD                                                    \
+        "kind: Component\nmetadata: {name: p}\nspec:\n  type: " \
+        "migration-plan\n"                                      \
         "  dataset: d\n  schemaVersion: {from: 1, to: 2}\n  steps:\n"
 
 static void test_fingerprint_ignores_key_order_and_style(void **state) {
-        drv_plan_t *a = load_one(
-            HEAD "    - {op: backfill, table: t, set: {x: \"1\"}, batch_size: 10}\n");
+        drv_plan_t *a = load_one(HEAD "    - {op: backfill, table: t, set: {x: "
+                                      "\"1\"}, batch_size: 10}\n");
         drv_plan_t *b = load_one(HEAD "    - batch_size: 10\n"
                                       "      set:\n        x: '1'\n"
                                       "      table: t\n      op: backfill\n");
@@ -73,10 +75,10 @@ static void test_fingerprint_ignores_key_order_and_style(void **state) {
 }
 
 static void test_fingerprint_changes_with_the_step(void **state) {
-        drv_plan_t *a = load_one(
-            HEAD "    - {op: backfill, table: t, set: {x: \"1\"}, batch_size: 10}\n");
-        drv_plan_t *b = load_one(
-            HEAD "    - {op: backfill, table: t, set: {x: \"1\"}, batch_size: 11}\n");
+        drv_plan_t *a = load_one(HEAD "    - {op: backfill, table: t, set: {x: "
+                                      "\"1\"}, batch_size: 10}\n");
+        drv_plan_t *b = load_one(HEAD "    - {op: backfill, table: t, set: {x: "
+                                      "\"1\"}, batch_size: 11}\n");
 
         (void)state;
         assert_string_not_equal(a->steps[0].fingerprint,

@@ -17,8 +17,9 @@ static char *fixture(const char *rel) {
         return path;
 }
 
-#define HEAD                                                                   \
-        "kind: Component\nmetadata: {name: p}\nspec:\n  type: migration-plan\n" \
+#define HEAD                                                    \
+        "kind: Component\nmetadata: {name: p}\nspec:\n  type: " \
+        "migration-plan\n"                                      \
         "  dataset: d\n  schemaVersion: {from: 1, to: 2}\n  steps:\n"
 
 /* Bad plans: the steps text goes after HEAD (7 lines), so the first step
@@ -51,8 +52,7 @@ static const struct {
     {"    - {op: backfill, table: t, set: {a: \"1 /* c */\"}}\n", 8,
      "comments"},
     {"    - {op: backfill, table: t, set: {a: \"$1\"}}\n", 8, "$param:NAME"},
-    {"    - {op: backfill, table: t, set: {a: \"$$x$$\"}}\n", 8,
-     "$param:NAME"},
+    {"    - {op: backfill, table: t, set: {a: \"$$x$$\"}}\n", 8, "$param:NAME"},
     {"    - {op: backfill, table: t, set: {a: \"E'\\\\''\"}}\n", 8,
      "escape strings"},
     {"    - {op: backfill, table: t, set: {a: \"'open\"}}\n", 8,
@@ -140,8 +140,8 @@ static void test_fixture_plans_load(void **state) {
              "component:default/customer-dataset-v2-migration", "customer", 1,
              2, 3},
             {"catalog/inventory-dataset-v3-migration.yaml",
-             "component:default/inventory-dataset-v3-migration", "inventory",
-             2, 3, 4},
+             "component:default/inventory-dataset-v3-migration", "inventory", 2,
+             3, 4},
             {"catalog/orders-dataset-v5-migration.yaml",
              "component:default/orders-dataset-v5-migration", "orders", 4, 5,
              6},
@@ -161,9 +161,9 @@ static void test_fixture_plans_load(void **state) {
                 assert_int_equal(plans[0]->from_version, ok[i].from);
                 assert_int_equal(plans[0]->to_version, ok[i].to);
                 assert_int_equal(plans[0]->steps_cnt, ok[i].steps);
-                assert_int_equal(drv_plan_validate(plans[0], 0, errstr,
-                                                   sizeof(errstr)),
-                                 DRV_OK);
+                assert_int_equal(
+                    drv_plan_validate(plans[0], 0, errstr, sizeof(errstr)),
+                    DRV_OK);
                 drv_plan_array_free(plans, cnt);
         }
 }
@@ -175,10 +175,11 @@ static void test_seed_plan_steps_and_getters(void **state) {
         const drv_step_t *st;
 
         (void)state;
-        assert_int_equal(drv_plan_load_file(
-                             fixture("catalog/customer-dataset-v2-migration.yaml"),
-                             &plans, &cnt, errstr, sizeof(errstr)),
-                         DRV_OK);
+        assert_int_equal(
+            drv_plan_load_file(
+                fixture("catalog/customer-dataset-v2-migration.yaml"), &plans,
+                &cnt, errstr, sizeof(errstr)),
+            DRV_OK);
         st = &plans[0]->steps[1];
         assert_int_equal(st->op, DRV_OP_BACKFILL);
         assert_int_equal(st->index, 1);
@@ -186,10 +187,9 @@ static void test_seed_plan_steps_and_getters(void **state) {
         assert_string_equal(drv_step_str(st, "table", NULL), "customer");
         assert_string_equal(drv_step_key(st), "id");
         assert_int_equal(drv_step_batch_size(st), 5000);
-        assert_string_equal(
-            json_string_value(json_object_get(drv_step_get(st, "set"),
-                                              "email_domain")),
-            "split_part(email, '@', 2)");
+        assert_string_equal(json_string_value(json_object_get(
+                                drv_step_get(st, "set"), "email_domain")),
+                            "split_part(email, '@', 2)");
         assert_int_equal(plans[0]->steps[0].op, DRV_OP_ADD_COLUMN);
         assert_int_equal(plans[0]->steps[2].op, DRV_OP_VALIDATE);
         assert_int_equal(plans[0]->line, 2);
@@ -230,9 +230,8 @@ static void test_sql_steps_need_allow_sql(void **state) {
         size_t cnt;
 
         (void)state;
-        assert_int_equal(drv_plan_load_buf(yaml, strlen(yaml), "s.yaml",
-                                           &plans, &cnt, errstr,
-                                           sizeof(errstr)),
+        assert_int_equal(drv_plan_load_buf(yaml, strlen(yaml), "s.yaml", &plans,
+                                           &cnt, errstr, sizeof(errstr)),
                          DRV_OK);
         assert_int_equal(drv_plan_validate(plans[0], 1, errstr, sizeof(errstr)),
                          DRV_OK);
@@ -254,8 +253,8 @@ static void test_identifiers_types_expressions(void **state) {
         assert_false(drv_ident_valid("a-b"));
         assert_false(drv_ident_valid(""));
         assert_false(drv_ident_valid(NULL));
-        assert_false(drv_ident_valid(
-            "a234567890123456789012345678901234567890123456789012345678901234"));
+        assert_false(drv_ident_valid("a2345678901234567890123456789012345678901"
+                                     "23456789012345678901234"));
         assert_true(drv_type_valid("numeric(10,2)"));
         assert_true(drv_type_valid("timestamp with time zone"));
         assert_true(drv_type_valid("text[]"));
@@ -299,8 +298,8 @@ static void test_expr_bind_rewrites_params_to_placeholders(void **state) {
                          DRV_OK);
         assert_string_equal(sql, "$4");
         free(sql);
-        assert_int_equal(drv_expr_bind("$param:missing", params, 2, &bind,
-                                       &sql, errstr, sizeof(errstr)),
+        assert_int_equal(drv_expr_bind("$param:missing", params, 2, &bind, &sql,
+                                       errstr, sizeof(errstr)),
                          DRV_ERR_INVALID_PARAM);
         assert_null(sql);
         assert_non_null(strstr(errstr, "\"missing\""));
@@ -323,9 +322,9 @@ static void test_plan_from_api_json_and_refcount(void **state) {
 
         (void)state;
         assert_non_null(entity);
-        assert_int_equal(drv_plan_from_json(entity, "api", &plan, errstr,
-                                            sizeof(errstr)),
-                         DRV_OK);
+        assert_int_equal(
+            drv_plan_from_json(entity, "api", &plan, errstr, sizeof(errstr)),
+            DRV_OK);
         json_decref(entity); /* the plan holds its own copy */
         assert_string_equal(plan->ref, "component:team/x");
         assert_string_equal(plan->etag, "e1");

@@ -17,9 +17,9 @@ static void test_scalars_follow_the_core_schema(void **state) {
         json_t *r;
 
         (void)state;
-        assert_int_equal(drv_yaml_parse(y, strlen(y), "s.yaml", &ys, errstr,
-                                        sizeof(errstr)),
-                         DRV_OK);
+        assert_int_equal(
+            drv_yaml_parse(y, strlen(y), "s.yaml", &ys, errstr, sizeof(errstr)),
+            DRV_OK);
         assert_int_equal(ys.docs_cnt, 1);
         r = ys.docs[0].root;
         assert_int_equal(json_integer_value(json_object_get(r, "a")), 1);
@@ -41,24 +41,24 @@ static void test_scalars_follow_the_core_schema(void **state) {
 }
 
 static void test_documents_and_their_lines(void **state) {
-        const char *y = "# comment\n---\nx: [1, 2]\n---\n---\ny:\n  z: {q: 1}\n";
+        const char *y =
+            "# comment\n---\nx: [1, 2]\n---\n---\ny:\n  z: {q: 1}\n";
         drv_ystream_t ys;
         char errstr[256];
         const json_t *z;
 
         (void)state;
-        assert_int_equal(drv_yaml_parse(y, strlen(y), "d.yaml", &ys, errstr,
-                                        sizeof(errstr)),
-                         DRV_OK);
+        assert_int_equal(
+            drv_yaml_parse(y, strlen(y), "d.yaml", &ys, errstr, sizeof(errstr)),
+            DRV_OK);
         assert_int_equal(ys.docs_cnt, 3);
         assert_int_equal(ys.docs[0].line, 2);
         assert_true(json_is_null(ys.docs[1].root));
         z = json_object_get(json_object_get(ys.docs[2].root, "y"), "z");
         assert_int_equal(drv_linemap_get(ys.lines, z, 0), 7);
-        assert_int_equal(drv_linemap_get(ys.lines, json_object_get(
-                                                       ys.docs[0].root, "x"),
-                                         0),
-                         3);
+        assert_int_equal(
+            drv_linemap_get(ys.lines, json_object_get(ys.docs[0].root, "x"), 0),
+            3);
         drv_ystream_free(&ys);
 }
 
