@@ -166,6 +166,16 @@ drv_err_t drv_db_commit(PGconn *conn, char *errstr, size_t errstr_size) {
  * Connecting
  * ------------------------------------------------------------------------
  */
+/* Server notices ("relation already exists, skipping") go to the debug
+ * log, not to stderr. */
+static void db_notice(void *arg, const char *msg) {
+        char line[400];
+
+        (void)arg;
+        db_msg_line(msg, line, sizeof(line));
+        drv_log(DRV_LOG_DEBUG, "postgresql: %s", line);
+}
+
 drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
                          size_t errstr_size) {
         const char *keys[] = {"dbname", "connect_timeout", "application_name",
@@ -192,6 +202,7 @@ drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
                                    "cannot connect to postgresql at %s: %s",
                                    safe, line);
         }
+        PQsetNoticeProcessor(conn, db_notice, NULL);
         *connp = conn;
         return DRV_OK;
 }

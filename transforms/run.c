@@ -120,6 +120,15 @@ static drv_err_t run_check(run_t *run) {
                     "plan's dataset \"%.64s\"",
                     opts->dataset ? opts->dataset : "",
                     run->plan->dataset ? run->plan->dataset : "");
+        for (i = 0; !opts->allow_sql && i < run->plan->steps_cnt; i++)
+                if (run->plan->steps[i].op == DRV_OP_SQL) {
+                        drv_err_set(run->errstr, sizeof(run->errstr),
+                                    DRV_ERR_SQL_REFUSED,
+                                    "raw sql is not allowed (enable it in "
+                                    "the worker's config)");
+                        return run_fail(run, &run->plan->steps[i],
+                                        DRV_ERR_SQL_REFUSED, NULL);
+                }
         err = drv_plan_validate(run->plan, opts->allow_sql, run->errstr,
                                 sizeof(run->errstr));
         if (err)

@@ -293,6 +293,11 @@ drv_err_t drv_db_migrate(PGconn *conn, char *errstr, size_t errstr_size);
 drv_err_t drv_db_error(PGconn *conn, const PGresult *res, char sqlstate[6],
                        char *errstr, size_t errstr_size);
 
+/* The drv_err_t for a SQLSTATE: DRV_ERR_DB_UNAVAILABLE when !conn_ok, for
+ * no SQLSTATE, class 08 and 57P01-57P03; DRV_ERR_LOCKED for 55P03
+ * (lock_timeout); else DRV_ERR_SQL (dlq/ classifies the SQLSTATE). */
+drv_err_t drv_db_sqlstate_err(const char *sqlstate, int conn_ok);
+
 /* task_runs: status of one task.  Status is one of "queued", "running",
  * "retrying", "done", "skipped", "dry_run", "dead". */
 typedef struct drv_task_run_s {
