@@ -383,6 +383,7 @@ static void exec_job(drv_exec_t *ex, drv_job_t *job) {
         if (!err) {
                 job_upsert(ex, job, "running");
                 err = job_run_plan(ex, job, errstr, sizeof(errstr));
+                drv_log_set_ctx(&ctx); /* the runner sets its own */
         }
         if (err) {
                 job_route_error(ex, job, err, errstr);

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# drover - crash points: for each, a worker _exit(137)s there (the 3rd time
+# it is reached), a new one with the same instance name takes over, and no
+# step ran twice, no task was lost or reported twice.
+. "$(dirname "$0")/worker_lib.sh"
+
+NDS=6 PER=3
+make_plans $NDS
+$CHECK create "$B" "$TOPIC" 4
+submit_tasks $NDS $PER
+n=$((NDS * PER))
+done_before=0
+for point in between_steps after_pg_commit in_kafka_commit; do
+  DROVER_CRASH_AT="$point:3" start_worker "$ID-crash"
+  pid=$LAST_PID
+  rc=0
+  for ((i = 0; i < 90; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  kill -0 "$pid" 2>/dev/null && fail "worker did not reach $point in 90s"
+  wait "$pid" || rc=$?
+  PIDS=()
+  [ "$rc" = 137 ] || fail "worker with DROVER_CRASH_AT=$point exited $rc, not 137"
+  grep -q "crash point $point reached" "$WORK/$ID-crash.log" ||
+    fail "no crash at $point"
+  log "crashed at $point"
+  # more tasks for the next round, so every crash point has work to hit
+  submit_tasks $NDS 1
+done
+n=$(wc -l <"$WORK/ids")
+start_worker "$ID-crash"
+wait_final "$n" 120
+wait_events "$n" 60
+kill -TERM "$LAST_PID"
+wait "$LAST_PID" || fail "worker exited $? on SIGTERM"
+PIDS=()
+check_exactly_once $NDS
+echo "ok"

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""drover - tests/integration/worker_check.py: what the worker tests check
+on the real broker.
+
+  worker_check.py create BROKERS TOPIC PARTITIONS   create a topic (and its
+                                                    .status/.dlq), idempotent
+  worker_check.py events BROKERS TOPIC              every committed record of
+                                                    TOPIC (read_committed), one
+                                                    JSON value per line
+  worker_check.py offsets BROKERS TOPIC GROUP       per partition: "p committed
+                                                    end" (end = last stable)
+"""
+import json
+import sys
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create(brokers, topic, parts):
+    admin = AdminClient({"bootstrap.servers": brokers})
+    topics = [NewTopic(topic, int(parts), 1),
+              NewTopic(topic + ".status", 3, 1),
+              NewTopic(topic + ".dlq", 3, 1)]
+    for name, fut in admin.create_topics(topics).items():
+        try:
+            fut.result(30)
+        except Exception as e:  # already exists is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise
+
+
+def consumer(brokers, group):
+    return Consumer({"bootstrap.servers": brokers, "group.id": group,
+                     "isolation.level": "read_committed",
+                     "enable.auto.commit": False,
+                     "auto.offset.reset": "earliest"})
+
+
+def partitions(c, topic):
+    md = c.list_topics(topic, timeout=30)
+    return sorted(md.topics[topic].partitions.keys())
+
+
+def events(brokers, topic):
+    c = consumer(brokers, "drover-check-unused")
+    tps = []
+    ends = {}
+    for p in partitions(c, topic):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        ends[p] = hi
+        tps.append(TopicPartition(topic, p, 0 if lo <= 0 else lo))
+    c.assign(tps)
+    done = {p for p, hi in ends.items() if hi == 0}
+    while len(done) < len(ends):
+        m = c.poll(5.0)
+        if m is None:
+            # positions reach the end also through aborted/control records
+            for tp in c.position([TopicPartition(topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
+            continue
+        if m.error():
+            continue
+        print(m.value().decode())
+        if m.offset() + 1 >= ends[m.partition()]:
+            done.add(m.partition())
+    c.close()
+
+
+def offsets(brokers, topic, group):
+    c = consumer(brokers, group)
+    tps = [TopicPartition(topic, p) for p in partitions(c, topic)]
+    for tp in c.committed(tps, timeout=30):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, tp.partition),
+                                         timeout=30)
+        print(tp.partition, tp.offset, hi)
+    c.close()
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"create": create, "events": events, "offsets": offsets}[cmd](*args)

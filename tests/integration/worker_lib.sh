@@ -1,0 +1,161 @@
+# drover - tests/integration/worker_lib.sh: shared by test_worker_*.sh.
+#
+# Each test gets its own topic, group, catalog and tables (pid-suffixed),
+# starts drover workers as background processes and checks, on the real
+# broker and database:
+#   - every task has exactly one committed status event (read_committed),
+#   - every plan step ran once (an effects table the plan's `sql` step
+#     inserts into, one row per execution),
+#   - the group's committed offsets are at the log end.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CHECK="/usr/bin/python3 $HERE/worker_check.py"
+
+if [ -z "${DROVER_TEST_BROKERS:-}" ] || [ -z "${DROVER_TEST_DATABASE_URL:-}" ]; then
+  if [ "${DROVER_REQUIRE_STACK:-}" = 1 ]; then
+    echo "DROVER_TEST_BROKERS / DROVER_TEST_DATABASE_URL not set" >&2
+    exit 1
+  fi
+  echo "stack not set up: skipping" >&2
+  exit 77
+fi
+: "${DROVER_BIN:?DROVER_BIN must name the drover binary}"
+
+B=$DROVER_TEST_BROKERS
+DB=$DROVER_TEST_DATABASE_URL
+ID="wt$$_$RANDOM"
+TOPIC="drv-$ID"
+GROUP="drv-$ID"
+WORK=$(mktemp -d "/tmp/drover-$ID.XXXXXX")
+CAT=$WORK/catalog
+EFFECTS="${ID}_effects"
+PIDS=()
+mkdir -p "$CAT"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "# $*" >&2; }
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+  done
+  if [ "${KEEP_WORK:-}" != 1 ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+sql() { psql "$DB" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
+
+# make_plans N: datasets ${ID}_ds0..N-1, each a two-step plan: create a
+# table, then insert one row into the effects table (counts executions).
+make_plans() {
+  local n=$1 i ds
+  sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
+  for ((i = 0; i < n; i++)); do
+    ds="${ID}_ds$i"
+    cat >"$CAT/$ds.yaml" <<EOF
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: ${ds//_/-}-v2
+spec:
+  type: migration-plan
+  lifecycle: test
+  owner: tests
+  dataset: $ds
+  schemaVersion: {from: 1, to: 2}
+  steps:
+    - {op: create_table, table: ${ds}_t, columns: [{name: id, type: bigint, primary_key: true}]}
+    - {op: sql, sql: "INSERT INTO $EFFECTS (dataset) VALUES ('$ds')"}
+EOF
+  done
+}
+
+# start_worker NAME [extra args...]: a worker in the background, its pid
+# appended to PIDS, its stderr in $WORK/NAME.log.
+start_worker() {
+  local name=$1
+  shift
+  DROVER_INSTANCE="$name" DROVER_HTTP_LISTEN="" \
+    "$DROVER_BIN" worker --brokers "$B" --topic "$TOPIC" --group "$GROUP" \
+    --catalog "$CAT" --database "$DB" --allow-sql \
+    --set commit_interval_ms=50 -X session.timeout.ms=6000 \
+    -X heartbeat.interval.ms=500 "$@" 2>>"$WORK/$name.log" &
+  PIDS+=($!)
+  LAST_PID=$!
+}
+
+# submit_tasks N_DATASETS PER_DATASET: task ids into $WORK/ids
+submit_tasks() {
+  local n=$1 per=$2 i
+  for ((i = 0; i < n; i++)); do
+    "$DROVER_BIN" submit --brokers "$B" --topic "$TOPIC" \
+      --entity "component:default/${ID//_/-}-ds$i-v2" --dataset "${ID}_ds$i" \
+      --count "$per" >>"$WORK/ids" || fail "submit failed"
+  done
+}
+
+# final_count: task_runs rows of our datasets with a final status
+final_count() {
+  sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'
+       AND status IN ('done','skipped','dry_run','dead')"
+}
+
+# wait_final N TIMEOUT_S
+wait_final() {
+  local n=$1 t=$2 i c=0
+  for ((i = 0; i < t; i++)); do
+    c=$(final_count)
+    [ "$c" -ge "$n" ] && return 0
+    sleep 1
+  done
+  fail "only $c of $n tasks final after ${t}s"
+}
+
+# wait_events N TIMEOUT_S: until N committed status events exist
+wait_events() {
+  local n=$1 t=$2 i c=0
+  for ((i = 0; i < t; i += 2)); do
+    c=$($CHECK events "$B" "$TOPIC.status" | wc -l)
+    [ "$c" -ge "$n" ] && return 0
+    sleep 2
+  done
+  fail "only $c of $n status events after ${t}s"
+}
+
+# check_exactly_once N_DATASETS: the three guarantees, for every id in
+# $WORK/ids.
+check_exactly_once() {
+  local ndatasets=$1 ntasks dup missing bad
+  ntasks=$(wc -l <"$WORK/ids")
+  $CHECK events "$B" "$TOPIC.status" >"$WORK/events"
+  /usr/bin/python3 - "$WORK/ids" "$WORK/events" <<'PY' || fail "status events"
+import json, sys, collections
+ids = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+evs = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+cnt = collections.Counter(e.get("task_id") for e in evs)
+dups = {k: v for k, v in cnt.items() if v > 1}
+missing = [i for i in ids if cnt[i] == 0]
+extra = [k for k in cnt if k not in set(ids)]
+st = collections.Counter(e["status"] for e in evs)
+print("# events:", len(evs), dict(st), file=sys.stderr)
+if dups or missing or extra:
+    print("duplicates:", list(dups.items())[:5], "missing:", missing[:5],
+          "extra:", extra[:5], file=sys.stderr)
+    sys.exit(1)
+PY
+  # every plan ran its sql step exactly once
+  bad=$(sql "SELECT count(*) FROM (SELECT dataset FROM $EFFECTS
+             GROUP BY dataset HAVING count(*) <> 1) x")
+  [ "$bad" = 0 ] || fail "$bad dataset(s) ran a step more than once: $(sql "SELECT dataset, count(*) FROM $EFFECTS GROUP BY 1 HAVING count(*) > 1 LIMIT 5")"
+  [ "$(sql "SELECT count(DISTINCT dataset) FROM $EFFECTS")" = "$ndatasets" ] ||
+    fail "effects for $(sql "SELECT count(DISTINCT dataset) FROM $EFFECTS") of $ndatasets datasets"
+  [ "$(sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'
+            AND status = 'done'")" = "$ndatasets" ] || fail "done count"
+  # committed offsets at the log end
+  $CHECK offsets "$B" "$TOPIC" "$GROUP" >"$WORK/offsets"
+  awk '$2 != $3 { bad = 1; print "partition " $1 ": committed " $2 ", end " $3 }
+       END { exit bad }' "$WORK/offsets" >&2 || fail "offsets not at the log end"
+  log "exactly once: $ntasks tasks, $ndatasets datasets, offsets at the end"
+}
