@@ -60,17 +60,18 @@ static txn_rc_t txn_route(rd_kafka_error_t *error, const char *what,
 static rd_kafka_resp_err_t produce(rd_kafka_t *rkp, const char *topic,
                                    int32_t partition, const drv_dlq_rec_t *rec,
                                    int with_value, rd_kafka_headers_t *hdrs) {
+        void *value = with_value ? rec->value : NULL;
+        size_t value_len = with_value ? rec->value_len : 0;
         rd_kafka_resp_err_t err;
 
         do {
-                err = rd_kafka_producev(
-                    rkp, RD_KAFKA_V_TOPIC(topic),
-                    RD_KAFKA_V_PARTITION(partition),
-                    RD_KAFKA_V_KEY(rec->key, rec->key_len),
-                    RD_KAFKA_V_VALUE(with_value ? rec->value : NULL,
-                                     with_value ? rec->value_len : 0),
-                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+                err =
+                    rd_kafka_producev(rkp, RD_KAFKA_V_TOPIC(topic),
+                                      RD_KAFKA_V_PARTITION(partition),
+                                      RD_KAFKA_V_KEY(rec->key, rec->key_len),
+                                      RD_KAFKA_V_VALUE(value, value_len),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
                 if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         rd_kafka_poll(rkp, 100);
         } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
