@@ -47,9 +47,19 @@ void drv_metrics_set_lag(const char *topic, int32_t partition, int64_t lag);
  * malloc'ed string (caller frees); NULL on out of memory. */
 char *drv_metrics_render(void);
 
+/* Zero every metric and forget every labelled series (tests). */
+void drv_metrics_reset(void);
+
+/* Escape a label value for the text format (backslash, double quote,
+ * newline) into out (always NUL-terminated, truncated to fit); returns
+ * the length written. */
+size_t drv_metrics_escape_label(const char *value, char *out, size_t out_size);
+
 /* Readiness as the worker sees it: member of the group with an
  * assignment, and the database reachable. */
 void drv_admin_set_ready(int has_assignment, int db_ok);
+/* What drv_admin_set_ready last stored; both 0 until it is called. */
+void drv_admin_get_ready(int *has_assignmentp, int *db_okp);
 
 /*
  * ------------------------------------------------------------------------
