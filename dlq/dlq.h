@@ -165,6 +165,15 @@ drv_err_t drv_dlq_headers_parse(const rd_kafka_headers_t *hdrs,
                                 drv_dlq_info_t *info, char *errstr,
                                 size_t errstr_size);
 
+/* For the worker, on a task read from the tasks topic: the attempts and
+ * redrive count a redriven task carries in its headers (drover.attempts,
+ * drover.redrive.count, written by 'drover dlq redrive').  Copy the
+ * redrive count into the dead letter's info when the task fails again,
+ * or parking after --max-redrives cannot work.  hdrs may be NULL; absent
+ * or malformed headers give 0.  Either out pointer may be NULL. */
+void drv_dlq_task_carried(const rd_kafka_headers_t *hdrs, int *attemptsp,
+                          int *redrive_countp);
+
 /* Name of the i-th header drv_dlq_headers_new() writes (in order), or
  * NULL when i is past the last one. */
 const char *drv_dlq_header_name(size_t i);

@@ -196,3 +196,23 @@ drv_err_t drv_dlq_headers_parse(const rd_kafka_headers_t *hdrs,
 const char *drv_dlq_header_name(size_t i) {
         return i < HEADER_CNT ? header_table[i].name : NULL;
 }
+
+/* One non-negative int header; 0 when absent or malformed. */
+static int carried_int(const rd_kafka_headers_t *hdrs, const char *name) {
+        const void *v;
+        size_t len;
+        int64_t n;
+
+        if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, &len) || !v ||
+            parse_int(v, len, 0, INT_MAX, &n))
+                return 0;
+        return (int)n;
+}
+
+void drv_dlq_task_carried(const rd_kafka_headers_t *hdrs, int *attemptsp,
+                          int *redrive_countp) {
+        if (attemptsp)
+                *attemptsp = carried_int(hdrs, DRV_DLQ_H_ATTEMPTS);
+        if (redrive_countp)
+                *redrive_countp = carried_int(hdrs, DRV_DLQ_H_REDRIVE_COUNT);
+}

@@ -190,12 +190,32 @@ static void test_missing_null_and_long_values(void **state) {
         assert_int_equal(out.original_offset, -1);
 }
 
+static void test_task_carried_counts(void **state) {
+        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+        int attempts = -1, count = -1;
+
+        (void)state;
+        drv_dlq_task_carried(NULL, &attempts, &count);
+        assert_int_equal(attempts, 0);
+        assert_int_equal(count, 0);
+        rd_kafka_header_add(h, "drover.attempts", -1, "4", -1);
+        rd_kafka_header_add(h, "drover.redrive.count", -1, "2", -1);
+        drv_dlq_task_carried(h, &attempts, &count);
+        assert_int_equal(attempts, 4);
+        assert_int_equal(count, 2);
+        rd_kafka_header_add(h, "drover.redrive.count", -1, "x", -1);
+        drv_dlq_task_carried(h, NULL, &count);
+        assert_int_equal(count, 0);
+        rd_kafka_headers_destroy(h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_round_trip_every_header),
             cmocka_unit_test(test_names_and_text_values),
             cmocka_unit_test(test_malformed_numeric_header_is_an_error),
             cmocka_unit_test(test_missing_null_and_long_values),
+            cmocka_unit_test(test_task_carried_counts),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
