@@ -291,7 +291,7 @@ static drv_err_t yp_node(yp_t *p, yaml_event_t *ev, int depth, json_t **outp) {
         json_t *node = NULL;
         drv_err_t err;
 
-        if (type == YAML_SCALAR_EVENT)
+        if (type == YAML_SCALAR_EVENT && depth <= YAML_MAX_DEPTH)
                 node = scalar_value(ev);
         yaml_event_delete(ev);
         if (depth > YAML_MAX_DEPTH)

@@ -119,4 +119,4 @@ rc=0
 [ $rc -eq 65 ] || fail "invalid plan: exit $rc, want 65"
 grep -q "unknown op \"truncate_everything\"" "$ERR" || fail "invalid: $(cat "$ERR")"
 ok "invalid plan from backstage: exit 65 with the reason"
-echo "6 passed, 0 failed"
+echo "8 passed, 0 failed"
