@@ -124,7 +124,7 @@ wait_events() {
   fail "only $c of $n status events after ${t}s"
 }
 
-# check_exactly_once N_DATASETS: the three guarantees, for every id in
+# check_exactly_once N_DATASETS [CHECK_DONE]: the three guarantees, for every id in
 # $WORK/ids.
 check_exactly_once() {
   local ndatasets=$1 ntasks dup missing bad
@@ -151,8 +151,14 @@ PY
   [ "$bad" = 0 ] || fail "$bad dataset(s) ran a step more than once: $(sql "SELECT dataset, count(*) FROM $EFFECTS GROUP BY 1 HAVING count(*) > 1 LIMIT 5")"
   [ "$(sql "SELECT count(DISTINCT dataset) FROM $EFFECTS")" = "$ndatasets" ] ||
     fail "effects for $(sql "SELECT count(DISTINCT dataset) FROM $EFFECTS") of $ndatasets datasets"
-  [ "$(sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'
-            AND status = 'done'")" = "$ndatasets" ] || fail "done count"
+  # one 'done' per dataset, unless a crash made the redelivery of a task
+  # that had finished its PostgreSQL work report 'skipped' (check_done=0)
+  if [ "${2:-1}" = 1 ]; then
+    [ "$(sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'
+              AND status = 'done'")" = "$ndatasets" ] || fail "done count"
+  fi
+  [ "$(sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'")" = "$ntasks" ] ||
+    fail "task_runs rows"
   # committed offsets at the log end
   $CHECK offsets "$B" "$TOPIC" "$GROUP" >"$WORK/offsets"
   awk '$2 != $3 { bad = 1; print "partition " $1 ": committed " $2 ", end " $3 }
