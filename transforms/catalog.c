@@ -33,6 +33,8 @@ static void curl_init_once(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+static void warn_bad_files(const drv_catalog_t *cat, size_t before);
+
 static char *dup_or_null(const char *s) {
         return s ? strdup(s) : NULL;
 }
@@ -70,6 +72,7 @@ drv_catalog_t *drv_catalog_new(const drv_catalog_conf_t *conf, char *errstr,
         }
         cat->scanned_ms = drv_mono_ms();
         cat->stats.fetches++;
+        warn_bad_files(cat, 0);
         return cat;
 }
 
@@ -90,6 +93,15 @@ void drv_catalog_stats(drv_catalog_t *cat, drv_catalog_stats_t *st) {
         pthread_mutex_lock(&cat->lock);
         *st = cat->stats;
         pthread_mutex_unlock(&cat->lock);
+}
+
+/* Say once, not at every rescan, that files in the catalog do not parse. */
+static void warn_bad_files(const drv_catalog_t *cat, size_t before) {
+        if (cat->idx.bad_files && cat->idx.bad_files != before)
+                drv_log(DRV_LOG_WARN,
+                        "catalog \"%s\": %zu file(s) failed to parse, "
+                        "first: %s",
+                        cat->dir, cat->idx.bad_files, cat->idx.first_bad);
 }
 
 /* Answer from an index entry (or its absence); called under the lock. */
@@ -123,6 +135,7 @@ static drv_err_t resolve_local(drv_catalog_t *cat, const char *ref,
         drv_cindex_t fresh;
         drv_err_t err;
         int64_t age;
+        size_t before;
 
         pthread_mutex_lock(&cat->lock);
         e = drv_cindex_find(&cat->idx, ref);
@@ -133,8 +146,10 @@ static drv_err_t resolve_local(drv_catalog_t *cat, const char *ref,
                         pthread_mutex_unlock(&cat->lock);
                         return DRV_ERR_CATALOG_UNAVAILABLE;
                 }
+                before = cat->idx.bad_files;
                 drv_cindex_free(&cat->idx);
                 cat->idx = fresh;
+                warn_bad_files(cat, before);
                 cat->scanned_ms = drv_mono_ms();
                 cat->stats.fetches++;
                 e = drv_cindex_find(&cat->idx, ref);

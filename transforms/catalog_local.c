@@ -73,7 +73,7 @@ static void note_bad_file(drv_cindex_t *idx, const char *msg) {
         idx->bad_files++;
         if (!idx->first_bad)
                 idx->first_bad = strdup(msg);
-        drv_log(DRV_LOG_WARN, "catalog: %s", msg);
+        drv_log(DRV_LOG_DEBUG, "catalog: %s", msg);
 }
 
 /* Ref of a plan entity without building it ("" when not derivable). */
