@@ -86,6 +86,10 @@ drv_admin_t *drv_admin_start(const drv_admin_conf_t *conf, char *errstr,
 /* Stop and free.  NULL is a no-op. */
 void drv_admin_stop(drv_admin_t *admin);
 
+/* The TCP port the server listens on (useful with port 0 in `listen`);
+ * -1 for NULL. */
+int drv_admin_port(const drv_admin_t *admin);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,213 @@
+/*
+ * drover - consumer/admin_kafka.c: the admin server's own idempotent
+ * producer, for POST /api/tasks.
+ *
+ * A request thread produces one record and waits for its delivery report
+ * (bounded by message.timeout.ms), so a 202 means the task is on the
+ * broker.  A dedicated thread serves the producer's poll queue; the
+ * waiting request and the delivery callback share a reference-counted
+ * pending slot, so a request that gives up never leaves the callback a
+ * dangling pointer.
+ */
+#include "admin_kafka.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SUBMIT_TIMEOUT_MS 5000
+
+struct drv_admin_kafka_s {
+        rd_kafka_t *rkp;
+        char *topic;
+        char *brokers;
+        pthread_t thread;
+        int stop;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+};
+
+typedef struct pending_s {
+        int done;
+        int refs;
+        rd_kafka_resp_err_t err;
+} pending_t;
+
+/* Drop one reference to p.  Called with ak->lock held. */
+static void pending_unref(pending_t *p) {
+        if (--p->refs == 0)
+                free(p);
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+                      void *opaque) {
+        drv_admin_kafka_t *ak = opaque;
+        pending_t *p = msg->_private;
+
+        if (!p)
+                return;
+        pthread_mutex_lock(&ak->lock);
+        p->err = msg->err;
+        p->done = 1;
+        pthread_cond_broadcast(&ak->cond);
+        pending_unref(p);
+        pthread_mutex_unlock(&ak->lock);
+}
+
+/* librdkafka's own log lines go through drv_log (one JSON object per
+ * line); they never contain our secrets: the admin producer has none. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf) {
+        drv_log(level <= 3   ? DRV_LOG_ERROR
+                : level <= 5 ? DRV_LOG_WARN
+                             : DRV_LOG_DEBUG,
+                "kafka (admin producer): %s: %s", fac, buf);
+}
+
+static void *poll_main(void *arg) {
+        drv_admin_kafka_t *ak = arg;
+
+        while (!__atomic_load_n(&ak->stop, __ATOMIC_ACQUIRE))
+                rd_kafka_poll(ak->rkp, 100);
+        return NULL;
+}
+
+static rd_kafka_conf_t *producer_conf(drv_admin_kafka_t *ak, char *errstr,
+                                      size_t errstr_size) {
+        static const char *kv[][2] = {
+            {"enable.idempotence", "true"},
+            {"message.timeout.ms", "5000"},
+            {"socket.connection.setup.timeout.ms", "3000"},
+            {"linger.ms", "1"},
+            {"client.id", "drover-admin"},
+        };
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char kerr[256];
+        size_t i;
+
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", ak->brokers, kerr,
+                              sizeof(kerr)) != RD_KAFKA_CONF_OK)
+                goto err;
+        for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+                if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], kerr,
+                                      sizeof(kerr)) != RD_KAFKA_CONF_OK)
+                        goto err;
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        rd_kafka_conf_set_opaque(conf, ak);
+        return conf;
+err:
+        drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                    "cannot configure the admin producer: %s", kerr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+}
+
+drv_admin_kafka_t *drv_admin_kafka_new(const char *brokers, const char *topic,
+                                       char *errstr, size_t errstr_size) {
+        drv_admin_kafka_t *ak = calloc(1, sizeof(*ak));
+        rd_kafka_conf_t *conf;
+        char kerr[256];
+
+        if (!ak || !(ak->topic = strdup(topic)) ||
+            !(ak->brokers = strdup(brokers))) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                            "out of memory");
+                goto err;
+        }
+        pthread_mutex_init(&ak->lock, NULL);
+        pthread_cond_init(&ak->cond, NULL);
+        if (!(conf = producer_conf(ak, errstr, errstr_size)))
+                goto err_sync;
+        ak->rkp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
+        if (!ak->rkp) {
+                rd_kafka_conf_destroy(conf);
+                drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                            "cannot create the admin producer: %s", kerr);
+                goto err_sync;
+        }
+        /* conf is now owned by rkp */
+        if (pthread_create(&ak->thread, NULL, poll_main, ak)) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_INTERNAL,
+                            "cannot start the admin producer thread");
+                rd_kafka_destroy(ak->rkp);
+                goto err_sync;
+        }
+        return ak;
+err_sync:
+        pthread_mutex_destroy(&ak->lock);
+        pthread_cond_destroy(&ak->cond);
+err:
+        if (ak) {
+                free(ak->topic);
+                free(ak->brokers);
+                free(ak);
+        }
+        return NULL;
+}
+
+void drv_admin_kafka_destroy(drv_admin_kafka_t *ak) {
+        if (!ak)
+                return;
+        /* flush first: delivery reports still need the poll thread */
+        rd_kafka_flush(ak->rkp, 2000);
+        __atomic_store_n(&ak->stop, 1, __ATOMIC_RELEASE);
+        pthread_join(ak->thread, NULL);
+        rd_kafka_purge(ak->rkp,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(ak->rkp, 0); /* serve the purged reports */
+        rd_kafka_destroy(ak->rkp);
+        pthread_mutex_destroy(&ak->lock);
+        pthread_cond_destroy(&ak->cond);
+        free(ak->topic);
+        free(ak->brokers);
+        free(ak);
+}
+
+/* Wait for p->done until `deadline`.  Called with ak->lock held. */
+static void wait_done(drv_admin_kafka_t *ak, pending_t *p,
+                      const struct timespec *deadline) {
+        while (!p->done)
+                if (pthread_cond_timedwait(&ak->cond, &ak->lock, deadline) ==
+                    ETIMEDOUT)
+                        break;
+}
+
+drv_err_t drv_admin_kafka_produce(drv_admin_kafka_t *ak, const char *key,
+                                  const void *value, size_t len, char *errstr,
+                                  size_t errstr_size) {
+        pending_t *p = calloc(1, sizeof(*p));
+        rd_kafka_resp_err_t err;
+        struct timespec deadline;
+
+        if (!p)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        p->refs = 2; /* this request + the delivery report */
+        err = rd_kafka_producev(ak->rkp, RD_KAFKA_V_TOPIC(ak->topic),
+                                RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                                RD_KAFKA_V_VALUE((void *)value, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+        if (err) {
+                free(p);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
+                                   "cannot produce to \"%s\": %s", ak->topic,
+                                   rd_kafka_err2str(err));
+        }
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += (SUBMIT_TIMEOUT_MS + 2000) / 1000;
+        pthread_mutex_lock(&ak->lock);
+        wait_done(ak, p, &deadline);
+        err = p->done ? p->err : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        pending_unref(p);
+        pthread_mutex_unlock(&ak->lock);
+        if (err)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
+                                   "cannot reach kafka at %s: %s", ak->brokers,
+                                   rd_kafka_err2str(err));
+        return DRV_OK;
+}
