@@ -257,11 +257,6 @@ drv_err_t drv_schema_store_add(drv_schema_store_t *store, const char *json,
 uint64_t drv_schema_store_bundled_fingerprint(const drv_schema_store_t *store,
                                               int version);
 
-/* Blocks avro-c allocated while decoding and never freed, which the
- * per-record arena freed for it (a count over the store's life; for
- * tests and metrics). */
-uint64_t drv_schema_store_swept(const drv_schema_store_t *store);
-
 /*
  * ------------------------------------------------------------------------
  * Avro schema utilities (the parts avro-c 1.11.1 lacks)

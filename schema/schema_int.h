@@ -14,33 +14,28 @@
 
 /*
  * ------------------------------------------------------------------------
- * Per-record allocation arena for avro-c (alloc.c)
+ * Per-record allocation budget for avro-c (alloc.c)
  *
  * drv_arena_begin() installs (once, process-wide) an avro-c allocator and
- * makes this thread's avro-c allocations count against `budget` bytes and
- * `max_allocs` live blocks; a request beyond either fails (avro-c sees
- * ENOMEM).  drv_arena_end() frees whatever avro-c allocated in between
- * and did not free (avro-c leaks a string buffer when the datum ends
- * early), and returns how many blocks it had to free.  Arenas do not nest.
+ * makes this thread's avro-c allocations count against `budget` net
+ * bytes until drv_arena_end(); a request beyond it fails (avro-c sees
+ * ENOMEM) and sets a->exhausted.  Arenas do not nest.
  * ------------------------------------------------------------------------
  */
 typedef struct drv_arena_s {
         size_t budget;
-        size_t used;
-        size_t max_allocs;
-        size_t count;
-        size_t cap; /* slots in tab, a power of two */
-        struct drv_arena_slot {
-                void *ptr;
-                size_t size;
-        } * tab;
-        struct drv_arena_slot inline_tab[64];
-        int exhausted; /* a request was refused */
+        int64_t net; /* bytes allocated minus freed since begin */
+        int exhausted;
 } drv_arena_t;
 
 void drv_arena_install(void);
-void drv_arena_begin(drv_arena_t *a, size_t budget, size_t max_allocs);
-size_t drv_arena_end(drv_arena_t *a);
+void drv_arena_begin(drv_arena_t *a, size_t budget);
+void drv_arena_end(drv_arena_t *a);
+
+/* A task in one block with `extra` bytes after the struct (*extrap; max
+ * alignment), all zero but the extra bytes (task.c).  Strings placed
+ * there are not freed separately by drv_task_destroy(). */
+drv_task_t *drv_task_alloc(size_t extra, char **extrap);
 
 /* Check a binary datum against its writer schema without allocating
  * (datum.c): DRV_OK, or DRV_ERR_DECODE and one line.  A datum that passes

@@ -31,7 +31,6 @@
 #define CF_HEADER      5
 #define NEG_CACHE      16
 #define NEG_TTL_MS     30000
-#define MAX_ALLOCS     65536
 #define RECORD_MAX_DEF (1024 * 1024)
 
 /* The task struct's fields, as reader slots. */
@@ -100,7 +99,6 @@ struct drv_schema_store_s {
         } neg[NEG_CACHE];
         unsigned neg_next;
         int32_t enc_id; /* registry id of the encode schema, -1: none */
-        uint64_t swept;
 };
 
 /*
@@ -400,9 +398,6 @@ uint64_t drv_schema_store_bundled_fingerprint(const drv_schema_store_t *store,
         return store->bundled[version - 1]->fp;
 }
 
-uint64_t drv_schema_store_swept(const drv_schema_store_t *store) {
-        return __atomic_load_n(&store->swept, __ATOMIC_RELAXED);
-}
 
 /*
  * ------------------------------------------------------------------------
@@ -532,14 +527,11 @@ drv_err_t drv_schema_store_add(drv_schema_store_t *store, const char *json,
  * ------------------------------------------------------------------------
  */
 
-/* A copy of a string or bytes value; NULL (and *bad = 1) if it holds a
- * NUL byte, NULL (and *bad = 0) if out of memory. */
-static char *value_strdup(avro_value_t *v, int *bad) {
+/* The text of a string or bytes value: -1 if it holds a NUL byte. */
+static int get_text(avro_value_t *v, const char **pp, size_t *np) {
         const void *p = NULL;
         size_t size = 0;
-        char *out;
 
-        *bad = 0;
         if (avro_value_get_type(v) == AVRO_STRING) {
                 avro_value_get_string(v, (const char **)&p, &size);
                 if (size > 0)
@@ -547,95 +539,133 @@ static char *value_strdup(avro_value_t *v, int *bad) {
         } else {
                 avro_value_get_bytes(v, &p, &size);
         }
-        if (size && memchr(p, '\0', size)) {
-                *bad = 1;
-                return NULL;
-        }
-        if (!(out = malloc(size + 1)))
-                return NULL;
-        if (size)
-                memcpy(out, p, size);
-        out[size] = '\0';
-        return out;
+        *pp = p ? p : "";
+        *np = size;
+        return size && memchr(p, '\0', size) ? -1 : 0;
 }
 
-static drv_err_t map_params(drv_task_t *task, avro_value_t *v, char *errstr,
-                            size_t errstr_size) {
-        size_t i, n = 0;
-        avro_value_t child;
-        const char *key;
-        char *val;
-        int bad;
+/* The branch a union holds, else the value itself. */
+static avro_value_t *resolve(avro_value_t *v, avro_value_t *branch) {
+        if (avro_value_get_type(v) != AVRO_UNION)
+                return v;
+        avro_value_get_current_branch(v, branch);
+        return branch;
+}
 
-        avro_value_get_size(v, &n);
-        for (i = 0; i < n; i++) {
-                avro_value_get_by_index(v, i, &child, &key);
-                if (!(val = value_strdup(&child, &bad))) {
-                        return drv_err_set(errstr, errstr_size,
-                                           bad ? DRV_ERR_DECODE : DRV_ERR_NOMEM,
-                                           "task field \"params\" %s",
-                                           bad ? "holds a nul byte"
-                                               : "is out of memory");
+static drv_err_t bad_field(const char *name, const char *what, char *errstr,
+                           size_t errstr_size) {
+        return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                           "task field \"%s\" %s", name, what);
+}
+
+/* Pass 1: check every mapped value and add up the bytes its text needs
+ * (*textp) and the number of params (*paramsp). */
+static drv_err_t measure(const writer_t *w, avro_value_t *val, size_t *textp,
+                         size_t *paramsp, char *errstr, size_t errstr_size) {
+        avro_value_t field, branch, child, *v;
+        const char *p, *key;
+        size_t i, j, n, cnt;
+
+        for (i = 0; i < w->nfields; i++) {
+                const struct slot_def *d;
+                if (w->slot[i] < 0)
+                        continue;
+                d = &slot_defs[w->slot[i]];
+                avro_value_get_by_index(val, i, &field, NULL);
+                v = resolve(&field, &branch);
+                if (!kind_ok(d->kind, avro_value_get_schema(v)))
+                        return bad_field(d->name,
+                                         avro_value_get_type(v) == AVRO_NULL
+                                             ? "is null"
+                                             : "holds a wrong type",
+                                         errstr, errstr_size);
+                if ((d->kind == K_STRING || d->kind == K_OPT) &&
+                    avro_value_get_type(v) != AVRO_NULL) {
+                        if (get_text(v, &p, &n))
+                                return bad_field(d->name, "holds a nul byte",
+                                                 errstr, errstr_size);
+                        *textp += n + 1;
+                } else if (d->kind == K_MAP) {
+                        avro_value_get_size(v, &cnt);
+                        *paramsp += cnt;
+                        for (j = 0; j < cnt; j++) {
+                                avro_value_get_by_index(v, j, &child, &key);
+                                if (get_text(&child, &p, &n))
+                                        return bad_field(d->name,
+                                                         "holds a nul byte",
+                                                         errstr, errstr_size);
+                                *textp += n + 1 + strlen(key) + 1;
+                        }
                 }
-                if (drv_task_add_param(task, key, val)) {
-                        free(val);
-                        return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
-                                           "out of memory reading params");
-                }
-                free(val);
         }
         return DRV_OK;
 }
 
-/* Store one writer value into the task slot it maps to. */
-static drv_err_t map_value(drv_task_t *task, int s, avro_value_t *v,
-                           char *errstr, size_t errstr_size) {
+/* Copy a value's text to *memp (advancing it); the copy. */
+static char *put_text(avro_value_t *v, char **memp) {
+        const char *p;
+        size_t n;
+        char *out = *memp;
+
+        get_text(v, &p, &n);
+        memcpy(out, p, n);
+        out[n] = '\0';
+        *memp += n + 1;
+        return out;
+}
+
+static void put_params(drv_task_t *task, avro_value_t *v, char **memp) {
+        avro_value_t child;
+        const char *key;
+        size_t j, cnt = 0, kn;
+
+        avro_value_get_size(v, &cnt);
+        for (j = 0; j < cnt; j++) {
+                drv_param_t *pr = &task->params[task->params_cnt++];
+                avro_value_get_by_index(v, j, &child, &key);
+                kn = strlen(key);
+                pr->key = memcpy(*memp, key, kn + 1);
+                *memp += kn + 1;
+                pr->value = put_text(&child, memp);
+        }
+}
+
+/* Pass 2: store one checked writer value into its task slot. */
+static void map_value(drv_task_t *task, int s, avro_value_t *field,
+                      char **memp) {
         const struct slot_def *d = &slot_defs[s];
-        avro_value_t branch;
-        avro_type_t t;
+        avro_value_t branch, *v = resolve(field, &branch);
+        avro_type_t t = avro_value_get_type(v);
         int32_t i32;
         int64_t i64;
-        int b, bad = 0;
+        int b;
 
-        if (avro_value_get_type(v) == AVRO_UNION) {
-                avro_value_get_current_branch(v, &branch);
-                v = &branch;
-        }
-        t = avro_value_get_type(v);
-        if (!kind_ok(d->kind, avro_value_get_schema(v)))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "task field \"%s\" holds a %s", d->name,
-                                   t == AVRO_NULL ? "null" : "wrong type");
         switch (d->kind) {
         case K_OPT:
                 if (t == AVRO_NULL)
-                        return DRV_OK;
+                        return;
                 /* fall through */
         case K_STRING:
-                if ((*(char **)((char *)task + d->off) = value_strdup(v, &bad)))
-                        return DRV_OK;
-                return drv_err_set(
-                    errstr, errstr_size, bad ? DRV_ERR_DECODE : DRV_ERR_NOMEM,
-                    "task field \"%s\" %s", d->name,
-                    bad ? "holds a nul byte" : "is out of memory");
+                *(char **)((char *)task + d->off) = put_text(v, memp);
+                return;
         case K_LONG:
                 if (t == AVRO_INT32 && !avro_value_get_int(v, &i32))
                         task->requested_at = i32;
                 else if (!avro_value_get_long(v, &i64))
                         task->requested_at = i64;
-                return DRV_OK;
+                return;
         case K_BOOL:
                 avro_value_get_boolean(v, &b);
                 task->dry_run = b != 0;
-                return DRV_OK;
+                return;
         case K_INT:
                 avro_value_get_int(v, &i32);
                 task->priority = i32;
-                return DRV_OK;
+                return;
         case K_MAP:
-                return map_params(task, v, errstr, errstr_size);
+                put_params(task, v, memp);
+                return;
         }
-        return DRV_OK;
 }
 
 /* Fill slot s from the reader schema's default. */
@@ -672,97 +702,116 @@ static drv_err_t map_default(drv_task_t *task, int s, json_t *def) {
         return DRV_OK;
 }
 
+/* Map a decoded writer value into a new task, in one allocation. */
 static drv_err_t to_task(drv_schema_store_t *store, const writer_t *w,
-                         avro_value_t *val, drv_task_t *task, char *errstr,
+                         avro_value_t *val, drv_task_t **taskp, char *errstr,
                          size_t errstr_size) {
+        size_t i, text = 0, nparams = 0;
         avro_value_t field;
+        drv_task_t *task;
         drv_err_t err;
-        size_t i;
+        char *mem;
         int s;
 
+        if ((err = measure(w, val, &text, &nparams, errstr, errstr_size)))
+                return err;
+        task = drv_task_alloc(nparams * sizeof(drv_param_t) + text, &mem);
+        if (!task)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory creating a task");
+        if (nparams) {
+                task->params = (drv_param_t *)mem;
+                mem += nparams * sizeof(drv_param_t);
+        }
         for (i = 0; i < w->nfields; i++) {
                 if (w->slot[i] < 0)
                         continue;
                 avro_value_get_by_index(val, i, &field, NULL);
-                if ((err = map_value(task, w->slot[i], &field, errstr,
-                                     errstr_size)))
-                        return err;
+                map_value(task, w->slot[i], &field, &mem);
         }
         for (s = 0; s < S_COUNT; s++) {
                 if ((store->reader_slots & (1u << s)) &&
                     !(w->present & (1u << s)) &&
-                    map_default(task, s, store->defaults[s]))
+                    map_default(task, s, store->defaults[s])) {
+                        drv_task_destroy(task);
                         return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                            "out of memory filling "
                                            "defaults");
+                }
         }
         task->writer_version = w->version;
+        *taskp = task;
         return DRV_OK;
 }
 
-/* Read the datum (already checked by drv_datum_check) under the arena;
- * on DRV_OK *val holds it. */
-static drv_err_t read_datum(drv_schema_store_t *store, const writer_t *w,
-                            const char *data, size_t len, avro_value_t *val,
-                            drv_arena_t *arena, char *errstr,
-                            size_t errstr_size) {
-        avro_reader_t rd = avro_reader_memory(data, (int64_t)len);
-        int rc;
+/*
+ * One memory reader per thread, re-pointed at each record; freed when the
+ * thread exits.  The generic value is made fresh for every record: reusing
+ * one leaks in avro-c 1.11.1 (avro_raw_map_clear() drops map keys without
+ * freeing them, so every map entry of every reused record leaks).
+ */
+static _Thread_local avro_reader_t tl_reader;
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
 
-        val->iface = NULL;
-        if (!rd || avro_generic_value_new(w->iface, val)) {
-                if (rd)
-                        avro_reader_free(rd);
-                val->iface = NULL;
-                rc = -1;
-        } else {
-                rc = avro_value_read(rd, val);
-                avro_reader_free(rd);
+static void tl_free(void *rd) {
+        avro_reader_free(rd);
+}
+
+static void tl_init(void) {
+        pthread_key_create(&tl_key, tl_free);
+}
+
+static avro_reader_t tl_get_reader(void) {
+        if (!tl_reader) {
+                pthread_once(&tl_once, tl_init);
+                if (!(tl_reader = avro_reader_memory(NULL, 0)))
+                        return NULL;
+                pthread_setspecific(tl_key, tl_reader);
         }
-        if (rc && arena->exhausted)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "cannot decode task record: it exceeds "
-                                   "the allocation budget of %zu bytes",
-                                   store->budget);
-        if (rc)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
-                                   "cannot decode task record: malformed "
-                                   "avro datum");
-        return DRV_OK;
+        return tl_reader;
 }
 
+/* Read the datum (already checked by drv_datum_check) under the budget
+ * and map it into a new task. */
 static drv_err_t decode_datum(drv_schema_store_t *store, const writer_t *w,
                               const char *data, size_t len, drv_task_t **taskp,
                               char *errstr, size_t errstr_size) {
-        avro_value_t val = {0};
-        drv_task_t *task = NULL;
+        avro_reader_t rd;
+        avro_value_t val;
         drv_arena_t arena;
         drv_err_t err;
-        size_t swept;
+        int rc = -1;
 
         err = drv_datum_check(w->schema, data, len, store->budget, errstr,
                               errstr_size);
         if (err)
                 return err;
-        drv_arena_begin(&arena, store->budget, MAX_ALLOCS);
-        err =
-            read_datum(store, w, data, len, &val, &arena, errstr, errstr_size);
-        if (!err && !(task = drv_task_new()))
-                err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
-                                  "out of memory creating a task");
-        if (!err)
-                err = to_task(store, w, &val, task, errstr, errstr_size);
+        if (!(rd = tl_get_reader()))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory decoding a task");
+        avro_reader_memory_set_source(rd, data, (int64_t)len);
+        val.iface = NULL;
+        drv_arena_begin(&arena, store->budget);
+        if (avro_generic_value_new(w->iface, &val) == 0)
+                rc = avro_value_read(rd, &val);
+        else
+                val.iface = NULL;
+        drv_arena_end(&arena);
+        if (rc && arena.exhausted)
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                  "cannot decode task record: it exceeds "
+                                  "the allocation budget of %zu bytes",
+                                  store->budget);
+        else if (rc)
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                  "cannot decode task record: malformed "
+                                  "avro datum");
+        else
+                err = to_task(store, w, &val, taskp, errstr, errstr_size);
         if (val.iface)
                 avro_value_decref(&val);
-        swept = drv_arena_end(&arena);
-        if (swept)
-                __atomic_add_fetch(&store->swept, swept, __ATOMIC_RELAXED);
-        if (err) {
-                drv_task_destroy(task);
-                return err;
-        }
-        *taskp = task;
-        return DRV_OK;
+        return err;
 }
 
 static uint64_t le64(const unsigned char *p) {

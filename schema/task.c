@@ -4,11 +4,53 @@
 #include "schema.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * A task lives in one block: a hidden header (the block's size), the
+ * struct, then - for a decoded task - its strings and params array.
+ * Fields may still be replaced by separately malloc'ed strings (and
+ * params appended): drv_task_destroy() frees exactly the pointers that do
+ * not lie inside the block.  Decoding a task costs one malloc instead of
+ * a dozen.
+ */
+typedef union task_hdr_u {
+        size_t size;
+        max_align_t align;
+} task_hdr_t;
+
+drv_task_t *drv_task_alloc(size_t extra, char **extrap) {
+        size_t size = sizeof(task_hdr_t) + sizeof(drv_task_t) + extra;
+        task_hdr_t *h = malloc(size);
+        drv_task_t *t;
+
+        if (!h)
+                return NULL;
+        h->size = size;
+        t = (drv_task_t *)(h + 1);
+        memset(t, 0, sizeof(*t));
+        if (extrap)
+                *extrap = (char *)(t + 1);
+        return t;
+}
+
 drv_task_t *drv_task_new(void) {
-        return calloc(1, sizeof(drv_task_t));
+        return drv_task_alloc(0, NULL);
+}
+
+/* 1 if p points into the task's own block (not separately allocated). */
+static int inside(const drv_task_t *t, const void *p) {
+        const task_hdr_t *h = (const task_hdr_t *)t - 1;
+        const char *b = (const char *)h, *c = p;
+
+        return c >= b && c < b + h->size;
+}
+
+static void free_outside(const drv_task_t *t, void *p) {
+        if (p && !inside(t, p))
+                free(p);
 }
 
 void drv_task_destroy(drv_task_t *task) {
@@ -16,29 +58,40 @@ void drv_task_destroy(drv_task_t *task) {
 
         if (!task)
                 return;
-        free(task->task_id);
-        free(task->entity_ref);
-        free(task->dataset);
-        free(task->requested_by);
-        free(task->replay_of);
+        free_outside(task, task->task_id);
+        free_outside(task, task->entity_ref);
+        free_outside(task, task->dataset);
+        free_outside(task, task->requested_by);
+        free_outside(task, task->replay_of);
         for (i = 0; i < task->params_cnt; i++) {
-                free(task->params[i].key);
-                free(task->params[i].value);
+                free_outside(task, task->params[i].key);
+                free_outside(task, task->params[i].value);
         }
-        free(task->params);
-        free(task);
+        free_outside(task, task->params);
+        free((task_hdr_t *)task - 1);
+}
+
+/* Capacity of a separately allocated params array holding cnt params. */
+static size_t params_cap(size_t cnt) {
+        size_t c = 4;
+
+        while (c < cnt)
+                c <<= 1;
+        return cnt ? c : 0;
 }
 
 int drv_task_add_param(drv_task_t *task, const char *key, const char *value) {
-        drv_param_t *p;
+        size_t cnt = task->params_cnt, cap = params_cap(cnt + 1);
+        drv_param_t *p = task->params;
         char *k, *v;
 
-        if ((task->params_cnt & (task->params_cnt - 1)) == 0) {
-                size_t cap = task->params_cnt ? task->params_cnt * 2 : 4;
-                if (task->params_cnt && task->params_cnt < 4)
-                        cap = 4;
-                p = realloc(task->params, cap * sizeof(*p));
-                if (!p)
+        if (p && inside(task, p)) { /* the decoded array is exactly full */
+                if (!(p = malloc(cap * sizeof(*p))))
+                        return -1;
+                memcpy(p, task->params, cnt * sizeof(*p));
+                task->params = p;
+        } else if (cnt == params_cap(cnt)) {
+                if (!(p = realloc(task->params, cap * sizeof(*p))))
                         return -1;
                 task->params = p;
         }
@@ -49,8 +102,8 @@ int drv_task_add_param(drv_task_t *task, const char *key, const char *value) {
                 free(v);
                 return -1;
         }
-        task->params[task->params_cnt].key = k;
-        task->params[task->params_cnt].value = v;
+        task->params[cnt].key = k;
+        task->params[cnt].value = v;
         task->params_cnt++;
         return 0;
 }
