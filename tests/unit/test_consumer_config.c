@@ -200,6 +200,25 @@ static void test_passthrough_applies_to_librdkafka(void **state) {
         drv_config_destroy(conf);
 }
 
+/* The shipped example must load as it is. */
+static void test_example_config_loads(void **state) {
+        const char *src = getenv("DROVER_SOURCE_DIR");
+        drv_config_t *conf = drv_config_new();
+        char path[1024], errstr[512];
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/examples/drover.yaml",
+                 src ? src : ".");
+        if (drv_config_load_file(conf, path, errstr, sizeof(errstr)))
+                fail_msg("%s", errstr);
+        assert_int_equal(drv_config_finish(conf, errstr, sizeof(errstr)),
+                         DRV_OK);
+        assert_string_equal(conf->assignment_strategy, "cooperative-sticky");
+        assert_string_equal(drv_config_kafka_get(conf, "session.timeout.ms"),
+                            "45000");
+        drv_config_destroy(conf);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_defaults_work_against_the_local_stack),
@@ -208,6 +227,7 @@ int main(void) {
             cmocka_unit_test(test_missing_file_is_an_io_error),
             cmocka_unit_test(test_environment_wins_over_file),
             cmocka_unit_test(test_passthrough_applies_to_librdkafka),
+            cmocka_unit_test(test_example_config_loads),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
