@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/drv-interop-XXXXXX";
@@ -48,7 +49,7 @@ static pid_t start_stub(const char *extra, char *url_out, size_t url_size) {
                 _exit(127);
         }
         for (i = 0; i < 100 && !port[0]; i++) {
-                usleep(100 * 1000);
+                nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
                 if ((fp = fopen(portfile, "r"))) {
                         if (!fgets(port, sizeof(port), fp))
                                 port[0] = '\0';
