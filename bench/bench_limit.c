@@ -378,21 +378,41 @@ static job_t *job_from_msg(const rd_kafka_message_t *m) {
 typedef struct part_s {
         job_t *head, *tail; /* fetched, not yet handed out, in order */
         int busy;           /* a task in flight */
+        int queued;         /* jobs in the backlog */
+        int paused;         /* paused by us (only resume what we paused) */
         int64_t commit;     /* next offset to commit, -1: none */
 } part_t;
 
 static part_t parts[MAX_PARTS];
+static rd_kafka_t *rk;
+
+/* Like drover, bound the backlog: pause a partition with BACKLOG_MAX
+ * fetched tasks waiting, resume it when they have been handed out (what
+ * librdkafka had prefetched for it is dropped and fetched again). */
+#define BACKLOG_MAX 32
+
+static void pause_part(int32_t p, int pause) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+
+        rd_kafka_topic_partition_list_add(l, opt.topic, p);
+        if (pause ? rd_kafka_pause_partitions(rk, l)
+                  : rd_kafka_resume_partitions(rk, l))
+                fail("%s", "cannot pause or resume a partition");
+        rd_kafka_topic_partition_list_destroy(l);
+        parts[p].paused = pause;
+}
 static job_t *pending, *pending_tail; /* completed, not yet committed */
 static long pending_cnt, committed;
 
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+static void rebalance_cb(rd_kafka_t *rkc, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *l, void *opaque) {
         (void)opaque;
         /* a single-process benchmark: plain eager assign/unassign */
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
-                rd_kafka_assign(rk, l);
+                rd_kafka_assign(rkc, l);
         else
-                rd_kafka_assign(rk, NULL);
+                rd_kafka_assign(rkc, NULL);
 }
 
 static rd_kafka_conf_t *base_conf(void) {
@@ -427,7 +447,7 @@ static rd_kafka_t *consumer_new(void) {
                             "earliest",
                             NULL};
         char errstr[512];
-        rd_kafka_t *rk;
+        rd_kafka_t *rkc;
         int i;
 
         for (i = 0; kv[i]; i += 2)
@@ -435,10 +455,10 @@ static rd_kafka_t *consumer_new(void) {
                                       sizeof(errstr)))
                         fail("%s", errstr);
         rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
-        if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof(errstr))))
+        if (!(rkc = rd_kafka_new(RD_KAFKA_CONSUMER, c, errstr, sizeof(errstr))))
                 fail("%s", errstr);
-        rd_kafka_poll_set_consumer(rk);
-        return rk;
+        rd_kafka_poll_set_consumer(rkc);
+        return rkc;
 }
 
 static rd_kafka_t *producer_new(void) {
@@ -489,7 +509,7 @@ static void produce_status(rd_kafka_t *rkp, const job_t *j) {
 }
 
 /* One transaction: the pending status events and the offsets. */
-static void commit_pending(rd_kafka_t *rk, rd_kafka_t *rkp) {
+static void commit_pending(rd_kafka_t *rkp) {
         rd_kafka_topic_partition_list_t *offs;
         rd_kafka_consumer_group_metadata_t *cgmd;
         job_t *j, *next;
@@ -543,6 +563,9 @@ static void take_message(rd_kafka_message_t *m) {
         else
                 parts[m->partition].head = j;
         parts[m->partition].tail = j;
+        if (++parts[m->partition].queued >= BACKLOG_MAX &&
+            !parts[m->partition].paused)
+                pause_part(m->partition, 1);
 }
 
 /* Hand out the next task of every idle partition; collect completions.
@@ -558,6 +581,8 @@ static int dispatch_and_collect(void) {
                 if (!(pt->head = j->next))
                         pt->tail = NULL;
                 pt->busy = 1;
+                if (--pt->queued == 0 && pt->paused)
+                        pause_part(p, 0);
                 q_push(&jobs, j);
         }
         while ((j = q_pop(&done, 0))) {
@@ -634,7 +659,7 @@ static void parse_args(int argc, char **argv) {
 int main(int argc, char **argv) {
         pthread_t *th, fth;
         rd_kafka_topic_partition_list_t *sub;
-        rd_kafka_t *rk, *rkp;
+        rd_kafka_t *rkp;
         int64_t last = mono_ms();
         int i;
 
@@ -671,12 +696,12 @@ int main(int argc, char **argv) {
                         q_wait(&done, 2);
                 if (mono_ms() - last >= opt.interval_ms) {
                         if (pending_cnt)
-                                commit_pending(rk, rkp);
+                                commit_pending(rkp);
                         last = mono_ms();
                 }
         }
         if (pending_cnt)
-                commit_pending(rk, rkp);
+                commit_pending(rkp);
         q_close(&jobs);
         for (i = 0; i < opt.concurrency; i++)
                 pthread_join(th[i], NULL);

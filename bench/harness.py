@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SQL_FILE = os.path.join(ROOT, "bench", "task_sql.json")
+SOFT_S = 20  # set from the mode: longest a throughput run waits
 RUN_ID = time.strftime("%H%M%S") + "_" + uuid.uuid4().hex[:4]
 _seq = [0]
 
@@ -59,6 +60,12 @@ class Stack:
             fastavro.schema.fingerprint(canon, "CRC-64-AVRO"))
         self.schema = fastavro.parse_schema(raw)
         self.procs = []
+        # the table of drover's trivial plan (the limit and the peer get
+        # theirs in their own schema, from task_sql.json)
+        self.sql(["CREATE TABLE IF NOT EXISTS public.bench_tiny "
+                  "(id int PRIMARY KEY, v text NOT NULL)",
+                  "INSERT INTO public.bench_tiny VALUES (1, 'x') "
+                  "ON CONFLICT DO NOTHING"])
 
     def topic(self, partitions=12):
         name = unique("t").replace("_", "-")
@@ -164,9 +171,13 @@ class StatusWatch(threading.Thread):
         with self.lock:
             return len(self.seen)
 
-    def wait(self, n, timeout, procs=()):
+    def wait(self, n, timeout, procs=(), soft=None):
+        """Until n events; or, after `soft` seconds, 40 events will do
+        (a slow contender is measured on what it finished by then)."""
         t0 = time.monotonic()
         while self.count() < n:
+            if soft and time.monotonic() - t0 > soft and self.count() >= 40:
+                return
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(
                     f"only {self.count()} of {n} status events after {timeout}s")
@@ -295,7 +306,8 @@ def wait_group(st, group, members, timeout=60):
 # ------------------------------------------------------------------------
 # One throughput run
 # ------------------------------------------------------------------------
-def throughput_run(st, kind, n, workers=1, concurrency=4, interval=100):
+def throughput_run(st, kind, n, workers=1, concurrency=4, interval=100,
+                   soft=None):
     """Start `workers` processes of `kind`, then produce n trivial tasks
     (one dataset and plan each); returns the run's figures."""
     topic = st.topic()
@@ -324,21 +336,24 @@ def throughput_run(st, kind, n, workers=1, concurrency=4, interval=100):
         c0, (t0, i0) = st.commits(), cpu_ticks()
         cpu0 = [proc_cpu_s(p.pid) or 0 for p in procs]
         st.produce(topic, list(zip(refs, datasets)))
-        watch.wait(n, max(120, n / 20), procs)
+        watch.wait(n, max(120, n / 20), procs, soft or SOFT_S)
         t1, i1 = cpu_ticks()
         cpu1 = [proc_cpu_s(p.pid) or 0 for p in procs]
-        c1 = st.commits()
-        watch.finish()
     finally:
         stop_procs(st, procs)
+    # backends report their commits when idle or gone: count after exit
+    time.sleep(1.1)
+    c1 = st.commits()
+    watch.finish()
     rate = rate_p10_p90(watch.ts)
     worker_cpu = sum(b - a for a, b in zip(cpu0, cpu1))
+    n = len(watch.ts)
     return {"kind": kind, "workers": workers, "concurrency": concurrency,
             "commit_interval_ms": interval, "tasks": n,
             "tasks_per_s": rate,
             "worker_cpu_ms_per_task": 1000.0 * worker_cpu / n,
             "machine_cpu_busy": 1 - (i1 - i0) / max(1, t1 - t0),
-            "pg_commits_per_task": (c1 - c0) / n}
+            "pg_commits_per_task": (c1 - c0) / max(1, n)}
 
 
 # ------------------------------------------------------------------------
@@ -350,3 +365,347 @@ def spread(vals):
         return {"median": None, "min": None, "max": None, "n": 0}
     return {"median": statistics.median(vals), "min": min(vals),
             "max": max(vals), "n": len(vals)}
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def med(runs, key="tasks_per_s"):
+    return spread([r.get(key) for r in runs])["median"]
+
+
+def b1(st, size):
+    """Task throughput: drover x1, x3, the limit and the peer, interleaved;
+    ratios within each repetition."""
+    confs = [("drover_1", "drover", 1), ("drover_3", "drover", 3),
+             ("limit", "limit", 1), ("peer", "peer", 1)]
+    runs = {c[0]: [] for c in confs}
+    for rep in range(size["reps"]):
+        for name, kind, workers in confs:
+            r = throughput_run(st, kind, size["n"], workers)
+            r["rep"] = rep
+            runs[name].append(r)
+            log(f"B1 rep {rep} {name}: {r['tasks_per_s'] or 0:.0f} tasks/s")
+    vs_limit = [ratio(d["tasks_per_s"], l["tasks_per_s"])
+                for d, l in zip(runs["drover_1"], runs["limit"])]
+    vs_peer = [ratio(d["tasks_per_s"], p["tasks_per_s"])
+               for d, p in zip(runs["drover_1"], runs["peer"])]
+    out = {"unit": "tasks/s", "higher_is_better": True,
+           "drover": spread([r["tasks_per_s"] for r in runs["drover_1"]]),
+           "drover_3_workers": spread([r["tasks_per_s"]
+                                       for r in runs["drover_3"]]),
+           "limit": spread([r["tasks_per_s"] for r in runs["limit"]]),
+           "peer": spread([r["tasks_per_s"] for r in runs["peer"]]),
+           "vs_limit": spread(vs_limit)["median"],
+           "vs_peer": spread(vs_peer)["median"],
+           "vs_limit_spread": spread(vs_limit),
+           "vs_peer_spread": spread(vs_peer),
+           "goal": {"vs_limit": 0.9, "vs_peer": 3.0, "vs_peer_stretch": 5.0},
+           "per_task": {k: {"pg_commits": med(v, "pg_commits_per_task"),
+                            "worker_cpu_ms": med(v, "worker_cpu_ms_per_task"),
+                            "machine_cpu_busy": med(v, "machine_cpu_busy")}
+                        for k, v in runs.items()},
+           "setup": {"partitions": 12, "brokers": 1, "eos": True,
+                     "tasks_per_run": size["n"], "repetitions": size["reps"],
+                     "concurrency": 4, "commit_interval_ms": 100,
+                     "plan": "one validate step (not_null on a 1-row table)"
+                             ", one dataset and plan per task"},
+           "runs": runs}
+    sweeps = {"commit_interval_ms": {}, "concurrency": {}}
+    for rep in range(size["sweep_reps"]):
+        for iv in (10, 100, 1000):
+            r = throughput_run(st, "drover", size["n"], 1, 4, iv)
+            sweeps["commit_interval_ms"].setdefault(str(iv), []).append(r)
+            log(f"B1 interval {iv} ms: {r['tasks_per_s'] or 0:.0f} tasks/s")
+        for c in (1, 2, 4, 8):
+            r = throughput_run(st, "drover", size["n"], 1, c, 100)
+            sweeps["concurrency"].setdefault(str(c), []).append(r)
+            log(f"B1 concurrency {c}: {r['tasks_per_s'] or 0:.0f} tasks/s")
+    out["sweeps"] = {k: {x: spread([r["tasks_per_s"] for r in rs])
+                         for x, rs in v.items()} for k, v in sweeps.items()}
+    return out
+
+
+def b6(st, size):
+    """Scaling: drover with 1, 2, 3, 6 workers on 12 partitions, against
+    the limit (one process) in the same repetition."""
+    counts = [1, 2, 3, 6] if not size.get("smoke") else [1, 2]
+    runs = {str(w): [] for w in counts}
+    runs["limit"] = []
+    for rep in range(size["b6_reps"]):
+        r = throughput_run(st, "limit", size["n"], 1)
+        runs["limit"].append(r)
+        for w in counts:
+            r = throughput_run(st, "drover", size["n"], w)
+            runs[str(w)].append(r)
+            log(f"B6 rep {rep} {w} workers: {r['tasks_per_s'] or 0:.0f} "
+                f"tasks/s, machine cpu {100 * r['machine_cpu_busy']:.0f}%")
+    pts = {w: {"tasks_per_s": spread([r["tasks_per_s"] for r in runs[w]]),
+               "machine_cpu_busy": med(runs[w], "machine_cpu_busy"),
+               "worker_cpu_ms_per_task": med(runs[w], "worker_cpu_ms_per_task")}
+           for w in runs}
+    best = max((w for w in runs if w != "limit"),
+               key=lambda w: pts[w]["tasks_per_s"]["median"] or 0)
+    vs_limit = [ratio(d["tasks_per_s"], l["tasks_per_s"])
+                for d, l in zip(runs[best], runs["limit"])]
+    return {"unit": "tasks/s", "higher_is_better": True,
+            "drover": pts[best]["tasks_per_s"], "drover_workers": int(best),
+            "limit": pts["limit"]["tasks_per_s"], "peer": None,
+            "vs_limit": spread(vs_limit)["median"], "vs_peer": None,
+            "points": pts, "runs": runs}
+
+
+def b4(st, size):
+    """Memory: RSS of an idle worker, and of one started on a backlog of
+    queued tasks, bounded by kafka.queued.max.messages.kbytes."""
+    kb = 16384
+    out = {"unit": "MB (RSS)", "higher_is_better": False,
+           "queued_max_messages_kbytes": kb, "queued_tasks": size["b4_tasks"],
+           "goal": {"idle_mb": 30, "loaded_mb": 100}}
+    datasets = [unique("ds") for _ in range(12)]
+    catalog, refs = st.catalog(datasets)
+    for kind in ("drover", "limit", "peer"):
+        for phase in ("idle", "loaded"):
+            topic, group = st.topic(), unique("g")
+            if phase == "loaded":
+                st.produce(topic, [(refs[i % 12], datasets[i % 12])
+                                   for i in range(size["b4_tasks"])])
+            schema = unique("s")
+            if kind == "drover":
+                p = start_drover(st, topic, group, catalog, group + "-0", extra={
+                    "kafka.queued.max.messages.kbytes": kb})
+            elif kind == "limit":
+                st.pg_setup(schema)
+                p = start_limit(st, topic, group, schema, group + "-0",
+                                extra={"queued.max.messages.kbytes": kb})
+            else:
+                st.pg_setup(schema)
+                p = start_peer(st, topic, group, schema, group + "-0")
+            try:
+                wait_group(st, group, 1)
+                peak, t0 = 0, time.monotonic()
+                while time.monotonic() - t0 < size["b4_secs"]:
+                    if p.poll() is not None:
+                        raise RuntimeError(f"{kind} exited during B4 "
+                                           f"(see {p.logpath})")
+                    peak = max(peak, proc_rss_kb(p.pid) or 0)
+                    time.sleep(0.1)
+                hwm = proc_rss_kb(p.pid, "VmHWM") or peak
+            finally:
+                stop_procs(st, [p])
+            out.setdefault(kind, {})[phase] = round(max(peak, hwm) / 1024, 1)
+            log(f"B4 {kind} {phase}: {out[kind][phase]} MB")
+    out["drover_figure"] = out["drover"]
+    # oriented so that higher is better for drover: their RSS / ours
+    out["vs_limit"] = ratio(out["limit"]["loaded"], out["drover"]["loaded"])
+    out["vs_peer"] = ratio(out["peer"]["loaded"], out["drover"]["loaded"])
+    return out
+
+
+def b5(st, size):
+    """Recovery: 3 workers under load, kill -9 one, seconds until the
+    group's throughput (1 s windows) is back to >= 90 % of before."""
+    n = size["b5_tasks"]
+    topic, group = st.topic(), unique("g")
+    datasets = [unique("ds") for _ in range(n)]
+    catalog, refs = st.catalog(datasets)
+    extra = {"kafka.session.timeout.ms": 10000,
+             "kafka.heartbeat.interval.ms": 1000}
+    procs = [start_drover(st, topic, group, catalog, f"{group}-{i}",
+                          extra=extra) for i in range(3)]
+    try:
+        wait_group(st, group, 3)
+        watch = StatusWatch(st.brokers, topic)
+        watch.start()
+        st.produce(topic, list(zip(refs, datasets)))
+        watch.wait(60, 120, procs)
+        time.sleep(size["b5_before_s"])
+        kill_ms = time.time() * 1000
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        base, rec = None, None
+        t_end = time.monotonic() + size["b5_after_s"]
+        while time.monotonic() < t_end and rec is None:
+            time.sleep(0.5)
+            for p in procs[1:]:
+                if p.poll() is not None:
+                    raise RuntimeError(f"a surviving worker exited "
+                                       f"(see {p.logpath})")
+            with watch.lock:
+                ts = sorted(watch.ts)
+            base, rec = recovery(ts, kill_ms)
+        watch.finish()
+    finally:
+        stop_procs(st, procs)
+    return {"unit": "s", "higher_is_better": False,
+            "drover": rec, "limit": None, "peer": None,
+            "vs_limit": None, "vs_peer": None,
+            "throughput_before_tasks_per_s": base, "tasks": n,
+            "kafka": extra, "watched_s": size["b5_after_s"],
+            "note": "recovery = first 1 s window after the kill with >= 90 %"
+                    " of the pre-kill rate; null: not reached within "
+                    "watched_s"}
+
+
+def recovery(ts, kill_ms):
+    """(pre-kill rate, seconds until a 1 s window is back to >= 90 % of
+    it, or None)."""
+    if len(ts) < 40:
+        return None, None
+    start = ts[len(ts) // 20]
+    before = [t for t in ts if start <= t < kill_ms]
+    base = len(before) / max(0.001, (kill_ms - start) / 1000)
+    t = kill_ms
+    while t + 1000 <= ts[-1]:
+        if sum(1 for x in ts if t <= x < t + 1000) >= 0.9 * base:
+            return base, (t - kill_ms) / 1000.0
+        t += 250
+    return base, None
+
+
+def external(script, quick, smoke, st):
+    """B2/B3: run another engineer's bench script; collect its JSON line."""
+    path = os.path.join(ROOT, "bench", script)
+    if not os.path.exists(path):
+        return {"missing": f"bench/{script} does not exist yet"}
+    args = ["bash", path] + (["--quick"] if quick or smoke else [])
+    env = dict(os.environ, DROVER_TEST_BROKERS=st.brokers,
+               DROVER_TEST_DATABASE_URL=st.dburl)
+    p = subprocess.run(args, env=env, capture_output=True, text=True,
+                       timeout=1800)
+    if p.returncode != 0:
+        raise RuntimeError(f"bench/{script} exited {p.returncode}: "
+                           f"{(p.stderr or p.stdout).strip()[-400:]}")
+    for line in reversed(p.stdout.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    raise RuntimeError(f"bench/{script} printed no JSON line")
+
+
+def b2(st, quick, smoke):
+    """Bulk transforms: bench/transforms.sh (drover vs native SQL), plus
+    the Python peer (psycopg2, range-bounded keyset batches of 5,000, one
+    commit per batch) on a table of the same shape and size."""
+    x = external("transforms.sh", quick, smoke, st)
+    if "missing" in x:
+        return x
+    rows, batch = x["rows"], x.get("batch", 5000)
+    table = unique("b2")
+    st.sql([f"CREATE TABLE {table} (id bigint PRIMARY KEY, email text, "
+            "domain text)",
+            f"INSERT INTO {table} (id, email) SELECT g, 'user' || g || '@d'"
+            f" || (g % 97) || '.example' FROM generate_series(1, {rows}) g",
+            f"VACUUM ANALYZE {table}"])
+    conn = psycopg2.connect(st.dburl)
+    t0, lo, worst = time.monotonic(), 0, 0.0
+    with conn.cursor() as cur:
+        while True:
+            b0 = time.monotonic()
+            cur.execute(f"SELECT id FROM {table} WHERE id > %s ORDER BY id "
+                        f"OFFSET %s LIMIT 1", (lo, batch - 1))
+            r = cur.fetchone()
+            hi = r[0] if r else None
+            if hi is None:
+                cur.execute(f"UPDATE {table} SET domain = split_part(email, "
+                            f"'@', 2) WHERE id > %s", (lo,))
+            else:
+                cur.execute(f"UPDATE {table} SET domain = split_part(email, "
+                            f"'@', 2) WHERE id > %s AND id <= %s", (lo, hi))
+            conn.commit()
+            worst = max(worst, time.monotonic() - b0)
+            if hi is None:
+                break
+            lo = hi
+    peer_s = time.monotonic() - t0
+    conn.close()
+    st.sql([f"DROP TABLE {table}"])
+    bf = x["backfill"]
+    d, l, p = rows / bf["drover_s"], rows / bf["limit_s"], rows / peer_s
+    return {"unit": "rows/s", "higher_is_better": True, "rows": rows,
+            "batch": batch, "drover": d, "limit": l, "peer": p,
+            "vs_limit": d / l, "vs_peer": d / p,
+            "peer_name": "python psycopg2 keyset batches",
+            "peer_max_batch_ms": round(worst * 1000),
+            "drover_max_batch_ms": bf.get("max_batch_ms"),
+            "copy_rows": x.get("copy_rows"), "script": x}
+
+
+def b3(st, quick, smoke):
+    """Decode: bench/decode.sh (drv_task_decode vs raw avro-c vs
+    python3-avro)."""
+    x = external("decode.sh", quick, smoke, st)
+    if "missing" in x:
+        return x
+    return {"unit": "records/s", "higher_is_better": True,
+            "drover": x.get("drover_rps"), "limit": x.get("avro_c_raw_rps"),
+            "peer": x.get("python_avro_rps"),
+            "vs_limit": x.get("ratio_vs_raw"),
+            "vs_peer": x.get("ratio_vs_python"),
+            "goal": {"vs_limit": x.get("goal_ratio_vs_raw")}, "script": x}
+
+
+SIZES = {
+    "smoke": {"n": 200, "reps": 1, "sweep_reps": 0, "b6_reps": 1,
+              "b4_tasks": 5000, "b4_secs": 3, "b5_tasks": 600,
+              "b5_before_s": 1, "b5_after_s": 12, "smoke": True, "soft_s": 4},
+    "quick": {"n": 600, "reps": 5, "sweep_reps": 1, "b6_reps": 1,
+              "b4_tasks": 100000, "b4_secs": 5, "b5_tasks": 4000,
+              "b5_before_s": 3, "b5_after_s": 30, "soft_s": 6},
+    "full": {"n": 2500, "reps": 5, "sweep_reps": 3, "b6_reps": 3,
+             "b4_tasks": 100000, "b4_secs": 10, "b5_tasks": 12000,
+             "b5_before_s": 5, "b5_after_s": 60, "soft_s": 20},
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--database-url", required=True)
+    ap.add_argument("--drover", required=True)
+    ap.add_argument("--limit", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--mode", choices=SIZES, default="full")
+    ap.add_argument("--only", default="B1,B2,B3,B4,B5,B6")
+    a = ap.parse_args()
+    size = SIZES[a.mode]
+    global SOFT_S
+    SOFT_S = size["soft_s"]
+    st = Stack(a.brokers, a.database_url, a.workdir, a.drover, a.limit)
+    only = a.only.split(",")
+    res = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "mode": a.mode, "host": {"cpus": os.cpu_count(),
+                                    "load_before": os.getloadavg()[0]}}
+    benches = [("B1", lambda: b1(st, size)),
+               ("B2", lambda: b2(st, a.mode == "quick", a.mode == "smoke")),
+               ("B3", lambda: b3(st, a.mode == "quick", a.mode == "smoke")),
+               ("B4", lambda: b4(st, size)), ("B5", lambda: b5(st, size)),
+               ("B6", lambda: b6(st, size))]
+    failed = []
+    try:
+        for name, fn in benches:
+            if name not in only:
+                continue
+            t0 = time.monotonic()
+            log(f"{name} ...")
+            try:
+                res[name] = fn()
+            except Exception as e:  # record it, run the others, fail at end
+                res[name] = {"error": str(e)}
+                failed.append(name)
+                log(f"{name} FAILED: {e}")
+            res.setdefault("seconds", {})[name] = round(time.monotonic() - t0)
+    finally:
+        stop_procs(st, list(st.procs), signal.SIGKILL, 5)
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1, sort_keys=True)
+    if failed:
+        log(f"failed: {', '.join(failed)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

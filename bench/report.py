@@ -1,0 +1,259 @@
+"""drover - bench/report.py: bench/REPORT.md and the charts from a run.
+
+  report.py RESULTS.json --outdir DIR
+
+Writes DIR/REPORT.md, DIR/b1.png and DIR/b6.png (gnuplot, pngcairo or
+png terminal).  Exits 1 when gnuplot fails or the results hold an error.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def f(v, nd=0):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return str(v)
+
+
+def sp(s, nd=0):
+    """median [min–max] (n)"""
+    if not s or s.get("median") is None:
+        return "–"
+    return (f"{f(s['median'], nd)} [{f(s['min'], nd)}–{f(s['max'], nd)}]"
+            f" (n={s['n']})")
+
+
+def gnuplot(script, outdir):
+    p = subprocess.run(["gnuplot"], input=script, text=True, cwd=outdir,
+                       capture_output=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"gnuplot failed: {p.stderr.strip()[-300:]}")
+
+
+def terminal():
+    p = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True,
+                       text=True)
+    return "pngcairo" if "pngcairo" in (p.stdout + p.stderr) else "png"
+
+
+def chart_b1(b1, outdir):
+    rows = [("drover 1 worker", b1["drover"]),
+            ("drover 3 workers", b1["drover_3_workers"]),
+            ("limit (bare C)", b1["limit"]), ("peer (Python)", b1["peer"])]
+    with open(os.path.join(outdir, "b1.dat"), "w") as fh:
+        for i, (name, s) in enumerate(rows):
+            if s.get("median") is not None:
+                fh.write(f'{i} "{name}" {s["median"]} {s["min"]} {s["max"]}\n')
+    gnuplot(f"""set terminal {terminal()} size 800,450
+set output 'b1.png'
+set title 'B1 task throughput (median, min-max; trivial plan, 12 partitions, EOS)'
+set ylabel 'tasks/s'
+set style fill solid 0.6
+set boxwidth 0.6
+set yrange [0:*]
+set xtics rotate by 0
+unset key
+plot 'b1.dat' using 1:3:xtic(2) with boxes lc rgb '#4472c4', \\
+     '' using 1:3:4:5 with yerrorbars lc rgb 'black' pt 0
+""", outdir)
+    os.remove(os.path.join(outdir, "b1.dat"))
+
+
+def chart_b6(b6, outdir):
+    pts = b6["points"]
+    with open(os.path.join(outdir, "b6.dat"), "w") as fh:
+        for w in sorted((k for k in pts if k != "limit"), key=int):
+            s = pts[w]["tasks_per_s"]
+            if s.get("median") is not None:
+                fh.write(f"{w} {s['median']} {s['min']} {s['max']} "
+                         f"{100 * (pts[w]['machine_cpu_busy'] or 0)}\n")
+    lim = pts["limit"]["tasks_per_s"]["median"] or 0
+    gnuplot(f"""set terminal {terminal()} size 800,450
+set output 'b6.png'
+set title 'B6 scaling: drover workers on 12 partitions (2-core machine)'
+set xlabel 'workers'
+set ylabel 'tasks/s'
+set y2label 'machine CPU busy %'
+set y2range [0:100]
+set y2tics
+set yrange [0:*]
+set xtics (1, 2, 3, 6)
+set key bottom right
+plot 'b6.dat' using 1:2:3:4 with yerrorlines lw 2 title 'drover tasks/s', \\
+     {lim} with lines dt 2 title 'limit, 1 process', \\
+     'b6.dat' using 1:5 axes x1y2 with linespoints dt 3 title 'CPU busy %'
+""", outdir)
+    os.remove(os.path.join(outdir, "b6.dat"))
+
+
+def headline(r):
+    out = ["| benchmark | drover | limit | peer | unit | vs limit | vs peer |",
+           "|---|---|---|---|---|---|---|"]
+    for b in ("B1", "B2", "B3", "B4", "B5", "B6"):
+        x = r.get(b)
+        if not x:
+            continue
+        if "error" in x or "missing" in x:
+            out.append(f"| {b} | {x.get('error') or x.get('missing')} "
+                       "| | | | | |")
+            continue
+
+        def fig(k):
+            v = x.get(k)
+            if isinstance(v, dict):
+                v = v.get("median", v.get("loaded"))
+            return f(v, 2 if isinstance(v, float) and v < 10 else 0)
+        out.append(f"| {b} | {fig('drover')} | {fig('limit')} | {fig('peer')}"
+                   f" | {x.get('unit', '')} | {f(x.get('vs_limit'), 2)} "
+                   f"| {f(x.get('vs_peer'), 2)} |")
+    return out
+
+
+def section_b1(b1):
+    g = b1["goal"]
+    o = ["## B1 task throughput", "",
+         f"Setup: {json.dumps(b1['setup'])}.", "",
+         "| contender | tasks/s median [min–max] | PG commits/task "
+         "| worker CPU ms/task | machine CPU busy |", "|---|---|---|---|---|"]
+    names = {"drover_1": ("drover, 1 worker", b1["drover"]),
+             "drover_3": ("drover, 3 workers", b1["drover_3_workers"]),
+             "limit": ("limit (bare C librdkafka + libpq)", b1["limit"]),
+             "peer": ("peer (Python, 1 thread)", b1["peer"])}
+    for k, (label, s) in names.items():
+        pt = b1["per_task"][k]
+        o.append(f"| {label} | {sp(s)} | {f(pt['pg_commits'], 1)} | "
+                 f"{f(pt['worker_cpu_ms'], 2)} | "
+                 f"{f(100 * (pt['machine_cpu_busy'] or 0))} % |")
+    vl, vp = b1["vs_limit"], b1["vs_peer"]
+    o += ["", f"Ratios (per repetition, then median): drover ÷ limit = "
+              f"{f(vl, 2)} {sp(b1['vs_limit_spread'], 2)}; drover ÷ peer = "
+              f"{f(vp, 2)} {sp(b1['vs_peer_spread'], 2)}.", ""]
+    for name, v, goal in (("limit", vl, g["vs_limit"]),
+                          ("peer", vp, g["vs_peer"])):
+        if v is None:
+            continue
+        if v >= goal:
+            o.append(f"- vs {name}: goal ≥ {goal}× met ({v:.2f}×).")
+        else:
+            o.append(f"- vs {name}: goal ≥ {goal}× **missed** by "
+                     f"{100 * (goal - v) / goal:.0f} % ({v:.2f}×).")
+    o += ["", "![B1](b1.png)", ""]
+    for k, label in (("commit_interval_ms", "commit interval (ms)"),
+                     ("concurrency", "executors (concurrency)")):
+        pts = b1.get("sweeps", {}).get(k) or {}
+        if not pts:
+            continue
+        o += [f"drover, 1 worker, tasks/s vs {label}:", "",
+              "| " + label + " | tasks/s |", "|---|---|"]
+        for x in sorted(pts, key=int):
+            o.append(f"| {x} | {sp(pts[x])} |")
+        o.append("")
+    return o
+
+
+def section_b4(b4):
+    o = ["## B4 memory", "",
+         f"Peak RSS (VmHWM) in MB; loaded = started on {b4['queued_tasks']:,} "
+         f"queued tasks with queued.max.messages.kbytes = "
+         f"{b4['queued_max_messages_kbytes']}.", "",
+         "| contender | idle MB | loaded MB |", "|---|---|---|"]
+    for k in ("drover", "limit", "peer"):
+        o.append(f"| {k} | {f(b4[k]['idle'], 1)} | {f(b4[k]['loaded'], 1)} |")
+    d = b4["drover"]
+    for ph, goal in (("idle", b4["goal"]["idle_mb"]),
+                     ("loaded", b4["goal"]["loaded_mb"])):
+        verdict = "met" if d[ph] <= goal else \
+            f"**missed** by {d[ph] - goal:.1f} MB"
+        o.append(f"- drover {ph}: {d[ph]} MB, goal ≤ {goal} MB {verdict}.")
+    return o + [""]
+
+
+def section_b5(b5):
+    return ["## B5 recovery", "",
+            f"3 drover workers, {b5['tasks']:,} trivial tasks, kill -9 of one "
+            f"under load (kafka: {json.dumps(b5['kafka'])}). Throughput "
+            f"before the kill: {f(b5['throughput_before_tasks_per_s'])} tasks/s;"
+            f" seconds until the group is back to ≥ 90 %: "
+            f"**{f(b5['drover'], 1)}**. {b5['note']}.", ""]
+
+
+def section_b6(b6):
+    o = ["## B6 scaling", "", "| workers | tasks/s | machine CPU busy "
+         "| worker CPU ms/task |", "|---|---|---|---|"]
+    for w in sorted(b6["points"], key=lambda k: (k == "limit", k)):
+        p = b6["points"][w]
+        o.append(f"| {w} | {sp(p['tasks_per_s'])} | "
+                 f"{f(100 * (p['machine_cpu_busy'] or 0))} % | "
+                 f"{f(p['worker_cpu_ms_per_task'], 2)} |")
+    return o + ["", "![B6](b6.png)", ""]
+
+
+def section_ext(name, title, x):
+    o = [f"## {name} {title}", ""]
+    if "missing" in x or "error" in x:
+        return o + [f"Not measured: {x.get('missing') or x.get('error')}.", ""]
+    o += [f"| contender | {x['unit']} |", "|---|---|",
+          f"| drover | {f(x['drover'])} |", f"| limit | {f(x['limit'])} |",
+          f"| peer | {f(x['peer'])} |", "",
+          f"drover ÷ limit = {f(x['vs_limit'], 2)}, drover ÷ peer = "
+          f"{f(x['vs_peer'], 2)}.", ""]
+    if name == "B2":
+        o += [f"{x['rows']:,} rows, batches of {x['batch']:,}; longest batch "
+              f"(lock time bound): drover {f(x['drover_max_batch_ms'])} ms, "
+              f"peer ({x['peer_name']}) {f(x['peer_max_batch_ms'])} ms; "
+              f"copy_rows: {json.dumps(x.get('copy_rows'))}.", ""]
+    return o + ["The script's own JSON line:", "", "```",
+                json.dumps(x.get("script"), sort_keys=True), "```", ""]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--outdir", required=True)
+    a = ap.parse_args()
+    with open(a.results) as fh:
+        r = json.load(fh)
+    o = ["# drover benchmarks", "",
+         f"Run {r['date']} ({r['mode']} mode) on {r['host']['cpus']} CPUs, "
+         f"load average {r['host']['load_before']:.1f} at the start. "
+         "Generated by bench/report.py from "
+         f"bench/results/{os.path.basename(a.results)}; every figure is "
+         "a median with [min–max] over the repetitions, ratios are taken "
+         "within one repetition (same invocation).", "",
+         "## Headline", ""] + headline(r) + [""]
+    errors = []
+    if isinstance(r.get("B1"), dict) and "drover" in r["B1"]:
+        o += section_b1(r["B1"])
+        chart_b1(r["B1"], a.outdir)
+    for b, title in (("B2", "bulk transforms"), ("B3", "decode")):
+        if b in r:
+            o += section_ext(b, title, r[b])
+    if isinstance(r.get("B4"), dict) and "drover" in r["B4"]:
+        o += section_b4(r["B4"])
+    if isinstance(r.get("B5"), dict) and "tasks" in r["B5"]:
+        o += section_b5(r["B5"])
+    if isinstance(r.get("B6"), dict) and "points" in r["B6"]:
+        o += section_b6(r["B6"])
+        chart_b6(r["B6"], a.outdir)
+    for b in ("B1", "B2", "B3", "B4", "B5", "B6"):
+        if isinstance(r.get(b), dict) and "error" in r[b]:
+            errors.append(b)
+    notes = os.path.join(os.path.dirname(__file__), "report-notes.md")
+    if os.path.exists(notes):
+        with open(notes) as fh:
+            o += [fh.read()]
+    with open(os.path.join(a.outdir, "REPORT.md"), "w") as fh:
+        fh.write("\n".join(o) + "\n")
+    if errors:
+        print(f"report: benchmarks failed: {', '.join(errors)}",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
