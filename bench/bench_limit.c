@@ -32,6 +32,8 @@
 
 #define MAX_PARAMS 8
 #define MAX_PARTS  1024
+#define STEP_FP \
+        "f9907ba0a5c357391fd92bfeeb106c1abaa8788fc375291183db1a0477f16df8"
 
 enum {
         P_TASK_ID,
@@ -556,8 +558,10 @@ static void take_message(rd_kafka_message_t *m) {
         snprintf(j->off_str, sizeof(j->off_str), "%lld", (long long)j->offset);
         j->vals[P_PARTITION] = j->part_str;
         j->vals[P_OFFSET] = j->off_str;
-        j->vals[P_PLAN_FP] = "bench-plan-fingerprint";
-        j->vals[P_STEP_FP] = "bench-step-fingerprint";
+        /* one plan per dataset in B1, as in drover's catalog: the
+         * dataset stands in for the plan's fingerprint */
+        j->vals[P_PLAN_FP] = j->vals[P_DATASET];
+        j->vals[P_STEP_FP] = STEP_FP;
         if (parts[m->partition].tail)
                 parts[m->partition].tail->next = j;
         else

@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 SCHEMA_DIR = __file__.rsplit("/", 2)[0] + "/schema/avro"
 
+STEP_FP = "f9907ba0a5c357391fd92bfeeb106c1abaa8788fc375291183db1a0477f16df8"
 stop = False
 
 
@@ -124,8 +125,8 @@ def main():
                 vals = {"task_id": str(task["task_id"]), "entity_ref": task["entity_ref"],
                         "dataset": task["dataset"], "worker": a.instance,
                         "partition": str(msg.partition()), "offset": str(msg.offset()),
-                        "plan_fp": "bench-plan-fingerprint",
-                        "step_fp": "bench-step-fingerprint"}
+                        # one plan per dataset in B1, as in drover's catalog
+                        "plan_fp": task["dataset"], "step_fp": STEP_FP}
                 run_stmts(cur, per_task, vals)
                 done.append(vals)
                 offsets[msg.partition()] = msg.offset() + 1
