@@ -343,6 +343,10 @@ static void tick(drv_worker_t *w) {
                 w->next_commit = now + w->conf->commit_interval_ms;
         }
         if (now >= w->next_ready) {
+                int i, paused = 0;
+                for (i = 0; i < w->parts_cnt; i++)
+                        paused += w->parts[i].assigned && w->parts[i].paused;
+                drv_metrics_set_paused(paused);
                 drv_admin_set_ready(w->assigned_cnt > 0, !w->db_down);
                 w->next_ready = now + READY_EVERY_MS;
         }

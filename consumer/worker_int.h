@@ -16,6 +16,7 @@ typedef struct drv_part_s {
         unsigned epoch;      /* bumped on assign/revoke/rewind */
         int64_t next_offset; /* next offset expected from fetch; -1 */
         int64_t commit_offset; /* last completed + 1 awaiting commit; -1 */
+        int64_t committed;     /* last offset we committed; -1 unknown */
         rd_kafka_message_t **backlog; /* fetched while busy, in order */
         size_t bl_cnt, bl_cap;
         drv_job_t *retry; /* waiting for its retry time / the database */

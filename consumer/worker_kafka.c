@@ -32,6 +32,52 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* Consumer statistics: per-partition lag (end - committed) for the
+ * partitions we own, into drover_consumer_lag.  Paused partitions stop
+ * refreshing their end offsets in librdkafka's statistics, so their lag
+ * may lag behind until they are resumed. */
+static void stats_partitions(drv_worker_t *w, json_t *parts) {
+        const char *key;
+        json_t *p;
+
+        json_object_foreach(parts, key, p) {
+                int32_t pn = (int32_t)atoi(key);
+                json_int_t end, committed;
+                drv_part_t *dp;
+
+                if (pn < 0 || pn >= w->parts_cnt || !w->parts[pn].assigned)
+                        continue;
+                dp = &w->parts[pn];
+                /* offsets committed in a transaction are not known to the
+                 * consumer's statistics: use what we committed */
+                end = json_integer_value(json_object_get(p, "ls_offset"));
+                committed = dp->committed >= 0
+                                ? dp->committed
+                                : json_integer_value(
+                                      json_object_get(p, "committed_offset"));
+                if (committed < 0) /* never committed: KEDA's rule */
+                        committed =
+                            json_integer_value(json_object_get(p, "lo_offset"));
+                if (end >= 0 && committed >= 0)
+                        drv_metrics_set_lag(w->conf->topic, pn,
+                                            end > committed ? end - committed
+                                                            : 0);
+        }
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+        drv_worker_t *w = opaque;
+        json_t *root = json_loadb(json, json_len, 0, NULL);
+        json_t *t;
+
+        (void)rk;
+        t = json_object_get(json_object_get(root, "topics"), w->conf->topic);
+        if (t)
+                stats_partitions(w, json_object_get(t, "partitions"));
+        json_decref(root);
+        return 0; /* librdkafka frees json */
+}
+
 /* Common settings, then the kafka.* passthrough (which may override). */
 static rd_kafka_conf_t *base_conf(drv_worker_t *w, const char *client_id,
                                   char *errstr, size_t errstr_size) {
@@ -108,6 +154,8 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
                             "earliest",
                             "partition.assignment.strategy",
                             w->conf->assignment_strategy,
+                            "statistics.interval.ms",
+                            "5000",
                             NULL};
 
         snprintf(cid, sizeof(cid), "drover-%s", w->conf->instance);
@@ -119,6 +167,7 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
                 return err;
         }
         rd_kafka_conf_set_rebalance_cb(kc, drv_worker_rebalance_cb);
+        rd_kafka_conf_set_stats_cb(kc, stats_cb);
         w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, errstr_size);
         if (!w->rk) {
                 rd_kafka_conf_destroy(kc);
@@ -244,6 +293,7 @@ static void on_assign(drv_worker_t *w,
                 drv_worker_part_reset(w, parts->elems[i].partition);
                 p->paused = 0;
                 p->assigned = 1;
+                p->committed = -1;
                 w->assigned_cnt++;
                 /* new partitions start paused while stopping or while
                  * the database is down */

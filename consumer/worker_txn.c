@@ -201,6 +201,7 @@ static void pending_committed(drv_worker_t *w) {
                 drv_part_t *p = drv_worker_part(w, j->partition);
                 if (p && p->epoch == j->epoch) {
                         p->busy = 0;
+                        p->committed = j->offset + 1;
                         p->commit_offset = -1;
                 }
                 drv_pool_finalize(w->pool, j);
