@@ -79,9 +79,13 @@ if [ -x scripts/backstage.sh ]; then
   export DROVER_TEST_BACKSTAGE_URL=$(cat "$DROVER_STACK_DIR/backstage.url")
   export DROVER_TEST_BACKSTAGE_TOKEN=$(cat "$DROVER_STACK_DIR/backstage.token")
 fi
-if [ -x scripts/registry.sh ]; then
-  scripts/registry.sh start
+# A real schema registry where one can be installed (Karapace is not on
+# the package index reachable here: the registry tests then use the
+# recorded-API stand-in, and say so).
+if [ -x scripts/registry.sh ] && scripts/registry.sh start 2>/dev/null; then
   export DROVER_TEST_REGISTRY_URL=$(cat "$DROVER_STACK_DIR/registry.url")
+else
+  echo "test.sh: no real schema registry here; registry tests use the recorded-API stand-in"
 fi
 echo "kafka at $DROVER_TEST_BROKERS"
 
