@@ -289,10 +289,16 @@ def stop_procs(st, procs, sig=signal.SIGTERM, wait=20):
             st.procs.remove(p)
 
 
-def wait_group(st, group, members, timeout=60):
-    """Until the consumer group is Stable with `members` members."""
+def wait_group(st, group, members, procs=(), timeout=60):
+    """Until the consumer group is Stable with `members` members; fails at
+    once when one of `procs` has exited."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{os.path.basename(p.args[0])} exited "
+                                   f"{p.returncode} before joining (see "
+                                   f"{p.logpath})")
         try:
             d = st.admin.describe_consumer_groups([group])[group].result(10)
             if str(d.state).endswith("STABLE") and len(d.members) == members:
@@ -330,7 +336,7 @@ def throughput_run(st, kind, n, workers=1, concurrency=4, interval=100,
             procs = [start_peer(st, topic, group, schema, f"{group}-{i}",
                                 interval) for i in range(workers)]
     try:
-        wait_group(st, group, workers)
+        wait_group(st, group, workers, procs)
         watch = StatusWatch(st.brokers, topic)
         watch.start()
         c0, (t0, i0) = st.commits(), cpu_ticks()
@@ -465,13 +471,14 @@ def b4(st, size):
            "goal": {"idle_mb": 30, "loaded_mb": 100}}
     datasets = [unique("ds") for _ in range(12)]
     catalog, refs = st.catalog(datasets)
+    # one backlog, read by each contender with its own group
+    loaded = st.topic()
+    st.produce(loaded, [(refs[i % 12], datasets[i % 12])
+                        for i in range(size["b4_tasks"])])
     for kind in ("drover", "limit", "peer"):
         for phase in ("idle", "loaded"):
-            topic, group = st.topic(), unique("g")
-            if phase == "loaded":
-                st.produce(topic, [(refs[i % 12], datasets[i % 12])
-                                   for i in range(size["b4_tasks"])])
-            schema = unique("s")
+            topic = loaded if phase == "loaded" else st.topic()
+            group, schema = unique("g"), unique("s")
             if kind == "drover":
                 p = start_drover(st, topic, group, catalog, group + "-0", extra={
                     "kafka.queued.max.messages.kbytes": kb})
@@ -483,7 +490,7 @@ def b4(st, size):
                 st.pg_setup(schema)
                 p = start_peer(st, topic, group, schema, group + "-0")
             try:
-                wait_group(st, group, 1)
+                wait_group(st, group, 1, [p])
                 peak, t0 = 0, time.monotonic()
                 while time.monotonic() - t0 < size["b4_secs"]:
                     if p.poll() is not None:
@@ -515,7 +522,7 @@ def b5(st, size):
     procs = [start_drover(st, topic, group, catalog, f"{group}-{i}",
                           extra=extra) for i in range(3)]
     try:
-        wait_group(st, group, 3)
+        wait_group(st, group, 3, procs)
         watch = StatusWatch(st.brokers, topic)
         watch.start()
         st.produce(topic, list(zip(refs, datasets)))
@@ -653,7 +660,7 @@ SIZES = {
               "b5_before_s": 1, "b5_after_s": 12, "smoke": True, "soft_s": 4},
     "quick": {"n": 600, "reps": 5, "sweep_reps": 1, "b6_reps": 1,
               "b4_tasks": 100000, "b4_secs": 5, "b5_tasks": 4000,
-              "b5_before_s": 3, "b5_after_s": 30, "soft_s": 6},
+              "b5_before_s": 3, "b5_after_s": 30, "soft_s": 4},
     "full": {"n": 2500, "reps": 5, "sweep_reps": 3, "b6_reps": 3,
              "b4_tasks": 100000, "b4_secs": 10, "b5_tasks": 12000,
              "b5_before_s": 5, "b5_after_s": 60, "soft_s": 20},
