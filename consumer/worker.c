@@ -495,6 +495,11 @@ void drv_worker_destroy(drv_worker_t *w) {
                 next = j->next;
                 drv_job_destroy(j);
         }
+        w->pending = w->pending_tail = NULL;
+        /* closing the consumer may call the rebalance callback, which
+         * still needs the partition table */
+        if (w->rk)
+                rd_kafka_destroy(w->rk);
         for (i = 0; i < w->parts_cnt; i++) {
                 drv_worker_part_reset(w, i);
                 free(w->parts[i].backlog);
@@ -502,8 +507,6 @@ void drv_worker_destroy(drv_worker_t *w) {
         free(w->parts);
         if (w->cgmd)
                 rd_kafka_consumer_group_metadata_destroy(w->cgmd);
-        if (w->rk)
-                rd_kafka_destroy(w->rk);
         if (w->rkp)
                 rd_kafka_destroy(w->rkp);
         drv_catalog_destroy(w->catalog);

@@ -447,8 +447,8 @@ static void *fin_main(void *arg) {
 void drv_pool_finalize(drv_pool_t *pool, drv_job_t *job) {
         drv_job_t *copy;
 
-        if (!job->task)
-                return; /* poison: no task_runs row */
+        if (!pool || !job->task)
+                return; /* no pool (tests) or poison: no task_runs row */
         if (!(copy = calloc(1, sizeof(*copy))))
                 return;
         *copy = *job;
