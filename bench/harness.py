@@ -16,6 +16,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -654,6 +655,55 @@ def b3(st, quick, smoke):
             "goal": {"vs_limit": x.get("goal_ratio_vs_raw")}, "script": x}
 
 
+def profile(st, kind, outdir, secs=6):
+    """perf (cpu-clock, call graphs) of one worker during a B1 run: where
+    its CPU goes.  Writes profile-b1-<kind>.txt; returns its summary."""
+    if not shutil.which("perf"):
+        return {"skipped": "perf is not installed"}
+    topic, group = st.topic(), unique("g")
+    datasets = [unique("ds") for _ in range(3000)]
+    if kind == "drover":
+        catalog, refs = st.catalog(datasets)
+        p = start_drover(st, topic, group, catalog, group + "-0")
+    else:
+        schema = unique("s")
+        st.pg_setup(schema)
+        refs = [f"component:default/{d.replace('_', '-')}" for d in datasets]
+        p = start_limit(st, topic, group, schema, group + "-0")
+    data = os.path.join(st.workdir, unique("perf") + ".data")
+    try:
+        wait_group(st, group, 1, [p])
+        perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F",
+                                 "499", "-g", "-p", str(p.pid), "-o", data],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        watch = StatusWatch(st.brokers, topic)
+        watch.start()
+        cpu0 = proc_cpu_s(p.pid) or 0
+        st.produce(topic, list(zip(refs, datasets)))
+        time.sleep(secs)
+        cpu = (proc_cpu_s(p.pid) or 0) - cpu0
+        perf.send_signal(signal.SIGINT)
+        perf.wait(30)
+        watch.finish()
+    finally:
+        stop_procs(st, [p])
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                          "--no-children", "--sort", "dso,symbol",
+                          "--percent-limit", "1.5", "-g", "none"],
+                         capture_output=True, text=True)
+    path = os.path.join(outdir, f"profile-b1-{kind}.txt")
+    with open(path, "w") as fh:
+        fh.write(f"# perf record -e cpu-clock -g of one {kind} worker for "
+                 f"{secs} s of B1: {len(watch.ts)} tasks done, {cpu:.2f} CPU s"
+                 f"\n{rep.stdout}")
+    os.remove(data)
+    top = [ln.strip() for ln in rep.stdout.splitlines()
+           if ln.strip() and not ln.startswith("#")][:8]
+    return {"file": os.path.basename(path), "tasks": len(watch.ts),
+            "cpu_s": round(cpu, 2), "top": top}
+
+
 SIZES = {
     "smoke": {"n": 200, "reps": 1, "sweep_reps": 0, "b6_reps": 1,
               "b4_tasks": 5000, "b4_secs": 3, "b5_tasks": 600,
@@ -691,6 +741,10 @@ def main():
                ("B3", lambda: b3(st, a.mode == "quick", a.mode == "smoke")),
                ("B4", lambda: b4(st, size)), ("B5", lambda: b5(st, size)),
                ("B6", lambda: b6(st, size))]
+    if "profile" in only or (a.mode != "smoke" and "B1" in only):
+        benches.append(("profile", lambda: {
+            k: profile(st, k, os.path.dirname(os.path.abspath(a.out)))
+            for k in ("drover", "limit")}))
     failed = []
     try:
         for name, fn in benches:

@@ -142,6 +142,15 @@ def section_b1(b1):
         else:
             o.append(f"- vs {name}: goal ≥ {goal}× **missed** by "
                      f"{100 * (goal - v) / goal:.0f} % ({v:.2f}×).")
+    lp = [l["tasks_per_s"] / p["tasks_per_s"]
+          for l, p in zip(b1["runs"]["limit"], b1["runs"]["peer"])
+          if l.get("tasks_per_s") and p.get("tasks_per_s")]
+    if lp:
+        lp.sort()
+        o.append(f"- ceiling on this machine: the limit itself reaches "
+                 f"{lp[len(lp) // 2]:.2f}× the peer (median per repetition), "
+                 "so that is the most any worker doing this database work "
+                 "can show against the peer here.")
     o += ["", "![B1](b1.png)", ""]
     for k, label in (("commit_interval_ms", "commit interval (ms)"),
                      ("concurrency", "executors (concurrency)")):
@@ -211,6 +220,19 @@ def section_ext(name, title, x):
                 json.dumps(x.get("script"), sort_keys=True), "```", ""]
 
 
+def section_profile(pr):
+    o = ["## Where the time goes (perf, B1 load)", ""]
+    for k, x in pr.items():
+        if "skipped" in x:
+            o.append(f"- {k}: {x['skipped']}")
+            continue
+        o += [f"{k}: {x['tasks']} tasks in the profiled window, "
+              f"{x['cpu_s']} CPU seconds of the worker process "
+              f"(full listing: results/{x['file']}). Top symbols:", "",
+              "```"] + x["top"] + ["```", ""]
+    return o
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
@@ -240,6 +262,8 @@ def main():
     if isinstance(r.get("B6"), dict) and "points" in r["B6"]:
         o += section_b6(r["B6"])
         chart_b6(r["B6"], a.outdir)
+    if isinstance(r.get("profile"), dict) and "error" not in r["profile"]:
+        o += section_profile(r["profile"])
     for b in ("B1", "B2", "B3", "B4", "B5", "B6"):
         if isinstance(r.get(b), dict) and "error" in r[b]:
             errors.append(b)
