@@ -1,0 +1,561 @@
+/*
+ * drover - tests/integration/test_admin_endpoints.c: every endpoint of the
+ * admin server against the real PostgreSQL and Kafka the scripts start,
+ * driven over HTTP with libcurl.
+ */
+#include "admin.h"
+#include "testutil.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN "s3cret-admin-token-for-tests"
+
+static drv_admin_t *admin;
+static char base[64];
+static char topic[128];
+static char dataset_a[128], dataset_b[128];
+static PGconn *conn;
+
+/*
+ * ------------------------------------------------------------------------
+ * HTTP client
+ * ------------------------------------------------------------------------
+ */
+typedef struct resp_s {
+        long status;
+        char *body;
+        size_t len;
+        char content_type[128];
+} resp_t;
+
+static size_t on_data(char *p, size_t sz, size_t n, void *arg) {
+        resp_t *r = arg;
+        char *nb = realloc(r->body, r->len + sz * n + 1);
+
+        assert_non_null(nb);
+        memcpy(nb + r->len, p, sz * n);
+        r->body = nb;
+        r->len += sz * n;
+        r->body[r->len] = '\0';
+        return sz * n;
+}
+
+/* method "GET"/"POST"/...; auth NULL for none; body NULL for none. */
+static resp_t http(const char *method, const char *path, const char *auth,
+                   const char *body, size_t body_len) {
+        CURL *curl = curl_easy_init();
+        struct curl_slist *hdrs = NULL;
+        char url[512], h[256];
+        char *ct = NULL;
+        resp_t r = {0};
+
+        snprintf(url, sizeof(url), "%s%s", base, path);
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        if (auth) {
+                snprintf(h, sizeof(h), "Authorization: %s", auth);
+                hdrs = curl_slist_append(hdrs, h);
+        }
+        if (body) {
+                hdrs =
+                    curl_slist_append(hdrs, "Content-Type: application/json");
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
+        }
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+        assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+        snprintf(r.content_type, sizeof(r.content_type), "%s", ct ? ct : "");
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(curl);
+        if (!r.body)
+                r.body = strdup("");
+        return r;
+}
+
+static resp_t get(const char *path) {
+        return http("GET", path, NULL, NULL, 0);
+}
+
+static resp_t post(const char *auth, const char *body) {
+        return http("POST", "/api/tasks", auth, body, strlen(body));
+}
+
+/* The body as JSON (caller decrefs); fails the test if it is not. */
+static json_t *body_json(const resp_t *r) {
+        json_error_t jerr;
+        json_t *j = json_loads(r->body, 0, &jerr);
+
+        if (!j)
+                fail_msg("not json: %s", r->body);
+        return j;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Fixtures
+ * ------------------------------------------------------------------------
+ */
+static void exec_ok(const char *sql, int n, const char *const *vals) {
+        PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+                fail_msg("%s: %s", sql, PQerrorMessage(conn));
+        PQclear(res);
+}
+
+static void seed_task_runs(void) {
+        static const char *ins =
+            "INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
+            " status, attempts, started_at, completed_at, steps_total,"
+            " steps_done, rows_done, worker, kafka_partition, kafka_offset)"
+            " VALUES ($1, 'component:default/plan-x', $2, $3, 1, now(),"
+            " CASE WHEN $3 = 'running' THEN NULL ELSE now() END, 4, $4::int,"
+            " $5::bigint, 'w-0', 0, 1)";
+        char id[192];
+        const char *v[5];
+        int i;
+
+        for (i = 0; i < 3; i++) {
+                snprintf(id, sizeof(id), "%s-t%d", dataset_a, i);
+                v[0] = id;
+                v[1] = dataset_a;
+                v[2] = i == 0 ? "running" : "done";
+                v[3] = i == 0 ? "2" : "4";
+                v[4] = i == 0 ? "12345" : "100";
+                exec_ok(ins, 5, v);
+        }
+        snprintf(id, sizeof(id), "%s-t0", dataset_b);
+        v[0] = id;
+        v[1] = dataset_b;
+        v[2] = "dead";
+        v[3] = "1";
+        v[4] = "0";
+        exec_ok(ins, 5, v);
+}
+
+static void create_topic(const char *name) {
+        char errstr[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_t *rk;
+        rd_kafka_NewTopic_t *nt;
+        rd_kafka_queue_t *q;
+        rd_kafka_event_t *ev;
+
+        rd_kafka_conf_set(conf, "bootstrap.servers", drv_test_brokers(), errstr,
+                          sizeof(errstr));
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        nt = rd_kafka_NewTopic_new(name, 3, 1, errstr, sizeof(errstr));
+        q = rd_kafka_queue_new(rk);
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        ev = rd_kafka_queue_poll(q, 30000);
+        assert_non_null(ev);
+        assert_int_equal(rd_kafka_event_error(ev), 0);
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_NewTopic_destroy(nt);
+        rd_kafka_destroy(rk);
+}
+
+static int setup(void **state) {
+        drv_admin_conf_t ac = {0};
+        char errstr[512];
+
+        snprintf(topic, sizeof(topic), "%s", drv_test_unique("admin-tasks"));
+        snprintf(dataset_a, sizeof(dataset_a), "%s", drv_test_unique("ds_a"));
+        snprintf(dataset_b, sizeof(dataset_b), "%s", drv_test_unique("ds_b"));
+        assert_int_equal(drv_db_connect(drv_test_database_url(), &conn, errstr,
+                                        sizeof(errstr)),
+                         DRV_OK);
+        assert_int_equal(drv_db_migrate(conn, errstr, sizeof(errstr)), DRV_OK);
+        seed_task_runs();
+        create_topic(topic);
+        ac.listen = "127.0.0.1:0";
+        ac.token = TOKEN;
+        ac.database_url = drv_test_database_url();
+        ac.brokers = drv_test_brokers();
+        ac.topic = topic;
+        admin = drv_admin_start(&ac, errstr, sizeof(errstr));
+        if (!admin)
+                fail_msg("drv_admin_start: %s", errstr);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%d",
+                 drv_admin_port(admin));
+        return 0;
+}
+
+static int teardown(void **state) {
+        drv_admin_stop(admin);
+        PQfinish(conn);
+        return 0;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------
+ */
+static void test_healthz_answers_ok(void **state) {
+        resp_t r = get("/healthz");
+
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "\"ok\""));
+        free(r.body);
+}
+
+static void test_readyz_follows_assignment_and_database(void **state) {
+        resp_t r;
+
+        drv_admin_set_ready(0, 1);
+        r = get("/readyz");
+        assert_int_equal(r.status, 503);
+        assert_non_null(strstr(r.body, "\"assignment\":false"));
+        free(r.body);
+        drv_admin_set_ready(1, 1);
+        r = get("/readyz");
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "\"ready\":true"));
+        free(r.body);
+        drv_admin_set_ready(1, 0); /* the worker lost its database */
+        r = get("/readyz");
+        assert_int_equal(r.status, 503);
+        free(r.body);
+}
+
+static void test_metrics_are_prometheus_text(void **state) {
+        resp_t r;
+
+        drv_metrics_reset();
+        drv_metrics_task("done", 1.5);
+        drv_metrics_set_lag(topic, 2, 42);
+        r = get("/metrics");
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.content_type, "text/plain"));
+        assert_non_null(strstr(r.body, "# TYPE drover_tasks_total counter\n"));
+        assert_non_null(
+            strstr(r.body, "drover_tasks_total{outcome=\"done\"} 1\n"));
+        assert_non_null(strstr(r.body, "partition=\"2\"} 42\n"));
+        free(r.body);
+}
+
+/* Rows of /api/migrations for `query`; asserts 200. */
+static json_t *migrations(const char *query) {
+        char path[512];
+        json_t *j, *rows;
+        resp_t r;
+
+        snprintf(path, sizeof(path), "/api/migrations%s", query);
+        r = get(path);
+        if (r.status != 200)
+                fail_msg("%s: %ld %s", path, r.status, r.body);
+        j = body_json(&r);
+        free(r.body);
+        rows = json_incref(json_object_get(j, "migrations"));
+        json_decref(j);
+        assert_true(json_is_array(rows));
+        return rows;
+}
+
+static void test_migrations_lists_and_filters_rows(void **state) {
+        char q[256];
+        json_t *rows, *first;
+
+        snprintf(q, sizeof(q), "?dataset=%s", dataset_a);
+        rows = migrations(q);
+        assert_int_equal(json_array_size(rows), 3);
+        first = json_array_get(rows, 0); /* running rows come first */
+        assert_string_equal(json_string_value(json_object_get(first, "status")),
+                            "running");
+        assert_int_equal(
+            json_integer_value(json_object_get(first, "steps_done")), 2);
+        assert_int_equal(
+            json_integer_value(json_object_get(first, "rows_done")), 12345);
+        json_decref(rows);
+
+        snprintf(q, sizeof(q), "?dataset=%s&status=done", dataset_a);
+        rows = migrations(q);
+        assert_int_equal(json_array_size(rows), 2);
+        json_decref(rows);
+
+        snprintf(q, sizeof(q), "?dataset=%s&status=dead", dataset_b);
+        rows = migrations(q);
+        assert_int_equal(json_array_size(rows), 1);
+        json_decref(rows);
+}
+
+static void test_migrations_filters_are_bound_not_spliced(void **state) {
+        json_t *rows;
+        resp_t r;
+
+        rows = migrations("?dataset=x%27%20OR%20%271%27%3D%271");
+        assert_int_equal(json_array_size(rows), 0);
+        json_decref(rows);
+        rows = migrations("?dataset=x%27%3B%20DROP%20TABLE%20drover.task_runs"
+                          "%3B%20--");
+        assert_int_equal(json_array_size(rows), 0);
+        json_decref(rows);
+        rows = migrations("?limit=1");
+        assert_int_equal(json_array_size(rows), 1); /* table still there */
+        json_decref(rows);
+        r = get("/api/migrations?limit=0");
+        assert_int_equal(r.status, 400);
+        free(r.body);
+        r = get("/api/migrations?dataset=%01bad");
+        assert_int_equal(r.status, 400);
+        free(r.body);
+}
+
+static void test_submit_requires_the_bearer_token(void **state) {
+        const char *body = "{\"queue\":null,\"payload\":{\"entity_ref\":"
+                           "\"component:default/x\",\"dataset\":\"d\"}}";
+        resp_t r;
+
+        r = post(NULL, body);
+        assert_int_equal(r.status, 401);
+        assert_non_null(strstr(r.body, "\"error\""));
+        free(r.body);
+        r = post("Bearer wrong-token", body);
+        assert_int_equal(r.status, 401);
+        free(r.body);
+        r = post("Bearer " TOKEN "x", body);
+        assert_int_equal(r.status, 401);
+        free(r.body);
+        r = post("Basic " TOKEN, body);
+        assert_int_equal(r.status, 401);
+        free(r.body);
+}
+
+static void test_submit_rejects_bad_input_with_json_errors(void **state) {
+        static const char *bad[] = {
+            "",
+            "not json",
+            "[]",
+            "{\"payload\":{\"dataset\":\"d\"}}",
+            "{\"payload\":{\"entity_ref\":\"component:default/x\"}}",
+            "{\"payload\":{\"entity_ref\":\"c:x\",\"dataset\":5}}",
+            "{\"payload\":{\"entity_ref\":\"c:x\",\"dataset\":\"d\","
+            "\"dry_run\":\"yes\"}}",
+            "{\"payload\":{\"entity_ref\":\"c:x\",\"dataset\":\"d\","
+            "\"params\":{\"k\":1}}}",
+            "{\"queue\":\"some-other-topic\",\"payload\":{\"entity_ref\":"
+            "\"c:x\",\"dataset\":\"d\"}}",
+            "{\"payload\":{\"entity_ref\":\"c:\xff\xfe\",\"dataset\":\"d\"}}",
+            "{\"payload\":{\"entity_ref\":\"c:x\",\"dataset\":\"d\\u0000\"}}",
+        };
+        json_t *j;
+        size_t i;
+        resp_t r;
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                r = post("Bearer " TOKEN, bad[i]);
+                if (r.status != 400)
+                        fail_msg("body #%zu: %ld %s", i, r.status, r.body);
+                j = body_json(&r);
+                assert_true(json_is_string(json_object_get(j, "error")));
+                json_decref(j);
+                free(r.body);
+        }
+}
+
+static void test_submit_caps_the_body_size(void **state) {
+        size_t n = 200 * 1024;
+        char *big = malloc(n + 1);
+        resp_t r;
+
+        memset(big, ' ', n);
+        big[n] = '\0';
+        big[0] = '{';
+        big[n - 1] = '}';
+        r = post("Bearer " TOKEN, big);
+        assert_int_equal(r.status, 413);
+        free(r.body);
+        free(big);
+}
+
+/* Consume `topic` from the beginning until a record with key `key`;
+ * returns a copy of its value (caller frees) in *lenp, or NULL.  The
+ * message itself is freed here: rd_kafka_destroy waits for every message
+ * of its handle. */
+static void *consume_key(const char *key, size_t *lenp) {
+        char errstr[256];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_topic_partition_list_t *tp;
+        rd_kafka_message_t *msg;
+        rd_kafka_t *rk;
+        int64_t deadline = drv_mono_ms() + 30000;
+        void *value = NULL;
+        int p;
+
+        rd_kafka_conf_set(conf, "bootstrap.servers", drv_test_brokers(), errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, "group.id", drv_test_unique("admin-reader"),
+                          errstr, sizeof(errstr));
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        tp = rd_kafka_topic_partition_list_new(3);
+        for (p = 0; p < 3; p++)
+                rd_kafka_topic_partition_list_add(tp, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, tp);
+        rd_kafka_topic_partition_list_destroy(tp);
+        while (!value && drv_mono_ms() < deadline) {
+                if (!(msg = rd_kafka_consumer_poll(rk, 500)))
+                        continue;
+                if (!msg->err && msg->key_len == strlen(key) &&
+                    !memcmp(msg->key, key, msg->key_len)) {
+                        value = malloc(msg->len);
+                        memcpy(value, msg->payload, msg->len);
+                        *lenp = msg->len;
+                }
+                rd_kafka_message_destroy(msg);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return value;
+}
+
+static void test_submit_produces_a_decodable_task(void **state) {
+        char body[512], errstr[256];
+        const char *ds = drv_test_unique("ds_submit");
+        drv_schema_store_t *store;
+        void *value;
+        size_t len = 0;
+        drv_task_t *task;
+        json_t *j;
+        resp_t r;
+
+        snprintf(body, sizeof(body),
+                 "{\"queue\":\"%s\",\"payload\":{\"entity_ref\":"
+                 "\"component:default/customer-dataset-v2-migration\","
+                 "\"dataset\":\"%s\",\"dry_run\":true,"
+                 "\"params\":{\"region\":\"eu\"}}}",
+                 topic, ds);
+        r = post("bearer " TOKEN, body);
+        if (r.status != 202)
+                fail_msg("submit: %ld %s", r.status, r.body);
+        j = body_json(&r);
+        free(r.body);
+        assert_int_equal(
+            strlen(json_string_value(json_object_get(j, "task_id"))), 36);
+
+        value = consume_key(ds, &len);
+        assert_non_null(value);
+        store = drv_schema_store_new(NULL, errstr, sizeof(errstr));
+        assert_non_null(store);
+        assert_int_equal(
+            drv_task_decode(store, value, len, &task, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_string_equal(task->task_id,
+                            json_string_value(json_object_get(j, "task_id")));
+        assert_string_equal(task->dataset, ds);
+        assert_string_equal(task->entity_ref,
+                            "component:default/customer-dataset-v2-migration");
+        assert_true(task->dry_run);
+        assert_string_equal(drv_task_param(task, "region"), "eu");
+        drv_task_destroy(task);
+        drv_schema_store_destroy(store);
+        free(value);
+        json_decref(j);
+}
+
+static void test_submit_answers_503_when_kafka_is_unreachable(void **state) {
+        drv_admin_conf_t ac = {.listen = "127.0.0.1:0",
+                               .token = TOKEN,
+                               .brokers = "127.0.0.1:1",
+                               .topic = "dataset-migrations"};
+        char errstr[256], saved[64];
+        drv_admin_t *down;
+        int64_t t0;
+        resp_t r;
+
+        down = drv_admin_start(&ac, errstr, sizeof(errstr));
+        assert_non_null(down);
+        snprintf(saved, sizeof(saved), "%s", base);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%d",
+                 drv_admin_port(down));
+        t0 = drv_mono_ms();
+        r = post("Bearer " TOKEN, "{\"payload\":{\"entity_ref\":\"c:x\","
+                                  "\"dataset\":\"d\"}}");
+        assert_int_equal(r.status, 503);
+        assert_non_null(strstr(r.body, "cannot reach kafka at 127.0.0.1:1"));
+        assert_true(drv_mono_ms() - t0 < 10000);
+        free(r.body);
+        snprintf(base, sizeof(base), "%s", saved);
+        drv_admin_stop(down);
+}
+
+static void test_status_page_and_assets_are_served(void **state) {
+        resp_t r;
+
+        r = get("/");
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.content_type, "text/html"));
+        assert_non_null(strstr(r.body, "<table id=\"migrations\">"));
+        free(r.body);
+        r = get("/app.js");
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "api/migrations"));
+        free(r.body);
+        r = get("/style.css");
+        assert_int_equal(r.status, 200);
+        free(r.body);
+        r = get("/../../etc/passwd");
+        assert_int_equal(r.status, 404);
+        free(r.body);
+}
+
+static void test_unknown_paths_and_methods_are_refused(void **state) {
+        resp_t r;
+
+        r = get("/nope");
+        assert_int_equal(r.status, 404);
+        free(r.body);
+        r = http("DELETE", "/api/migrations", NULL, NULL, 0);
+        assert_int_equal(r.status, 405);
+        free(r.body);
+        r = http("GET", "/api/tasks", "Bearer " TOKEN, NULL, 0);
+        assert_int_equal(r.status, 405);
+        free(r.body);
+}
+
+static void test_bad_listen_address_is_refused(void **state) {
+        drv_admin_conf_t ac = {.listen = NULL};
+        char errstr[256];
+        drv_admin_t *a;
+
+        ac.listen = "not-an-address";
+        a = drv_admin_start(&ac, errstr, sizeof(errstr));
+        assert_null(a);
+        assert_non_null(strstr(errstr, "bad http listen address"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_healthz_answers_ok),
+            cmocka_unit_test(test_readyz_follows_assignment_and_database),
+            cmocka_unit_test(test_metrics_are_prometheus_text),
+            cmocka_unit_test(test_migrations_lists_and_filters_rows),
+            cmocka_unit_test(test_migrations_filters_are_bound_not_spliced),
+            cmocka_unit_test(test_submit_requires_the_bearer_token),
+            cmocka_unit_test(test_submit_rejects_bad_input_with_json_errors),
+            cmocka_unit_test(test_submit_caps_the_body_size),
+            cmocka_unit_test(test_submit_produces_a_decodable_task),
+            cmocka_unit_test(test_submit_answers_503_when_kafka_is_unreachable),
+            cmocka_unit_test(test_status_page_and_assets_are_served),
+            cmocka_unit_test(test_unknown_paths_and_methods_are_refused),
+            cmocka_unit_test(test_bad_listen_address_is_refused),
+        };
+        drv_test_brokers();
+        drv_test_database_url();
+        curl_global_init(CURL_GLOBAL_ALL);
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
