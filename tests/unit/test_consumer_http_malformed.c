@@ -1,0 +1,311 @@
+/*
+ * drover - tests/unit/test_consumer_http_malformed.c: the admin server
+ * survives hostile requests (bad methods, huge headers, bad JSON, invalid
+ * UTF-8, wrong content-length, slowloris) and keeps answering; plus the
+ * pure request helpers of admin_req.c.  No Kafka or PostgreSQL needed:
+ * the server runs without them.
+ */
+#include "admin_int.h"
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TOKEN "unit-test-token-0123456789"
+
+static drv_admin_t *admin;
+static int port;
+
+static int setup(void **state) {
+        drv_admin_conf_t ac = {.listen = "127.0.0.1:0", .token = TOKEN};
+        char errstr[256];
+
+        admin = drv_admin_start(&ac, errstr, sizeof(errstr));
+        if (!admin)
+                fail_msg("drv_admin_start: %s", errstr);
+        port = drv_admin_port(admin);
+        return 0;
+}
+
+static int teardown(void **state) {
+        drv_admin_stop(admin);
+        return 0;
+}
+
+static int connect_admin(void) {
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        sa.sin_port = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        return fd;
+}
+
+/* Send `req` (len bytes) and read the answer until the server closes or
+ * `timeout_ms` passes; returns the HTTP status (0: no status line). */
+static int exchange(const char *req, size_t len, int timeout_ms) {
+        char buf[4096];
+        size_t got = 0;
+        int fd = connect_admin(), status = 0;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (len)
+                (void)!send(fd, req, len, MSG_NOSIGNAL);
+        while (got < sizeof(buf) - 1 && poll(&pfd, 1, timeout_ms) > 0) {
+                n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+                buf[got] = '\0';
+                if (strstr(buf, "\r\n\r\n") && strstr(buf, "Connection: close"))
+                        break;
+        }
+        buf[got] = '\0';
+        close(fd);
+        if (got > 12 && !strncmp(buf, "HTTP/1.", 7))
+                status = atoi(buf + 9);
+        return status;
+}
+
+static int exchange_str(const char *req) {
+        return exchange(req, strlen(req), 3000);
+}
+
+static void assert_alive(void) {
+        assert_int_equal(exchange_str("GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                      "Connection: close\r\n\r\n"),
+                         200);
+}
+
+static void test_bad_methods_and_request_lines_are_refused(void **state) {
+        static const char *reqs[] = {
+            "BREW /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "PUT /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n",
+            "GET\r\n\r\n",
+            "GET /metrics HTTP/9.9\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+            "GET /\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /api/migrations?dataset=%ff%fe HTTP/1.1\r\nHost: x\r\n"
+            "Connection: close\r\n\r\n",
+        };
+        size_t i;
+        int st;
+
+        for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+                st = exchange_str(reqs[i]);
+                if (st != 0 && (st < 400 || st >= 600))
+                        fail_msg("request #%zu got %d", i, st);
+                assert_alive();
+        }
+}
+
+static void test_huge_headers_are_refused(void **state) {
+        size_t n = 256 * 1024, off;
+        char *req = malloc(n + 64);
+        int st;
+
+        off = (size_t)sprintf(req, "GET /metrics HTTP/1.1\r\nX-Big: ");
+        memset(req + off, 'a', n - off);
+        memcpy(req + n, "\r\n\r\n", 5);
+        st = exchange(req, n + 4, 3000);
+        assert_true(st == 0 || st == 413 || st == 431 || st == 414 ||
+                    st == 400);
+        free(req);
+        assert_alive();
+}
+
+static void test_bad_bodies_get_400_and_never_crash(void **state) {
+        static const char *bodies[] = {
+            "{",
+            "{\"payload\":",
+            "\xff\xfe\xfd",
+            "{\"payload\":{\"entity_ref\":"
+            "\"\xc3\x28\",\"dataset\":\"d\"}}",
+            "{\"payload\":{\"entity_ref\":\"a\",\"dataset\":\"d\","
+            "\"params\":[1,2]}}",
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            "null",
+            "\"str\"",
+            "{\"payload\":{\"entity_ref\":\"a\","
+            "\"dataset\":\"d\"},\"payload\":{}}",
+        };
+        char req[1024];
+        size_t i;
+        int n, st;
+
+        for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+                n = snprintf(req, sizeof(req),
+                             "POST /api/tasks HTTP/1.1\r\nHost: x\r\n"
+                             "Authorization: Bearer " TOKEN "\r\n"
+                             "Content-Length: %zu\r\nConnection: close"
+                             "\r\n\r\n%s",
+                             strlen(bodies[i]), bodies[i]);
+                st = exchange(req, (size_t)n, 3000);
+                if (st != 400)
+                        fail_msg("body #%zu got %d", i, st);
+        }
+        assert_alive();
+}
+
+static void test_wrong_content_length_does_not_hang_others(void **state) {
+        static const char *reqs[] = {
+            /* says more than it sends: the server waits, then times out */
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            "Bearer " TOKEN "\r\nContent-Length: 1000\r\n\r\n{\"a\":1}",
+            /* negative and garbage lengths */
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n"
+            "Connection: close\r\n\r\n",
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n"
+            "Connection: close\r\n\r\n",
+            /* absurd length: refused before any body is read */
+            "POST /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: "
+            "Bearer " TOKEN
+            "\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n",
+        };
+        size_t i;
+        int st;
+
+        for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+                st = exchange(reqs[i], strlen(reqs[i]), i == 0 ? 300 : 3000);
+                assert_true(st == 0 || (st >= 400 && st < 600));
+                assert_alive();
+        }
+}
+
+static void test_slowloris_connections_do_not_starve_the_server(void **state) {
+        int fds[20], i;
+        int64_t t0;
+
+        /* many half-sent requests held open ... */
+        for (i = 0; i < 20; i++) {
+                fds[i] = connect_admin();
+                (void)!send(fds[i], "GET /metrics HTTP/1.1\r\nHost: x\r\nX-",
+                            35, MSG_NOSIGNAL);
+        }
+        /* ... and the server still answers at once */
+        t0 = drv_mono_ms();
+        assert_alive();
+        assert_true(drv_mono_ms() - t0 < 2000);
+        for (i = 0; i < 20; i++)
+                close(fds[i]);
+}
+
+static void test_a_loop_of_garbage_leaves_it_serving(void **state) {
+        char req[512];
+        uint64_t rng = 0x9e3779b97f4a7c15ull;
+        int i, j, len;
+
+        for (i = 0; i < 200; i++) {
+                len = 1 + (int)(rng % (sizeof(req) - 1));
+                for (j = 0; j < len; j++) {
+                        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                        req[j] = (char)(rng & 0xff);
+                }
+                if (i % 2) /* half start like HTTP, to get past the parser */
+                        memcpy(req, "POST /api/tasks HTTP/1.1\r\n", 26);
+                exchange(req, (size_t)len, 50);
+        }
+        assert_alive();
+}
+
+static void test_routes_table(void **state) {
+        assert_int_equal(drv_admin_route("GET", "/metrics"),
+                         DRV_ADMIN_ROUTE_METRICS);
+        assert_int_equal(drv_admin_route("HEAD", "/healthz"),
+                         DRV_ADMIN_ROUTE_HEALTHZ);
+        assert_int_equal(drv_admin_route("GET", "/api/migrations?dataset=x"),
+                         DRV_ADMIN_ROUTE_MIGRATIONS);
+        assert_int_equal(drv_admin_route("POST", "/api/tasks"),
+                         DRV_ADMIN_ROUTE_TASKS);
+        assert_int_equal(drv_admin_route("GET", "/api/tasks"),
+                         DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED);
+        assert_int_equal(drv_admin_route("POST", "/metrics"),
+                         DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED);
+        assert_int_equal(drv_admin_route("GET", "/metricsx"),
+                         DRV_ADMIN_ROUTE_NOT_FOUND);
+        assert_int_equal(drv_admin_route("GET", "/../etc/passwd"),
+                         DRV_ADMIN_ROUTE_NOT_FOUND);
+        assert_int_equal(drv_admin_route(NULL, "/"), DRV_ADMIN_ROUTE_NOT_FOUND);
+        assert_int_equal(drv_admin_route("GET", "/"), DRV_ADMIN_ROUTE_STATIC);
+}
+
+static void test_bearer_comparison(void **state) {
+        assert_true(drv_admin_bearer_ok("abc", "Bearer abc"));
+        assert_true(drv_admin_bearer_ok("abc", "bearer abc"));
+        assert_false(drv_admin_bearer_ok("abc", "Bearer abd"));
+        assert_false(drv_admin_bearer_ok("abc", "Bearer ab"));
+        assert_false(drv_admin_bearer_ok("abc", "Bearer abcd"));
+        assert_false(drv_admin_bearer_ok("abc", "Bearer "));
+        assert_false(drv_admin_bearer_ok("abc", "abc"));
+        assert_false(drv_admin_bearer_ok("abc", NULL));
+        assert_false(drv_admin_bearer_ok(NULL, "Bearer "));
+        assert_false(drv_admin_bearer_ok("", "Bearer "));
+}
+
+static void test_text_validation(void **state) {
+        char long_s[DRV_ADMIN_FIELD_MAX + 2];
+
+        assert_true(drv_admin_text_valid("customer", 8));
+        assert_true(drv_admin_text_valid("caf\xc3\xa9", 5));
+        assert_false(drv_admin_text_valid("a\nb", 3));
+        assert_false(drv_admin_text_valid("\xc3\x28", 2));
+        assert_false(drv_admin_text_valid("\xed\xa0\x80", 3)); /* surrogate */
+        assert_false(drv_admin_text_valid("\xc0\xaf", 2));     /* overlong */
+        assert_false(drv_admin_text_valid("\xe2\x82", 2));     /* truncated */
+        memset(long_s, 'a', sizeof(long_s) - 1);
+        long_s[sizeof(long_s) - 1] = '\0';
+        assert_false(drv_admin_text_valid(long_s, strlen(long_s)));
+}
+
+static void test_task_body_parses_the_seed_shape(void **state) {
+        static const char body[] =
+            "{\"queue\":\"dataset-migrations\",\"payload\":{\"entity_ref\":"
+            "\"component:default/customer-dataset-v2-migration\",\"dataset\":"
+            "\"customer\",\"dry_run\":true,\"params\":{\"a\":\"1\"}}}";
+        char errstr[256];
+        drv_task_t *task;
+
+        assert_int_equal(drv_admin_parse_task_body(body, strlen(body),
+                                                   "dataset-migrations", &task,
+                                                   errstr, sizeof(errstr)),
+                         DRV_OK);
+        assert_string_equal(task->dataset, "customer");
+        assert_true(task->dry_run);
+        assert_string_equal(drv_task_param(task, "a"), "1");
+        assert_int_equal(strlen(task->task_id), 36);
+        assert_string_equal(task->requested_by, "admin-api");
+        drv_task_destroy(task);
+        assert_int_equal(drv_admin_parse_task_body(body, strlen(body), "other",
+                                                   &task, errstr,
+                                                   sizeof(errstr)),
+                         DRV_ERR_INVALID_PARAM);
+        assert_null(task);
+        assert_non_null(strstr(errstr, "unknown queue"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_routes_table),
+            cmocka_unit_test(test_bearer_comparison),
+            cmocka_unit_test(test_text_validation),
+            cmocka_unit_test(test_task_body_parses_the_seed_shape),
+            cmocka_unit_test(test_bad_methods_and_request_lines_are_refused),
+            cmocka_unit_test(test_huge_headers_are_refused),
+            cmocka_unit_test(test_bad_bodies_get_400_and_never_crash),
+            cmocka_unit_test(test_wrong_content_length_does_not_hang_others),
+            cmocka_unit_test(
+                test_slowloris_connections_do_not_starve_the_server),
+            cmocka_unit_test(test_a_loop_of_garbage_leaves_it_serving),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
