@@ -228,19 +228,27 @@ static char *job_error_json(const drv_job_t *job) {
         return s;
 }
 
-static void job_upsert(drv_exec_t *ex, drv_job_t *job, const char *status) {
+/* Write the job's task_runs row.  0 on success (or nothing to write),
+ * -1 when the write failed (logged). */
+static int job_upsert(drv_exec_t *ex, drv_job_t *job, const char *status) {
         const drv_config_t *conf = ex->pool->pc.conf;
         drv_task_run_t run;
         char errstr[512], *last_error;
+        int rc = 0;
 
-        if (!job->task || !ex->conn)
-                return;
+        if (!job->task)
+                return 0;
+        if (!ex->conn)
+                return -1;
         last_error = job_error_json(job);
         job_run_row(job, conf, status, last_error, &run);
-        if (drv_task_run_upsert(ex->conn, &run, errstr, sizeof(errstr)))
+        if (drv_task_run_upsert(ex->conn, &run, errstr, sizeof(errstr))) {
                 drv_log(DRV_LOG_WARN, "could not record task status \"%s\": %s",
                         status, errstr);
+                rc = -1;
+        }
         free(last_error);
+        return rc;
 }
 
 /* Fill the job's error details from an error and its class. */
@@ -418,9 +426,12 @@ static void *exec_main(void *arg) {
         return NULL;
 }
 
-/* The finalizer writes final statuses after the Kafka commit; a lost
- * connection is retried a few times, then the row is left as it was (the
- * committed status event stays the authority). */
+/* The finalizer writes final statuses after the Kafka commit.  A failed
+ * write is retried on a fresh connection for up to FIN_RETRIES * 500 ms
+ * (a PostgreSQL restart: libpq reports the old connection OK until a
+ * query fails on it), then the row is left as it was (the committed
+ * status event stays the authority). */
+#define FIN_RETRIES 60
 static void *fin_main(void *arg) {
         drv_exec_t *ex = arg;
         drv_pool_t *pool = ex->pool;
@@ -429,13 +440,13 @@ static void *fin_main(void *arg) {
         int tries;
 
         while ((job = drv_jobq_pop(&pool->finq, -1))) {
-                for (tries = 0; tries < 5; tries++) {
-                        if (!exec_conn(ex, errstr, sizeof(errstr)))
+                for (tries = 0; tries < FIN_RETRIES; tries++) {
+                        if (!exec_conn(ex, errstr, sizeof(errstr)) &&
+                            !job_upsert(ex, job,
+                                        drv_outcome_status(job->outcome)))
                                 break;
-                        sleep_ms(200);
+                        sleep_ms(500);
                 }
-                if (ex->conn)
-                        job_upsert(ex, job, drv_outcome_status(job->outcome));
                 drv_job_destroy(job);
         }
         PQfinish(ex->conn);

@@ -225,13 +225,19 @@ def create_topics(brokers, topic):
     for name, fut in admin.create_topics(topics,
                                          operation_timeout=30).items():
         fut.result()
-    # verify what the broker made of it
-    md = admin.list_topics(timeout=10)
+    # verify what the brokers made of it (metadata propagates lazily)
+    for _ in range(60):
+        md = admin.list_topics(timeout=10)
+        if all(t.topic in md.topics and md.topics[t.topic].error is None and
+               len(md.topics[t.topic].partitions) == t.num_partitions
+               for t in topics):
+            break
+        time.sleep(0.5)
     for t in topics:
         parts = md.topics[t.topic].partitions
-        assert len(parts) == t.num_partitions, t.topic
-        for p in parts.values():
-            assert len(p.replicas) == 3, (t.topic, p.id, p.replicas)
+        if len(parts) != t.num_partitions or any(
+                len(p.replicas) != 3 for p in parts.values()):
+            raise RuntimeError("topic %s not created as asked" % t.topic)
 
 
 # ---------------------------------------------------------------------------
@@ -578,12 +584,15 @@ kafka:
             prod.p.poll(0)
             self.supervise()
             faulting = ft.is_alive()
-            if faulting and now >= next_kill:
+            prog = self.monitor_progress()
+            seen = prog.get("status_seen", 0)
+            # kill -9 every few seconds while the scheduled faults run and
+            # until most tasks are through
+            if ((faulting or seen < self.a.kill_until * len(tasks)) and
+                    now >= next_kill):
                 self.random_kill()
                 next_kill = now + self.rng.uniform(self.a.kill_min,
                                                    self.a.kill_max)
-            prog = self.monitor_progress()
-            seen = prog.get("status_seen", 0)
             if now - last_note > 10:
                 log("progress: %d/%d outcomes committed, faults %s" %
                     (seen, len(tasks), self.faults))
@@ -664,6 +673,8 @@ def main():
                     help="rounds of the scheduled faults")
     ap.add_argument("--kill-min", type=float, default=3.0)
     ap.add_argument("--kill-max", type=float, default=7.0)
+    ap.add_argument("--kill-until", type=float, default=0.75,
+                    help="keep killing workers until this share is done")
     ap.add_argument("--timeout", type=int, default=300,
                     help="seconds after the last task was produced")
     a = ap.parse_args()
