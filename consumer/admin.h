@@ -55,6 +55,12 @@ void drv_metrics_reset(void);
  * the length written. */
 size_t drv_metrics_escape_label(const char *value, char *out, size_t out_size);
 
+/* The replicas an autoscaler should run for `total_lag`: ceil(total_lag /
+ * threshold), 0 when nothing lags, capped at `cap` (the partition count,
+ * or the lagging partitions).  The rule 'drover lag' prints. */
+int64_t drv_lag_suggested_replicas(int64_t total_lag, long threshold,
+                                   int64_t cap);
+
 /* Readiness as the worker sees it: member of the group with an
  * assignment, and the database reachable. */
 void drv_admin_set_ready(int has_assignment, int db_ok);
