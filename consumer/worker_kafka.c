@@ -177,38 +177,51 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
         return DRV_OK;
 }
 
-/* Is any broker reachable?  One metadata request with a timeout. */
-static drv_err_t check_reachable(drv_worker_t *w, char *errstr,
-                                 size_t errstr_size) {
-        const struct rd_kafka_metadata *md = NULL;
+/* Is any broker reachable?  One metadata request with a timeout; on
+ * DRV_OK *mdp is the cluster's metadata (caller destroys). */
+static drv_err_t check_reachable(drv_worker_t *w,
+                                 const struct rd_kafka_metadata **mdp,
+                                 char *errstr, size_t errstr_size) {
         rd_kafka_resp_err_t err;
 
-        err = rd_kafka_metadata(w->rkp, 0, NULL, &md, 10000);
+        err = rd_kafka_metadata(w->rkp, 1, NULL, mdp, 10000);
         if (err)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
                                    "cannot reach kafka at %s: %s",
                                    w->conf->brokers, rd_kafka_err2str(err));
-        rd_kafka_metadata_destroy(md);
         return DRV_OK;
+}
+
+static int topic_exists(const struct rd_kafka_metadata *md, const char *name) {
+        int i;
+
+        for (i = 0; i < md->topic_cnt; i++)
+                if (!strcmp(md->topics[i].topic, name) && !md->topics[i].err)
+                        return 1;
+        return 0;
 }
 
 /* Create the tasks, status and dead-letter topics if missing.  Failure is
  * logged, not fatal: the broker may forbid creation and topics may exist. */
-static void create_topics(drv_worker_t *w) {
+static void create_topics(drv_worker_t *w, const struct rd_kafka_metadata *md) {
         const char *names[3] = {w->conf->topic, w->conf->status_topic,
                                 w->conf->dlq_topic};
         int parts[3] = {w->conf->topic_partitions, 3, 3};
         rd_kafka_NewTopic_t *nt[3];
-        rd_kafka_queue_t *q = rd_kafka_queue_new(w->rkp);
+        rd_kafka_queue_t *q;
         rd_kafka_event_t *ev;
         const rd_kafka_topic_result_t **res;
-        size_t i, cnt;
+        size_t i, cnt, n = 0;
         char e[256];
 
         for (i = 0; i < 3; i++)
-                nt[i] =
-                    rd_kafka_NewTopic_new(names[i], parts[i], -1, e, sizeof(e));
-        rd_kafka_CreateTopics(w->rkp, nt, 3, NULL, q);
+                if (!topic_exists(md, names[i]))
+                        nt[n++] = rd_kafka_NewTopic_new(names[i], parts[i], -1,
+                                                        e, sizeof(e));
+        if (n == 0)
+                return;
+        q = rd_kafka_queue_new(w->rkp);
+        rd_kafka_CreateTopics(w->rkp, nt, n, NULL, q);
         ev = rd_kafka_queue_poll(q, 15000);
         if (!ev) {
                 drv_log(DRV_LOG_WARN, "topic creation timed out");
@@ -233,12 +246,13 @@ static void create_topics(drv_worker_t *w) {
                 }
         }
         rd_kafka_event_destroy(ev);
-        rd_kafka_NewTopic_destroy_array(nt, 3);
+        rd_kafka_NewTopic_destroy_array(nt, n);
         rd_kafka_queue_destroy(q);
 }
 
 drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,
                                size_t errstr_size) {
+        const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_partition_list_t *sub;
         rd_kafka_error_t *error;
         rd_kafka_resp_err_t err;
@@ -246,9 +260,10 @@ drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,
 
         if ((derr = producer_new(w, errstr, errstr_size)))
                 return derr;
-        if ((derr = check_reachable(w, errstr, errstr_size)))
+        if ((derr = check_reachable(w, &md, errstr, errstr_size)))
                 return derr;
-        create_topics(w);
+        create_topics(w, md);
+        rd_kafka_metadata_destroy(md);
         if ((error = rd_kafka_init_transactions(w->rkp, 30000))) {
                 derr = rd_kafka_error_is_fatal(error) ? DRV_ERR_KAFKA_FATAL
                                                       : DRV_ERR_KAFKA_RETRIABLE;

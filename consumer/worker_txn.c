@@ -255,7 +255,9 @@ void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt) {
 
         for (i = 0; i < cnt; i++) {
                 drv_part_t *p = drv_worker_part(w, parts[i]);
-                if (!p || !p->assigned)
+                if (!p || !p->assigned ||
+                    rd_kafka_topic_partition_list_find(list, w->conf->topic,
+                                                       parts[i]))
                         continue;
                 drv_worker_part_reset(w, parts[i]);
                 /* resume before seeking: resume restarts the fetcher at
