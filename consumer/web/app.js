@@ -48,7 +48,7 @@ function row(m) {
   tr.className = "row status-row-" + m.status;
   cell(tr, String(m.task_id || "").slice(0, 8), "mono").title = m.task_id;
   cell(tr, m.dataset);
-  cell(tr, m.entity_ref, "mono");
+  cell(tr, m.entity_ref, "mono plan").title = m.entity_ref || "";
   cell(tr, m.status, "status status-" + m.status);
   progressCell(tr, m);
   cell(tr, Number(m.rows_done || 0).toLocaleString("en-US"));
@@ -87,6 +87,11 @@ async function refresh() {
     state.className = "state error";
   }
 }
+
+/* filters can come from the page's own query: /?dataset=customer */
+const initial = new URLSearchParams(location.search);
+$("f-dataset").value = initial.get("dataset") || "";
+$("f-status").value = initial.get("status") || "";
 
 $("filters").addEventListener("change", refresh);
 $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });
