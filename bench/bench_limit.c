@@ -388,10 +388,13 @@ typedef struct part_s {
 static part_t parts[MAX_PARTS];
 static rd_kafka_t *rk;
 
-/* Like drover, bound the backlog: pause a partition with BACKLOG_MAX
- * fetched tasks waiting, resume it when they have been handed out (what
- * librdkafka had prefetched for it is dropped and fetched again). */
-#define BACKLOG_MAX 32
+/* Like drover, bound the backlog, but with hysteresis: pause a partition
+ * with BACKLOG_HIGH fetched tasks waiting and resume it at BACKLOG_LOW, so
+ * that the refetch after a resume (librdkafka drops what it prefetched for
+ * a paused partition, and notices a resume only when its outstanding
+ * long-poll Fetch returns: up to fetch.wait.max.ms) overlaps with work. */
+#define BACKLOG_HIGH 256
+#define BACKLOG_LOW  64
 
 static void pause_part(int32_t p, int pause) {
         rd_kafka_topic_partition_list_t *l =
@@ -567,7 +570,7 @@ static void take_message(rd_kafka_message_t *m) {
         else
                 parts[m->partition].head = j;
         parts[m->partition].tail = j;
-        if (++parts[m->partition].queued >= BACKLOG_MAX &&
+        if (++parts[m->partition].queued >= BACKLOG_HIGH &&
             !parts[m->partition].paused)
                 pause_part(m->partition, 1);
 }
@@ -585,7 +588,7 @@ static int dispatch_and_collect(void) {
                 if (!(pt->head = j->next))
                         pt->tail = NULL;
                 pt->busy = 1;
-                if (--pt->queued == 0 && pt->paused)
+                if (--pt->queued <= BACKLOG_LOW && pt->paused)
                         pause_part(p, 0);
                 q_push(&jobs, j);
         }

@@ -711,9 +711,9 @@ SIZES = {
     "quick": {"n": 600, "reps": 5, "sweep_reps": 1, "b6_reps": 1,
               "b4_tasks": 100000, "b4_secs": 5, "b5_tasks": 4000,
               "b5_before_s": 3, "b5_after_s": 30, "soft_s": 4},
-    "full": {"n": 2500, "reps": 5, "sweep_reps": 3, "b6_reps": 3,
+    "full": {"n": 2500, "reps": 5, "sweep_reps": 2, "b6_reps": 3,
              "b4_tasks": 100000, "b4_secs": 10, "b5_tasks": 12000,
-             "b5_before_s": 5, "b5_after_s": 60, "soft_s": 20},
+             "b5_before_s": 5, "b5_after_s": 60, "soft_s": 12},
 }
 
 
