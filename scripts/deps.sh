@@ -15,6 +15,7 @@ APT_PACKAGES=(
   python3 python3-avro python3-confluent-kafka python3-psycopg2 python3-yaml
   kcat gnuplot-nox procps iproute2
   python3-venv linux-perf
+  chromium fonts-liberation systemd
 )
 
 missing=()
