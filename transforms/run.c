@@ -175,9 +175,12 @@ static drv_err_t run_lock(run_t *run, int lock) {
 }
 
 /* Read the dataset's version and how many steps of this plan are done. */
+/* The dataset's version (*foundp: known), the plan's steps done in the
+ * ledger by any task (*donep) and by this task (*minep, with its rows). */
 static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
-                                int *donep) {
-        const char *params[2] = {run->plan->dataset, run->plan->fingerprint};
+                                int *donep, int *minep, int64_t *rowsp) {
+        const char *params[3] = {run->plan->dataset, run->plan->fingerprint,
+                                 run->opts->task_id};
         PGresult *res;
         drv_err_t err;
 
@@ -185,28 +188,38 @@ static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
                           "SELECT (SELECT version FROM drover.datasets WHERE"
                           " dataset = $1), (SELECT count(DISTINCT step) FROM"
                           " drover.step_ledger WHERE plan_fingerprint = $2"
-                          " AND status = 'done')",
-                          2, params, &res, run->res->sqlstate, run->errstr,
+                          " AND status = 'done'), (SELECT count(DISTINCT"
+                          " step) FROM drover.step_ledger WHERE"
+                          " plan_fingerprint = $2 AND status = 'done' AND"
+                          " task_id = $3), (SELECT coalesce(sum(rows), 0)"
+                          " FROM drover.step_ledger WHERE plan_fingerprint"
+                          " = $2 AND status = 'done' AND task_id = $3)",
+                          3, params, &res, run->res->sqlstate, run->errstr,
                           sizeof(run->errstr));
         if (err)
                 return err;
         *foundp = !PQgetisnull(res, 0, 0);
         *versionp = *foundp ? atoi(PQgetvalue(res, 0, 0)) : 0;
         *donep = atoi(PQgetvalue(res, 0, 1));
+        *minep = atoi(PQgetvalue(res, 0, 2));
+        *rowsp = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
         PQclear(res);
         return DRV_OK;
 }
 
-/* DRV_OK to run, DRV_OK with *skipp for a no-op, or a version conflict. */
+/* DRV_OK to run, DRV_OK with *skipp for a no-op (2: the ledger shows
+ * this very task did the plan, e.g. a redelivery after a crash), or a
+ * version conflict. */
 static drv_err_t run_guard(run_t *run, int *skipp) {
         const drv_plan_t *plan = run->plan;
         const char *params[4] = {plan->dataset, run->from_str,
                                  run->opts->task_id, plan->fingerprint};
-        int found, version, done;
+        int found, version, done, mine;
+        int64_t rows;
         drv_err_t err;
 
         *skipp = 0;
-        if ((err = run_guard_read(run, &found, &version, &done)))
+        if ((err = run_guard_read(run, &found, &version, &done, &mine, &rows)))
                 return err;
         if (!found && !run->opts->dry_run) {
                 err = drv_db_exec(run->conn,
@@ -222,7 +235,9 @@ static drv_err_t run_guard(run_t *run, int *skipp) {
         if (!found || version == plan->from_version)
                 return DRV_OK;
         if (version == plan->to_version && done >= (int)plan->steps_cnt) {
-                *skipp = 1;
+                *skipp = mine >= (int)plan->steps_cnt ? 2 : 1;
+                if (*skipp == 2)
+                        run->res->rows = rows;
                 return DRV_OK;
         }
         return drv_err_set(
@@ -662,7 +677,10 @@ static drv_err_t run_locked(run_t *run) {
         if ((err = run_guard(run, &skip)))
                 return run_fail(run, NULL, err, run->res->sqlstate);
         if (skip) {
-                run->res->outcome = DRV_RUN_SKIPPED;
+                /* the same task found its own work done: it did it */
+                run->res->outcome = skip == 2 && !run->opts->dry_run
+                                        ? DRV_RUN_DONE
+                                        : DRV_RUN_SKIPPED;
                 run->res->steps_done = (int)run->plan->steps_cnt;
                 return DRV_OK;
         }
