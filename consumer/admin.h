@@ -85,8 +85,14 @@ typedef struct drv_admin_conf_s {
 
 typedef struct drv_admin_s drv_admin_t;
 
-/* Start the server on its own threads.  Returns NULL and fills errstr if
- * the address cannot be bound. */
+/* Start the server on its own threads (one per connection, at most 64;
+ * 32 KiB of headers, 64 KiB of body and a 10 s idle timeout per request).
+ * conf may be NULL (all defaults: 127.0.0.1:9464, no database, no
+ * submissions).  The strings of conf are copied; conf->store is borrowed
+ * and must outlive the server (NULL: the server creates its own when
+ * brokers are set).  Callers honour listen "" (disabled) by not calling
+ * this.  Returns NULL and fills errstr when the address is malformed or
+ * cannot be bound, or the submission producer cannot be configured. */
 drv_admin_t *drv_admin_start(const drv_admin_conf_t *conf, char *errstr,
                              size_t errstr_size);
 /* Stop and free.  NULL is a no-op. */
