@@ -338,6 +338,7 @@ static void tick(drv_worker_t *w) {
         drain_outcomes(w);
         run_due_retries(w);
         probe_db(w);
+        drv_worker_reconcile(w);
         if (w->pending && now >= w->next_commit) {
                 drv_worker_commit(w);
                 w->next_commit = now + w->conf->commit_interval_ms;

@@ -46,6 +46,9 @@ typedef struct drv_job_s {
         drv_run_result_t res;
         int64_t backoff_ms;
         drv_dlq_info_t dlq; /* error details (dead letters and retries) */
+        int redrive_count;  /* carried by a redriven task's headers */
+        /* finalizer only: committed offsets of partitions to reconcile */
+        rd_kafka_topic_partition_list_t *reconcile;
 } drv_job_t;
 
 /* Free a job, its task and its message.  NULL is a no-op. */
@@ -100,11 +103,35 @@ drv_pool_t *drv_pool_start(const drv_pool_conf_t *pc, char *errstr,
 /* Queue the final task_runs status of a committed job: a copy that takes
  * over job->task (set to NULL). */
 void drv_pool_finalize(drv_pool_t *pool, drv_job_t *job);
+/* Queue a reconciliation of task_runs for the partitions of `offsets`
+ * (their committed offsets; entries < 0 are ignored).  Takes ownership
+ * of offsets.  NULL pool: offsets freed. */
+void drv_pool_reconcile(drv_pool_t *pool,
+                        rd_kafka_topic_partition_list_t *offsets);
 /* Close the queues and join the threads for up to wait_ms; threads still
  * running after that are left to die with the process (returns 1: the
  * pool, its queues and what the threads use must then not be freed).
  * Returns 0 when every thread was joined and the pool freed.  NULL: 0. */
 int drv_pool_stop(drv_pool_t *pool, int wait_ms);
+
+/*
+ * task_runs pending outcomes (worker_reconcile.c)
+ */
+/* Record the final status `pending` a task is about to commit to Kafka,
+ * with the topic, partition and offset of its delivery.  *rowsp (may be
+ * NULL): rows changed (0: no row yet).  DRV_OK or the error, errstr set. */
+drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
+                                   const char *pending, const char *topic,
+                                   int32_t partition, int64_t offset,
+                                   long *rowsp, char *errstr,
+                                   size_t errstr_size);
+/* Rows of topic/partition with a pending status, still non-final, below
+ * the group's committed offset: their outcome committed, so set status =
+ * pending.  *rowsp (may be NULL): rows settled. */
+drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
+                                  int32_t partition, int64_t committed,
+                                  long *rowsp, char *errstr,
+                                  size_t errstr_size);
 
 /* Test hooks: DROVER_CRASH_AT=<point>[:<nth>] -> _exit(137) at the nth
  * time `point` is reached.  No-op without DROVER_TEST_HOOKS. */

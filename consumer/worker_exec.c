@@ -29,6 +29,8 @@ void drv_job_destroy(drv_job_t *job) {
         if (!job)
                 return;
         drv_task_destroy(job->task);
+        if (job->reconcile)
+                rd_kafka_topic_partition_list_destroy(job->reconcile);
         if (job->msg)
                 rd_kafka_message_destroy(job->msg);
         free(job);
@@ -295,7 +297,7 @@ static void job_route_error(drv_exec_t *ex, drv_job_t *job, drv_err_t err,
                                   now)) {
                 snprintf(job->dlq.error_class, sizeof(job->dlq.error_class),
                          "retries_exhausted");
-                job->dlq.retry_after_ms = now + job->backoff_ms;
+                job->dlq.retry_after_ms = drv_backoff_retry_after_ms(bc, now);
                 job->outcome = DRV_OUT_DEAD;
                 return;
         }
@@ -351,6 +353,16 @@ static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
         const rd_kafka_message_t *m = job->msg;
         drv_err_t err;
 
+        if (!job->task && !job->attempts_loaded) {
+                rd_kafka_headers_t *hdrs = NULL;
+                int carried = 0;
+                /* a redriven task carries its attempts and redrive count */
+                if (!rd_kafka_message_headers(m, &hdrs))
+                        drv_dlq_task_carried(hdrs, &carried,
+                                             &job->redrive_count);
+                if (carried > job->attempts)
+                        job->attempts = carried;
+        }
         if (!job->task) {
                 err = drv_task_decode(ex->pool->pc.store, m->payload, m->len,
                                       &job->task, errstr, errstr_size);
@@ -360,14 +372,49 @@ static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
         if ((err = exec_conn(ex, errstr, errstr_size)))
                 return err;
         if (!job->attempts_loaded) {
+                int carried = job->attempts;
                 err = drv_task_run_attempts(
                     ex->conn, job->task->task_id, &job->attempts,
                     &job->first_failure_ms, errstr, errstr_size);
                 if (err)
                         return err;
+                if (carried > job->attempts)
+                        job->attempts = carried;
                 job->attempts_loaded = 1;
         }
         return DRV_OK;
+}
+
+/* Record the would-be final status before the poll thread commits the
+ * outcome (worker_reconcile.c).  When it cannot be recorded the outcome
+ * is not committed either: the job waits for the database like any other
+ * unreachable-database failure, and its redelivery is idempotent. */
+static void job_pending(drv_exec_t *ex, drv_job_t *job) {
+        const drv_config_t *conf = ex->pool->pc.conf;
+        const char *st = drv_outcome_status(job->outcome);
+        char errstr[512];
+        long rows = 0;
+        drv_err_t err;
+
+        if (!job->task || job->outcome == DRV_OUT_RETRY ||
+            job->outcome == DRV_OUT_DB_DOWN)
+                return;
+        if (!ex->conn)
+                err = DRV_ERR_DB_UNAVAILABLE;
+        else if (!(err = drv_task_run_set_pending(
+                       ex->conn, job->task->task_id, st, conf->topic,
+                       job->partition, job->offset, &rows, errstr,
+                       sizeof(errstr))) &&
+                 rows == 0 && !job_upsert(ex, job, "running"))
+                err = drv_task_run_set_pending(
+                    ex->conn, job->task->task_id, st, conf->topic,
+                    job->partition, job->offset, NULL, errstr, sizeof(errstr));
+        if (!err)
+                return;
+        drv_log(DRV_LOG_WARN, "cannot record pending status \"%s\": %s", st,
+                err == DRV_ERR_DB_UNAVAILABLE && !ex->conn ? "no connection"
+                                                           : errstr);
+        job->outcome = DRV_OUT_DB_DOWN;
 }
 
 static void exec_job(drv_exec_t *ex, drv_job_t *job) {
@@ -398,6 +445,7 @@ static void exec_job(drv_exec_t *ex, drv_job_t *job) {
                 drv_log(DRV_LOG_WARN, "task failed (%s, %s): %s",
                         job->dlq.error_class, drv_outcome_status(job->outcome),
                         errstr);
+                job_pending(ex, job);
                 goto out;
         }
         job->outcome = job->res.outcome == DRV_RUN_SKIPPED   ? DRV_OUT_SKIPPED
@@ -406,6 +454,7 @@ static void exec_job(drv_exec_t *ex, drv_job_t *job) {
         drv_log(DRV_LOG_INFO, "task %s: %d/%d steps, %lld rows",
                 drv_outcome_status(job->outcome), job->res.steps_done,
                 job->res.steps_total, (long long)job->res.rows);
+        job_pending(ex, job);
         drv_crash_point("after_pg_commit");
 out:
         drv_log_set_ctx(NULL);
@@ -432,6 +481,40 @@ static void *exec_main(void *arg) {
  * query fails on it), then the row is left as it was (the committed
  * status event stays the authority). */
 #define FIN_RETRIES 60
+
+/* Settle the rows of partitions whose outcome committed (see
+ * worker_reconcile.c); one try: a failure is logged. */
+static void fin_reconcile(drv_exec_t *ex,
+                          const rd_kafka_topic_partition_list_t *offs) {
+        const char *topic = ex->pool->pc.conf->topic;
+        char errstr[512];
+        long rows, total = 0;
+        int i;
+
+        if (exec_conn(ex, errstr, sizeof(errstr))) {
+                drv_log(DRV_LOG_WARN, "cannot reconcile task_runs: %s", errstr);
+                return;
+        }
+        for (i = 0; i < offs->cnt; i++) {
+                if (offs->elems[i].offset < 0)
+                        continue;
+                rows = 0;
+                if (drv_task_runs_reconcile(
+                        ex->conn, topic, offs->elems[i].partition,
+                        offs->elems[i].offset, &rows, errstr, sizeof(errstr))) {
+                        drv_log(DRV_LOG_WARN, "cannot reconcile task_runs: %s",
+                                errstr);
+                        return;
+                }
+                total += rows;
+        }
+        if (total > 0)
+                drv_log(DRV_LOG_INFO,
+                        "reconciled %ld task_runs row(s) whose outcome had "
+                        "committed",
+                        total);
+}
+
 static void *fin_main(void *arg) {
         drv_exec_t *ex = arg;
         drv_pool_t *pool = ex->pool;
@@ -440,6 +523,11 @@ static void *fin_main(void *arg) {
         int tries;
 
         while ((job = drv_jobq_pop(&pool->finq, -1))) {
+                if (job->reconcile) {
+                        fin_reconcile(ex, job->reconcile);
+                        drv_job_destroy(job);
+                        continue;
+                }
                 for (tries = 0; tries < FIN_RETRIES; tries++) {
                         if (!exec_conn(ex, errstr, sizeof(errstr)) &&
                             !job_upsert(ex, job,
@@ -469,6 +557,18 @@ void drv_pool_finalize(drv_pool_t *pool, drv_job_t *job) {
         /* the copy takes the task; the caller's job must not free it */
         job->task = NULL;
         drv_jobq_push(&pool->finq, copy);
+}
+
+void drv_pool_reconcile(drv_pool_t *pool,
+                        rd_kafka_topic_partition_list_t *offsets) {
+        drv_job_t *job;
+
+        if (!pool || !(job = calloc(1, sizeof(*job)))) {
+                rd_kafka_topic_partition_list_destroy(offsets);
+                return;
+        }
+        job->reconcile = offsets;
+        drv_jobq_push(&pool->finq, job);
 }
 
 drv_pool_t *drv_pool_start(const drv_pool_conf_t *pc, char *errstr,

@@ -13,6 +13,7 @@ typedef struct drv_part_s {
         int assigned;
         int paused;          /* paused by us (only resume what we paused) */
         int busy;            /* a job in flight, retrying or awaiting commit */
+        int reconcile;       /* assigned: reconcile its task_runs rows */
         unsigned epoch;      /* bumped on assign/revoke/rewind */
         int64_t next_offset; /* next offset expected from fetch; -1 */
         int64_t commit_offset; /* last completed + 1 awaiting commit; -1 */
@@ -65,6 +66,11 @@ void drv_worker_part_reset(drv_worker_t *w, int32_t partition);
 int drv_worker_commit(drv_worker_t *w);
 /* Rewind partitions to their committed offsets (after an abort). */
 void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt);
+
+/* worker_reconcile.c */
+/* Hand the committed offsets of newly assigned partitions to the
+ * finalizer, which settles their rows with a pending status. */
+void drv_worker_reconcile(drv_worker_t *w);
 
 /* worker_kafka.c */
 drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,

@@ -309,6 +309,7 @@ static void on_assign(drv_worker_t *w,
                 p->paused = 0;
                 p->assigned = 1;
                 p->committed = -1;
+                p->reconcile = 1;
                 w->assigned_cnt++;
                 /* new partitions start paused while stopping or while
                  * the database is down */

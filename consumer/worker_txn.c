@@ -87,6 +87,7 @@ static void dlq_fill(drv_worker_t *w, drv_job_t *job) {
                          job->task->dataset);
         }
         d->attempts = job->attempts;
+        d->redrive_count = job->redrive_count;
         if (!d->last_failure_ms)
                 d->last_failure_ms = drv_now_ms();
         if (!d->first_failure_ms)
@@ -221,6 +222,7 @@ int drv_worker_commit(drv_worker_t *w) {
                 return 0;
         r = txn_run(w);
         if (r == TXN_OK) {
+                drv_crash_point("after_kafka_commit");
                 drv_metrics_txn_commit();
                 pending_committed(w);
                 return 0;

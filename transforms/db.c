@@ -237,6 +237,14 @@ static const char *const db_migrations[] = {
     " dataset text PRIMARY KEY, version int NOT NULL,"
     " updated_at timestamptz NOT NULL DEFAULT now(), task_id text,"
     " plan_fingerprint text)",
+    /* 2: the outcome a worker is about to commit to Kafka, recorded
+     * before the Kafka transaction (consumer/worker_reconcile.c), and the
+     * tasks topic the row's partition/offset belong to */
+    "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS pending_status"
+    " text, ADD COLUMN IF NOT EXISTS kafka_topic text;"
+    "CREATE INDEX IF NOT EXISTS task_runs_pending_idx ON drover.task_runs"
+    " (kafka_topic, kafka_partition, kafka_offset) WHERE pending_status"
+    " IS NOT NULL AND status IN ('queued', 'running', 'retrying')",
 };
 
 #define DB_MIGRATIONS_CNT (sizeof(db_migrations) / sizeof(db_migrations[0]))
