@@ -119,7 +119,7 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
  * each step's fallback line. */
 static drv_err_t plan_check(drv_vctx_t *vc, const json_t *entity,
                             const int *step_lines, int allow_sql) {
-        const json_t *steps;
+        const json_t *steps = NULL;
         size_t i, j;
         drv_op_t op;
         int base = vc->line;

@@ -88,8 +88,8 @@ static drv_err_t read_file(const char *path, char **bufp, size_t *lenp,
 
 drv_err_t drv_plan_load_file(const char *path, drv_plan_t ***plansp,
                              size_t *cntp, char *errstr, size_t errstr_size) {
-        char *buf;
-        size_t len;
+        char *buf = NULL;
+        size_t len = 0;
         drv_err_t err;
 
         *plansp = NULL;
