@@ -305,6 +305,8 @@ class Worker:
         self.crash_started = 0
         self.log_path = os.path.join(h.workdir, "worker-%s.log" % name)
         self.starts = 0
+        self.reaped = False
+        self.not_before = 0
 
     def start(self):
         env = dict(os.environ)
@@ -334,6 +336,7 @@ class Worker:
         logf.close()
         self.crash = None
         self.starts += 1
+        self.reaped = False
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -368,6 +371,7 @@ class Harness:
         self.crash_hit = {p: 0 for p in CRASH_POINTS}
         self.problems = []      # harness-level findings (not lost/dup/wrong)
         self.unexpected_exits = 0
+        self.exits = {}         # documented exit statuses seen (69, 70)
         self.stop_faults = threading.Event()
         self.workers = [Worker(self, "w%d" % i) for i in (1, 2, 3)]
 
@@ -419,6 +423,15 @@ kafka:
             else:
                 self.problem("worker %s with DROVER_CRASH_AT=%s exited %s"
                              " without reaching it" % (w.name, expect[6:], rc))
+        elif rc in (69, 70):
+            # documented exits (DESIGN.md 9): a service unavailable at
+            # start (PostgreSQL restarting), a fatal Kafka state; a
+            # supervisor restarts the worker, and so do we
+            tail = w.log_since_start().strip().splitlines()[-1:]
+            with self.lock:
+                self.exits[rc] = self.exits.get(rc, 0) + 1
+            log("worker %s exited %d: %s" % (w.name, rc, " ".join(tail)))
+            w.not_before = time.time() + 1
         else:
             self.unexpected_exits += 1
             tail = w.log_since_start().strip().splitlines()[-3:]
@@ -428,8 +441,11 @@ kafka:
     def supervise(self):
         for w in self.workers:
             if w.proc is not None and w.proc.poll() is not None:
-                self.reap(w)
-                w.start()
+                if not w.reaped:
+                    self.reap(w)
+                    w.reaped = True
+                if time.time() >= w.not_before:
+                    w.start()
             elif (w.expect and w.expect.startswith("crash:") and
                   not w.expect.endswith("!") and
                   time.time() - w.crash_started > 60):
@@ -640,10 +656,48 @@ kafka:
                 self.problem("worker %s exited %s after the final SIGTERM"
                              % (w.name, w.proc.returncode))
 
+    def tamper(self):
+        """Self-test of the checker: break one thing of each kind after
+        the run; the checker must then report lost, duplicated and wrong
+        (run.sh --self-test inverts the verdict)."""
+        with open(os.path.join(self.workdir, "manifest.json")) as f:
+            tasks = json.load(f)["tasks"]
+        done = [t for t in tasks if t["kind"] == "plan"]
+        a, b, c, d = done[0], done[1], done[2], done[3]
+        s = "chaos_%s" % self.run
+        conn = psycopg2.connect(self.db_url)
+        cur = conn.cursor()
+        cur.execute("INSERT INTO %s.effects (task_id, dataset, version)"
+                    " SELECT task_id, dataset, version FROM %s.effects"
+                    " WHERE task_id = %%s" % (s, s), (a["task_id"],))
+        cur.execute("DELETE FROM %s.updates WHERE task = %%s" % s,
+                    (b["task_id"],))
+        cur.execute("UPDATE drover.task_runs SET status = 'retrying' WHERE"
+                    " task_id = %s", (c["task_id"],))
+        conn.commit()
+        conn.close()
+        # a second committed status event for d, as a zombie would write
+        p = Producer({"bootstrap.servers": self.brokers,
+                      "transactional.id": "chaos-tamper-%s" % self.run})
+        p.init_transactions(30)
+        p.begin_transaction()
+        p.produce(self.topic + ".status", key=d["task_id"].encode(),
+                  value=json.dumps({"task_id": d["task_id"],
+                                    "status": "done",
+                                    "partition": d["partition"],
+                                    "offset": d["offset"]}).encode())
+        p.commit_transaction(30)
+        log("tampered: duplicated effect of %s, removed updates of %s, "
+            "task_runs of %s, second status event of %s" %
+            (a["task_id"], b["task_id"], c["task_id"], d["task_id"]))
+
     def verify(self, elapsed):
+        if self.a.tamper:
+            self.tamper()
         summary = {"faults": self.faults, "crash_points_hit": self.crash_hit,
                    "harness_problems": self.problems,
                    "unexpected_worker_exits": self.unexpected_exits,
+                   "worker_exits": self.exits,
                    "seconds": round(elapsed, 1)}
         with open(os.path.join(self.workdir, "harness.json"), "w") as f:
             json.dump(summary, f, indent=1)
@@ -673,6 +727,8 @@ def main():
                     help="rounds of the scheduled faults")
     ap.add_argument("--kill-min", type=float, default=3.0)
     ap.add_argument("--kill-max", type=float, default=7.0)
+    ap.add_argument("--tamper", action="store_true",
+                    help="break the result on purpose (checker self-test)")
     ap.add_argument("--kill-until", type=float, default=0.75,
                     help="keep killing workers until this share is done")
     ap.add_argument("--timeout", type=int, default=300,

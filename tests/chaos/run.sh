@@ -3,7 +3,7 @@
 # effects (see tests/chaos/README.md).
 #
 #   tests/chaos/run.sh [--full] [--runs N] [--tasks N] [--seed S]
-#                      [--build DIR] [--keep]
+#                      [--build DIR] [--keep] [--self-test]
 #
 # Starts its own stack (3 KRaft brokers, PostgreSQL) in a fresh
 # DROVER_STACK_DIR, runs the harness N times (default 1) with 3 workers,
@@ -12,10 +12,14 @@
 # duplicated=0 wrong=0 ..."; the exit status is non-zero if any run lost,
 # duplicated or got anything wrong (or a fault could not be injected).
 # Logs of failed runs are kept (their path is printed); --keep keeps all.
+# --self-test: a 300-task run whose result is then broken on purpose
+# (one effect duplicated, one task's row updates deleted, one task_runs
+# row changed, one status event committed twice); passes only if the
+# checker reports lost, duplicated and wrong.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-FULL=0 RUNS=1 TASKS="" SEED="" BUILD=${DROVER_BUILD_DIR:-$ROOT/build} KEEP=0
+FULL=0 RUNS=1 SELFTEST=0 TASKS="" SEED="" BUILD=${DROVER_BUILD_DIR:-$ROOT/build} KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
   --full) FULL=1; shift ;;
@@ -24,13 +28,16 @@ while [ $# -gt 0 ]; do
   --seed) SEED=$2; shift 2 ;;
   --build) BUILD=$2; shift 2 ;;
   --keep) KEEP=1; shift ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --self-test) SELFTEST=1; shift ;;
+  -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "run.sh: unknown option \"$1\"" >&2; exit 2 ;;
   esac
 done
 DROVER=${DROVER_BIN:-$BUILD/consumer/drover}
 [ -x "$DROVER" ] || { echo "run.sh: no drover binary at $DROVER (build first, or set DROVER_BIN / --build)" >&2; exit 2; }
-if [ $FULL = 1 ]; then
+if [ $SELFTEST = 1 ]; then
+  TASKS=${TASKS:-300} PRODUCE=20 CYCLES=1 TIMEOUT=300
+elif [ $FULL = 1 ]; then
   TASKS=${TASKS:-20000} PRODUCE=240 CYCLES=6 TIMEOUT=1800
 else
   TASKS=${TASKS:-2000} PRODUCE=40 CYCLES=1 TIMEOUT=300
@@ -65,6 +72,27 @@ for ((r = 1; r <= RUNS; r++)); do
         --timeout "$TIMEOUT")
   [ -n "$SEED" ] && args+=(--seed $((SEED + r - 1)))
   t=$(date +%s)
+  if [ $SELFTEST = 1 ]; then
+    /usr/bin/python3 "$HERE/harness.py" "${args[@]}" --tamper && ok=1 || ok=0
+    if [ $ok = 1 ]; then
+      echo "chaos: self-test FAILED: the checker passed a tampered result" >&2
+      failed=$((failed + 1))
+    elif /usr/bin/python3 - "$dir/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = r["lost"] >= 1 and r["duplicated"] >= 2 and r["wrong"] >= 1
+print("chaos: self-test: checker reported lost=%d duplicated=%d wrong=%d"
+      " for the tampered result: %s" % (r["lost"], r["duplicated"],
+                                        r["wrong"], "ok" if ok else "MISSED"))
+sys.exit(0 if ok else 1)
+PY
+    then
+      [ $KEEP = 1 ] || rm -rf "$dir"
+    else
+      failed=$((failed + 1))
+    fi
+    continue
+  fi
   if /usr/bin/python3 "$HERE/harness.py" "${args[@]}"; then
     echo "chaos: run $r/$RUNS passed in $(( $(date +%s) - t ))s" >&2
     [ $KEEP = 1 ] || rm -rf "$dir"
