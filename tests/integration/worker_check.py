@@ -68,6 +68,44 @@ def events(brokers, topic):
     c.close()
 
 
+def dlq(brokers, topic):
+    """Every committed record of a DLQ topic as a JSON line: key, value
+    length and headers (marker records included)."""
+    c = consumer(brokers, "drover-check-unused")
+    tps, ends = [], {}
+    for p in partitions(c, topic):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        ends[p] = hi
+        tps.append(TopicPartition(topic, p, 0 if lo <= 0 else lo))
+    c.assign(tps)
+    done = {p for p, hi in ends.items() if hi == 0}
+    while len(done) < len(ends):
+        m = c.poll(5.0)
+        if m is None:
+            for tp in c.position([TopicPartition(topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    done.add(tp.partition)
+            continue
+        if m.error():
+            continue
+        hdrs = {k: (v.decode() if v is not None else None)
+                for k, v in (m.headers() or [])}
+        print(json.dumps({"key": (m.key() or b"").decode("utf-8", "replace"),
+                          "len": len(m.value() or b""), "headers": hdrs}))
+        if m.offset() + 1 >= ends[m.partition()]:
+            done.add(m.partition())
+    c.close()
+
+
+def produce(brokers, topic, key, path):
+    """One record whose value is the bytes of file `path`."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": brokers})
+    p.produce(topic, key=key.encode(), value=open(path, "rb").read())
+    if p.flush(30) != 0:
+        raise SystemExit("produce: not delivered")
+
+
 def offsets(brokers, topic, group):
     c = consumer(brokers, group)
     tps = [TopicPartition(topic, p) for p in partitions(c, topic)]
@@ -80,4 +118,5 @@ def offsets(brokers, topic, group):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"create": create, "events": events, "offsets": offsets}[cmd](*args)
+    {"create": create, "events": events, "offsets": offsets, "dlq": dlq,
+     "produce": produce}[cmd](*args)
