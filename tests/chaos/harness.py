@@ -48,7 +48,8 @@ import avro_task  # noqa: E402
 VERSIONS = 3        # plans per dataset: v1->v2, v2->v3, v3->v4
 ROWS = 6            # rows in each dataset's table
 BATCH = 2           # backfill batch size: 3 batches + checkpoints per task
-CRASH_POINTS = ["after_pg_commit", "between_steps", "in_kafka_commit"]
+CRASH_POINTS = ["after_pg_commit", "between_steps", "in_kafka_commit",
+                "after_kafka_commit"]
 
 
 def log(msg):
@@ -523,6 +524,7 @@ kafka:
         cycle = [(4, lambda: self.fault_crash("after_pg_commit")),
                  (5, lambda: self.fault_crash("between_steps")),
                  (5, lambda: self.fault_crash("in_kafka_commit")),
+                 (5, lambda: self.fault_crash("after_kafka_commit")),
                  (5, self.fault_sigterm),
                  (4, lambda: self.fault_broker(True)),
                  (12, lambda: self.fault_broker(False)),
