@@ -742,6 +742,7 @@ def main():
                ("B4", lambda: b4(st, size)), ("B5", lambda: b5(st, size)),
                ("B6", lambda: b6(st, size))]
     if "profile" in only or (a.mode != "smoke" and "B1" in only):
+        only.append("profile")
         benches.append(("profile", lambda: {
             k: profile(st, k, os.path.dirname(os.path.abspath(a.out)))
             for k in ("drover", "limit")}))
