@@ -222,7 +222,11 @@ def section_ext(name, title, x):
 
 def section_profile(pr):
     o = ["## Where the time goes (perf, B1 load)", ""]
+    if pr.get("note"):
+        o += [f"Note: {pr['note']}.", ""]
     for k, x in pr.items():
+        if not isinstance(x, dict):
+            continue
         if "skipped" in x:
             o.append(f"- {k}: {x['skipped']}")
             continue
