@@ -154,25 +154,6 @@ static rd_kafka_t *lag_consumer(const lag_opts_t *o, char *errstr,
         return rk;
 }
 
-/* The partition count of o->topic, or -1 with *errp set. */
-static int partition_count(rd_kafka_t *rk, const lag_opts_t *o,
-                           rd_kafka_resp_err_t *errp) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
-        int cnt = -1;
-
-        *errp = rd_kafka_metadata(rk, 0, rkt, &md, LAG_TIMEOUT_MS);
-        if (!*errp && md->topic_cnt == 1) {
-                *errp = md->topics[0].err;
-                if (!*errp)
-                        cnt = md->topics[0].partition_cnt;
-        }
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        return cnt;
-}
-
 /* Fill rows[0..cnt) with committed offsets and watermarks. */
 static rd_kafka_resp_err_t fill_rows(rd_kafka_t *rk, const lag_opts_t *o,
                                      lag_row_t *rows, int cnt) {
@@ -287,7 +268,8 @@ int drv_cmd_lag(int argc, char **argv) {
                 drv_cli_error("%s", errstr);
                 return DRV_EXIT_USAGE;
         }
-        if ((cnt = partition_count(rk, &o, &err)) < 0) {
+        if ((cnt = drv_kafka_partition_count(rk, o.topic, LAG_TIMEOUT_MS, &err,
+                                             NULL, 0)) < 0) {
                 drv_cli_error("cannot read topic \"%s\" at %s: %s", o.topic,
                               o.brokers, rd_kafka_err2str(err));
                 rc = err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART

@@ -330,6 +330,20 @@ drv_err_t drv_replay_apply(rd_kafka_t *rk, const char *group, const char *topic,
                            const drv_replay_plan_t *plan, int timeout_ms,
                            char *errstr, size_t errstr_size);
 
+/*
+ * ------------------------------------------------------------------------
+ * Kafka helpers shared by the commands (dlq, replay, lag)
+ * ------------------------------------------------------------------------
+ */
+
+/* Partition count of `topic` from the cluster's metadata, or -1 with
+ * errstr set.  *errp (may be NULL) gets the cause:
+ * RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART when the topic does not exist,
+ * a transport error when the cluster cannot be reached, else 0. */
+int drv_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                              rd_kafka_resp_err_t *errp, char *errstr,
+                              size_t errstr_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -79,30 +79,6 @@ static drv_err_t load_parts(rd_kafka_t *rk, const char *topic,
         return DRV_OK;
 }
 
-/* Partition count of topic, or -1 with errstr filled. */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                            char *errstr, size_t errstr_size) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        rd_kafka_resp_err_t err;
-        int cnt = -1;
-
-        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-        if (err)
-                drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
-                            "cannot read metadata of topic \"%s\": %s", topic,
-                            rd_kafka_err2str(err));
-        else if (md->topic_cnt != 1 || md->topics[0].err)
-                drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
-                            "topic \"%s\" does not exist", topic);
-        else
-                cnt = md->topics[0].partition_cnt;
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        return cnt;
-}
-
 /* Select the --from-offset partitions, each within its watermarks. */
 static drv_err_t select_pairs(drv_replay_plan_t *plan, const char *topic,
                               const int32_t *fo_parts,
@@ -142,7 +118,8 @@ drv_err_t drv_replay_plan(rd_kafka_t *rk, const char *topic, int64_t from_ms,
         int cnt;
 
         *planp = NULL;
-        cnt = topic_partitions(rk, topic, timeout_ms, errstr, errstr_size);
+        cnt = drv_kafka_partition_count(rk, topic, timeout_ms, NULL, errstr,
+                                        errstr_size);
         if (cnt < 0)
                 return DRV_ERR_KAFKA_RETRIABLE;
         plan = calloc(1, sizeof(*plan));

@@ -155,32 +155,6 @@ static void match_markers(drv_dlq_scan_t *scan) {
         }
 }
 
-/* Partition count of topic, or -1 (errstr filled). */
-static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
-                           char *errstr, size_t errstr_size) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        rd_kafka_resp_err_t err;
-        int cnt = -1;
-
-        if (!rkt)
-                return -1;
-        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-        if (err)
-                drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
-                            "cannot read metadata of topic \"%s\": %s", topic,
-                            rd_kafka_err2str(err));
-        else if (md->topic_cnt != 1 || md->topics[0].err)
-                drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
-                            "topic \"%s\" does not exist", topic);
-        else
-                cnt = md->topics[0].partition_cnt;
-        if (md)
-                rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
-        return cnt;
-}
-
 /* Fill scan->start / scan->end's initial values and the assignment. */
 static drv_err_t plan_start(rd_kafka_t *rk, const char *topic,
                             int from_committed, int timeout_ms,
@@ -283,7 +257,8 @@ drv_err_t drv_dlq_scan(rd_kafka_t *rk, const char *topic, int from_committed,
         int cnt;
 
         *scanp = NULL;
-        cnt = partition_count(rk, topic, timeout_ms, errstr, errstr_size);
+        cnt = drv_kafka_partition_count(rk, topic, timeout_ms, NULL, errstr,
+                                        errstr_size);
         if (cnt < 0)
                 return DRV_ERR_KAFKA_RETRIABLE;
         scan = calloc(1, sizeof(*scan));
