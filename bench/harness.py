@@ -641,6 +641,52 @@ def b2(st, quick, smoke):
             "copy_rows": x.get("copy_rows"), "script": x}
 
 
+def callgrind_ir(binary, toggles, records, inner=None):
+    """Instructions callgrind counts inside the toggled functions, and
+    (when `inner` names a function) that function's inclusive share."""
+    out = os.path.join("/tmp", unique("cg") + ".out")
+    args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    args += [f"--toggle-collect={t}" for t in toggles]
+    args += [binary, "--records", str(records), "--repeats", "1",
+             "--no-python"]
+    subprocess.run(args, env=dict(os.environ, DROVER_SOURCE_DIR=ROOT),
+                   capture_output=True, timeout=600, check=True)
+    with open(out) as fh:
+        ir = next(int(ln.split()[1]) for ln in fh if ln.startswith("totals:"))
+    part = None
+    if inner:
+        ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out],
+                             capture_output=True, text=True).stdout
+        for ln in ann.splitlines():
+            if f":{inner} [" in ln or f"?:{inner} [" in ln:
+                part = int(ln.split()[0].replace(",", ""))
+                break
+    os.remove(out)
+    return ir, part
+
+
+def b3_callgrind(st, records=2000):
+    """Instructions per record: drv_task_decode + drv_task_destroy (drover)
+    against avro_value_read alone (the raw avro-c read).  bench_decode
+    reads in three modes (drover's, raw, raw with a fresh value), so the
+    raw figure is (every avro_value_read - drover's) / (2 x records)."""
+    binary = os.path.join(os.path.dirname(st.drover), "..", "bench",
+                          "bench_decode")
+    if not shutil.which("valgrind") or not os.path.exists(binary):
+        return {"skipped": "valgrind or bench_decode missing"}
+    drover, inner = callgrind_ir(binary, ["drv_task_decode",
+                                          "drv_task_destroy"], records,
+                                 "avro_value_read")
+    reads, _ = callgrind_ir(binary, ["avro_value_read"], records)
+    if inner is None:
+        return {"skipped": "callgrind_annotate gave no avro_value_read"}
+    raw = (reads - inner) / (2 * records)
+    return {"records": records, "drover_ir_per_record": drover / records,
+            "drover_read_ir_per_record": inner / records,
+            "raw_read_ir_per_record": raw,
+            "vs_limit": raw / (drover / records)}
+
+
 def b3(st, quick, smoke):
     """Decode: bench/decode.sh (drv_task_decode vs raw avro-c vs
     python3-avro)."""
@@ -652,7 +698,8 @@ def b3(st, quick, smoke):
             "peer": x.get("python_avro_rps"),
             "vs_limit": x.get("ratio_vs_raw"),
             "vs_peer": x.get("ratio_vs_python"),
-            "goal": {"vs_limit": x.get("goal_ratio_vs_raw")}, "script": x}
+            "goal": {"vs_limit": x.get("goal_ratio_vs_raw")}, "script": x,
+            "callgrind": b3_callgrind(st) if not smoke else None}
 
 
 def profile(st, kind, outdir, secs=6):
@@ -741,7 +788,8 @@ def main():
                ("B3", lambda: b3(st, a.mode == "quick", a.mode == "smoke")),
                ("B4", lambda: b4(st, size)), ("B5", lambda: b5(st, size)),
                ("B6", lambda: b6(st, size))]
-    if "profile" in only or (a.mode != "smoke" and "B1" in only):
+    # ~30 s: in full runs (the quick one must stay under 5 minutes)
+    if "profile" in only or (a.mode == "full" and "B1" in only):
         only.append("profile")
         benches.append(("profile", lambda: {
             k: profile(st, k, os.path.dirname(os.path.abspath(a.out)))

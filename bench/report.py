@@ -17,6 +17,8 @@ def f(v, nd=0):
         return "–"
     if isinstance(v, float):
         return f"{v:,.{nd}f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     return str(v)
 
 
@@ -216,6 +218,19 @@ def section_ext(name, title, x):
               f"(lock time bound): drover {f(x['drover_max_batch_ms'])} ms, "
               f"peer ({x['peer_name']}) {f(x['peer_max_batch_ms'])} ms; "
               f"copy_rows: {json.dumps(x.get('copy_rows'))}.", ""]
+    cg = x.get("callgrind") or {}
+    if name == "B3" and "drover_ir_per_record" in cg:
+        o += [f"callgrind, instructions per record ({cg['records']:,} "
+              f"records): drover (drv_task_decode + drv_task_destroy) "
+              f"{cg['drover_ir_per_record']:,.0f}, of which avro_value_read "
+              f"{cg['drover_read_ir_per_record']:,.0f}; the raw avro-c read "
+              f"{cg['raw_read_ir_per_record']:,.0f}: raw ÷ drover = "
+              f"{cg['vs_limit']:.2f} (time ratio above: "
+              f"{f(x['vs_limit'], 2)}). The rest of drover's cost is "
+              "allocation: the fresh value per record, the arena and the "
+              "task's strings (see callgrind_annotate).", ""]
+        if cg.get("note"):
+            o += [f"Note: {cg['note']}.", ""]
     return o + ["The script's own JSON line:", "", "```",
                 json.dumps(x.get("script"), sort_keys=True), "```", ""]
 
