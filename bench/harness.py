@@ -572,12 +572,12 @@ def recovery(ts, kill_ms):
     return base, None
 
 
-def external(script, quick, smoke, st):
+def external(script, quick, smoke, st, extra=()):
     """B2/B3: run another engineer's bench script; collect its JSON line."""
     path = os.path.join(ROOT, "bench", script)
     if not os.path.exists(path):
         return {"missing": f"bench/{script} does not exist yet"}
-    args = ["bash", path] + (["--quick"] if quick or smoke else [])
+    args = ["bash", path] + list(extra)
     env = dict(os.environ, DROVER_TEST_BROKERS=st.brokers,
                DROVER_TEST_DATABASE_URL=st.dburl)
     p = subprocess.run(args, env=env, capture_output=True, text=True,
@@ -597,7 +597,8 @@ def b2(st, quick, smoke):
     """Bulk transforms: bench/transforms.sh (drover vs native SQL), plus
     the Python peer (psycopg2, range-bounded keyset batches of 5,000, one
     commit per batch) on a table of the same shape and size."""
-    x = external("transforms.sh", quick, smoke, st)
+    x = external("transforms.sh", quick, smoke, st,
+                 ["--quick"] if quick or smoke else [])
     if "missing" in x:
         return x
     rows, batch = x["rows"], x.get("batch", 5000)
@@ -690,7 +691,8 @@ def b3_callgrind(st, records=2000):
 def b3(st, quick, smoke):
     """Decode: bench/decode.sh (drv_task_decode vs raw avro-c vs
     python3-avro)."""
-    x = external("decode.sh", quick, smoke, st)
+    x = external("decode.sh", quick, smoke, st,
+                 ["--records", "5000"] if smoke else [])
     if "missing" in x:
         return x
     return {"unit": "records/s", "higher_is_better": True,
