@@ -47,6 +47,11 @@ typedef struct drv_job_s {
         int64_t backoff_ms;
         drv_dlq_info_t dlq; /* error details (dead letters and retries) */
         int redrive_count;  /* carried by a redriven task's headers */
+        int prior_done;     /* task_runs said done/skipped before this delivery:
+                               a replay, not a crash redelivery */
+        int steps_ran;      /* a step ran in this attempt (progress seen) */
+        void *exec;         /* the executor running the job (progress writes) */
+        int64_t progress_ms; /* monotonic, last progress write */
         /* finalizer only: committed offsets of partitions to reconcile */
         rd_kafka_topic_partition_list_t *reconcile;
 } drv_job_t;

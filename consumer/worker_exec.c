@@ -305,9 +305,67 @@ static void job_route_error(drv_exec_t *ex, drv_job_t *job, drv_err_t err,
         job_upsert(ex, job, "retrying");
 }
 
+/* One statement with text parameters on the executor's connection;
+ * *resp (when given) receives a tuples result.  DRV_OK or the error. */
+static drv_err_t exec_sql(drv_exec_t *ex, const char *sql, int nparams,
+                          const char *const *params, PGresult **resp,
+                          char *errstr, size_t errstr_size) {
+        PGresult *res =
+            PQexecParams(ex->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = PQresultStatus(res);
+        char sqlstate[6];
+        drv_err_t err;
+
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                if (resp)
+                        *resp = res;
+                else
+                        PQclear(res);
+                return DRV_OK;
+        }
+        err = drv_db_error(ex->conn, res, sqlstate, errstr, errstr_size);
+        PQclear(res);
+        return err;
+}
+
+/* Record progress of a running task in task_runs (autocommit, between
+ * the run's transactions).  Batched ops report cumulative rows of the
+ * step before res.rows counts them; plain ops after. */
+static void job_progress_write(drv_exec_t *ex, drv_job_t *job, int step,
+                               const char *op, int64_t rows_done) {
+        int batched =
+            op && (!strcmp(op, "backfill") || !strcmp(op, "copy_rows"));
+        int64_t rows = job->res.rows + (batched ? rows_done : 0);
+        char sdone[16], srows[24], errstr[256];
+        const char *params[3] = {job->task->task_id, sdone, srows};
+
+        snprintf(sdone, sizeof(sdone), "%d", batched ? step : step + 1);
+        snprintf(srows, sizeof(srows), "%lld", (long long)rows);
+        if (exec_sql(ex,
+                     "UPDATE drover.task_runs SET steps_done ="
+                     " greatest(steps_done, $2::int), rows_done ="
+                     " greatest(rows_done, $3::bigint), updated_at = now()"
+                     " WHERE task_id = $1 AND status = 'running'",
+                     3, params, NULL, errstr, sizeof(errstr)))
+                drv_log(DRV_LOG_WARN, "could not record task progress: %s",
+                        errstr);
+}
+
 static void on_progress(void *opaque, int step, const char *op,
                         int64_t rows_done, int64_t rows_total) {
-        (void)opaque, (void)op, (void)rows_done, (void)rows_total;
+        drv_job_t *job = opaque;
+        drv_exec_t *ex = job->exec;
+        int64_t now = drv_mono_ms();
+
+        (void)rows_total;
+        job->steps_ran = 1;
+        /* throttled: at most once a second per task; never in a dry run
+         * (its steps share one transaction that is rolled back) */
+        if (ex && ex->conn && !job->task->dry_run &&
+            now - job->progress_ms >= 1000) {
+                job->progress_ms = now;
+                job_progress_write(ex, job, step, op, rows_done);
+        }
         /* step 0 has completed once progress reports a later step */
         if (step >= 1)
                 drv_crash_point("between_steps");
@@ -323,8 +381,14 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
 
         err = drv_catalog_resolve(pc->catalog, job->task->entity_ref, &plan,
                                   errstr, errstr_size);
+        /* running, with the plan's step count when it is known */
+        job->res.steps_total = plan ? (int)plan->steps_cnt : 0;
+        job_upsert(ex, job, "running");
         if (err)
                 return err;
+        job->exec = ex;
+        job->steps_ran = 0;
+        job->progress_ms = drv_mono_ms();
         memset(&opts, 0, sizeof(opts));
         opts.task_id = job->task->task_id;
         opts.dataset = job->task->dataset;
@@ -347,7 +411,27 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
         return err;
 }
 
-/* Decode (once), load attempts (once), mark running. */
+/* Whether the task's row was final done/skipped before this delivery
+ * (a replay or a duplicate record, not a crash redelivery: those find
+ * the row running).  DRV_OK or the database error. */
+static drv_err_t job_load_prior(drv_exec_t *ex, drv_job_t *job, char *errstr,
+                                size_t errstr_size) {
+        const char *params[1] = {job->task->task_id};
+        PGresult *res;
+        drv_err_t err;
+
+        err = exec_sql(ex,
+                       "SELECT 1 FROM drover.task_runs WHERE task_id = $1"
+                       " AND status IN ('done', 'skipped')",
+                       1, params, &res, errstr, errstr_size);
+        if (err)
+                return err;
+        job->prior_done = PQntuples(res) == 1;
+        PQclear(res);
+        return DRV_OK;
+}
+
+/* Decode (once), load attempts and prior status (once). */
 static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
                              size_t errstr_size) {
         const rd_kafka_message_t *m = job->msg;
@@ -380,6 +464,8 @@ static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
                         return err;
                 if (carried > job->attempts)
                         job->attempts = carried;
+                if ((err = job_load_prior(ex, job, errstr, errstr_size)))
+                        return err;
                 job->attempts_loaded = 1;
         }
         return DRV_OK;
@@ -436,7 +522,6 @@ static void exec_job(drv_exec_t *ex, drv_job_t *job) {
         ctx.dataset = job->task->dataset;
         drv_log_set_ctx(&ctx);
         if (!err) {
-                job_upsert(ex, job, "running");
                 err = job_run_plan(ex, job, errstr, sizeof(errstr));
                 drv_log_set_ctx(&ctx); /* the runner sets its own */
         }
@@ -451,6 +536,10 @@ static void exec_job(drv_exec_t *ex, drv_job_t *job) {
         job->outcome = job->res.outcome == DRV_RUN_SKIPPED   ? DRV_OUT_SKIPPED
                        : job->res.outcome == DRV_RUN_DRY_RUN ? DRV_OUT_DRY_RUN
                                                              : DRV_OUT_DONE;
+        /* a replayed task whose work was done and committed before: this
+         * delivery changed nothing (a crash redelivery stays done) */
+        if (job->outcome == DRV_OUT_DONE && job->prior_done && !job->steps_ran)
+                job->outcome = DRV_OUT_SKIPPED;
         drv_log(DRV_LOG_INFO, "task %s: %d/%d steps, %lld rows",
                 drv_outcome_status(job->outcome), job->res.steps_done,
                 job->res.steps_total, (long long)job->res.rows);
