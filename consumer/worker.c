@@ -339,6 +339,7 @@ static void tick(drv_worker_t *w) {
         run_due_retries(w);
         probe_db(w);
         drv_worker_reconcile(w);
+        drv_worker_lag_tick(w);
         if (w->pending && now >= w->next_commit) {
                 drv_worker_commit(w);
                 w->next_commit = now + w->conf->commit_interval_ms;

@@ -21,6 +21,8 @@ typedef struct drv_part_s {
         rd_kafka_message_t **backlog; /* fetched while busy, in order */
         size_t bl_cnt, bl_cap;
         drv_job_t *retry; /* waiting for its retry time / the database */
+        int64_t lag_query_ms;    /* monotonic, last watermark query */
+        int64_t stats_committed; /* committed per statistics; -1 */
 } drv_part_t;
 
 struct drv_worker_s {
@@ -47,6 +49,9 @@ struct drv_worker_s {
         int stopping;
         int fatal; /* exit 70 */
         int64_t next_ready;
+        int lag_cursor;      /* next partition to consider (worker_lag.c) */
+        int64_t lag_next_ms; /* monotonic, earliest next watermark query */
+        int lag_interval_ms; /* statistics.interval.ms (0: off) */
 };
 
 /* worker.c */
@@ -71,6 +76,16 @@ void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt);
 /* Hand the committed offsets of newly assigned partitions to the
  * finalizer, which settles their rows with a pending status. */
 void drv_worker_reconcile(drv_worker_t *w);
+
+/* worker_lag.c */
+/* drover_consumer_lag for paused partitions, whose end offsets librdkafka
+ * no longer refreshes: at most one watermark query per call, each paused
+ * partition at most once per statistics interval. */
+void drv_worker_lag_tick(drv_worker_t *w);
+/* Lag of a partition from an end offset and what we know was committed
+ * (ours, the statistics', else the log start as KEDA counts it). */
+void drv_worker_lag_set(drv_worker_t *w, int32_t partition, int64_t end,
+                        int64_t lo);
 
 /* worker_kafka.c */
 drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,

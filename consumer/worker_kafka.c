@@ -34,34 +34,28 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason,
 
 /* Consumer statistics: per-partition lag (end - committed) for the
  * partitions we own, into drover_consumer_lag.  Paused partitions stop
- * refreshing their end offsets in librdkafka's statistics, so their lag
- * may lag behind until they are resumed. */
+ * refreshing their end offsets in librdkafka's statistics: their lag
+ * comes from worker_lag.c's watermark queries instead. */
 static void stats_partitions(drv_worker_t *w, json_t *parts) {
         const char *key;
         json_t *p;
 
         json_object_foreach(parts, key, p) {
                 int32_t pn = (int32_t)atoi(key);
-                json_int_t end, committed;
                 drv_part_t *dp;
 
                 if (pn < 0 || pn >= w->parts_cnt || !w->parts[pn].assigned)
                         continue;
                 dp = &w->parts[pn];
                 /* offsets committed in a transaction are not known to the
-                 * consumer's statistics: use what we committed */
-                end = json_integer_value(json_object_get(p, "ls_offset"));
-                committed = dp->committed >= 0
-                                ? dp->committed
-                                : json_integer_value(
-                                      json_object_get(p, "committed_offset"));
-                if (committed < 0) /* never committed: KEDA's rule */
-                        committed =
-                            json_integer_value(json_object_get(p, "lo_offset"));
-                if (end >= 0 && committed >= 0)
-                        drv_metrics_set_lag(w->conf->topic, pn,
-                                            end > committed ? end - committed
-                                                            : 0);
+                 * consumer's statistics: worker_lag.c prefers ours */
+                dp->stats_committed =
+                    json_integer_value(json_object_get(p, "committed_offset"));
+                if (dp->paused)
+                        continue;
+                drv_worker_lag_set(
+                    w, pn, json_integer_value(json_object_get(p, "ls_offset")),
+                    json_integer_value(json_object_get(p, "lo_offset")));
         }
 }
 
@@ -309,6 +303,8 @@ static void on_assign(drv_worker_t *w,
                 p->paused = 0;
                 p->assigned = 1;
                 p->committed = -1;
+                p->stats_committed = -1;
+                p->lag_query_ms = 0;
                 p->reconcile = 1;
                 w->assigned_cnt++;
                 /* new partitions start paused while stopping or while
