@@ -11,14 +11,15 @@
 /* One partition of the tasks topic, as this worker sees it. */
 typedef struct drv_part_s {
         int assigned;
-        int paused;          /* paused by us (only resume what we paused) */
-        int busy;            /* a job in flight, retrying or awaiting commit */
-        int reconcile;       /* assigned: reconcile its task_runs rows */
-        unsigned epoch;      /* bumped on assign/revoke/rewind */
-        int64_t next_offset; /* next offset expected from fetch; -1 */
+        int paused;            /* paused by us (only resume what we paused) */
+        int busy;              /* a job in flight or waiting to retry */
+        int reconcile;         /* assigned: reconcile its task_runs rows */
+        unsigned epoch;        /* bumped on assign/revoke/rewind */
+        int64_t next_offset;   /* next offset expected from fetch; -1 */
         int64_t commit_offset; /* last completed + 1 awaiting commit; -1 */
         int64_t committed;     /* last offset we committed; -1 unknown */
-        rd_kafka_message_t **backlog; /* fetched while busy, in order */
+        rd_kafka_message_t **backlog; /* fetched while busy, in order;
+                                         paused above BACKLOG_HIGH */
         size_t bl_cnt, bl_cap;
         drv_job_t *retry; /* waiting for its retry time / the database */
         int64_t lag_query_ms;    /* monotonic, last watermark query */

@@ -201,12 +201,11 @@ static void pending_committed(drv_worker_t *w) {
                         drv_metrics_dlq(j->dlq.error_class);
                 drv_part_t *p = drv_worker_part(w, j->partition);
                 if (p && p->epoch == j->epoch) {
-                        p->busy = 0;
                         p->committed = j->offset + 1;
-                        p->commit_offset = -1;
+                        if (p->commit_offset == j->offset + 1)
+                                p->commit_offset = -1;
                 }
                 drv_pool_finalize(w->pool, j);
-                drv_worker_settle(w, j->partition);
                 drv_job_destroy(j);
         }
         w->pending = w->pending_tail = NULL;
