@@ -72,14 +72,19 @@ EOF
   done
 }
 
-# start_worker NAME [extra args...]: a worker in the background, its pid
-# appended to PIDS, its stderr in $WORK/NAME.log.
+# start_worker NAME [--no-allow-sql] [extra args...]: a worker in the
+# background, its pid appended to PIDS, its stderr in $WORK/NAME.log.
+# Workers allow raw `sql` steps unless --no-allow-sql comes first.
 start_worker() {
-  local name=$1
+  local name=$1 allow=--allow-sql
   shift
+  if [ "${1:-}" = --no-allow-sql ]; then
+    allow=
+    shift
+  fi
   DROVER_INSTANCE="$name" DROVER_HTTP_LISTEN="" \
     "$DROVER_BIN" worker --brokers "$B" --topic "$TOPIC" --group "$GROUP" \
-    --catalog "$CAT" --database "$DB" --allow-sql \
+    --catalog "$CAT" --database "$DB" ${allow:+"$allow"} \
     --set commit_interval_ms=50 -X session.timeout.ms=6000 \
     -X heartbeat.interval.ms=500 "$@" 2>>"$WORK/$name.log" &
   PIDS+=($!)
