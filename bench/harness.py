@@ -593,11 +593,20 @@ def external(script, quick, smoke, st, extra=()):
     raise RuntimeError(f"bench/{script} printed no JSON line")
 
 
-def b2(st, quick, smoke):
+def b2_all(st, quick, smoke):
+    """B2 at the mode's size; full runs add 10M rows."""
+    out = b2(st, quick, smoke)
+    if not quick and not smoke and "missing" not in out:
+        out["rows_10m"] = b2(st, quick, smoke, 10000000)
+    return out
+
+
+def b2(st, quick, smoke, rows=None):
     """Bulk transforms: bench/transforms.sh (drover vs native SQL), plus
     the Python peer (psycopg2, range-bounded keyset batches of 5,000, one
     commit per batch) on a table of the same shape and size."""
     x = external("transforms.sh", quick, smoke, st,
+                 ["--rows", str(rows)] if rows else
                  ["--quick"] if quick or smoke else [])
     if "missing" in x:
         return x
@@ -786,7 +795,8 @@ def main():
            "mode": a.mode, "host": {"cpus": os.cpu_count(),
                                     "load_before": os.getloadavg()[0]}}
     benches = [("B1", lambda: b1(st, size)),
-               ("B2", lambda: b2(st, a.mode == "quick", a.mode == "smoke")),
+               ("B2", lambda: b2_all(st, a.mode == "quick",
+                                     a.mode == "smoke")),
                ("B3", lambda: b3(st, a.mode == "quick", a.mode == "smoke")),
                ("B4", lambda: b4(st, size)), ("B5", lambda: b5(st, size)),
                ("B6", lambda: b6(st, size))]

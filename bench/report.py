@@ -214,10 +214,32 @@ def section_ext(name, title, x):
           f"drover ÷ limit = {f(x['vs_limit'], 2)}, drover ÷ peer = "
           f"{f(x['vs_peer'], 2)}.", ""]
     if name == "B2":
+        for lbl, y in (("1M", x), ("10M", x.get("rows_10m"))):
+            if not isinstance(y, dict) or "drover" not in y:
+                continue
+            cp = (y.get("copy_rows") or {}).get("max_batch_ms")
+            o.append(f"- {lbl} rows: backfill ÷ native = "
+                     f"{y['vs_limit']:.2f} (goal ≥ 0.8: "
+                     f"{'met' if y['vs_limit'] >= 0.8 else '**missed**'}); "
+                     f"longest batch backfill {f(y['drover_max_batch_ms'])} "
+                     f"ms, copy_rows {f(cp)} ms (goal < 1000 ms: "
+                     f"{'met' if max(y['drover_max_batch_ms'] or 0, cp or 0) < 1000 else '**missed**'}).")
+        o.append("")
         o += [f"{x['rows']:,} rows, batches of {x['batch']:,}; longest batch "
               f"(lock time bound): drover {f(x['drover_max_batch_ms'])} ms, "
               f"peer ({x['peer_name']}) {f(x['peer_max_batch_ms'])} ms; "
               f"copy_rows: {json.dumps(x.get('copy_rows'))}.", ""]
+    big = x.get("rows_10m")
+    if name == "B2" and isinstance(big, dict) and "drover" in big:
+        o += [f"At {big['rows']:,} rows: drover {f(big['drover'])}, limit "
+              f"{f(big['limit'])}, peer {f(big['peer'])} rows/s; drover ÷ "
+              f"limit = {f(big['vs_limit'], 2)}, ÷ peer = "
+              f"{f(big['vs_peer'], 2)}; longest batch drover "
+              f"{f(big['drover_max_batch_ms'])} ms, peer "
+              f"{f(big['peer_max_batch_ms'])} ms; copy_rows: "
+              f"{json.dumps(big.get('copy_rows'))}.", ""]
+        if big.get("note"):
+            o += [f"Note: {big['note']}.", ""]
     cg = x.get("callgrind") or {}
     if name == "B3" and "drover_ir_per_record" in cg:
         o += [f"callgrind, instructions per record ({cg['records']:,} "
