@@ -176,11 +176,31 @@ static int skip(dcur_t *c, avro_schema_t s, int depth) {
         }
 }
 
+/* The top-level record: like skip(), noting where mapped fields start. */
+static int skip_top(dcur_t *c, avro_schema_t s, const int *field_slot,
+                    const unsigned char **slot_at) {
+        size_t i, n;
+
+        if (!field_slot || avro_typeof(s) != AVRO_RECORD)
+                return skip(c, s, 0);
+        n = avro_schema_record_size(s);
+        for (i = 0; i < n; i++) {
+                if (field_slot[i] >= 0)
+                        slot_at[field_slot[i]] = c->p;
+                if (skip(c, avro_schema_record_field_get_by_index(s, (int)i),
+                         1))
+                        return -1;
+        }
+        return 0;
+}
+
 drv_err_t drv_datum_check(avro_schema_t schema, const void *data, size_t len,
-                          size_t budget, char *errstr, size_t errstr_size) {
+                          size_t budget, const int *field_slot,
+                          const unsigned char **slot_at, char *errstr,
+                          size_t errstr_size) {
         dcur_t c = {data, (const unsigned char *)data + len, 0, 0, NULL};
 
-        if (skip(&c, schema, 0))
+        if (skip_top(&c, schema, field_slot, slot_at))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
                                    "cannot decode task record: %s at byte "
                                    "%zu of the datum",

@@ -39,9 +39,24 @@ drv_task_t *drv_task_alloc(size_t extra, char **extrap);
 
 /* Check a binary datum against its writer schema without allocating
  * (datum.c): DRV_OK, or DRV_ERR_DECODE and one line.  A datum that passes
- * reads in avro-c without taking an error path. */
+ * reads in avro-c without taking an error path, and its values can be
+ * read back with no further bounds or range checks.  `budget` caps the
+ * estimated cost of an avro-c generic value for the datum.
+ * field_slot (may be NULL; then slot_at is unused) maps each field of a
+ * record schema to a slot number or -1; for every mapped field,
+ * slot_at[slot] is set to where its value starts in data. */
 drv_err_t drv_datum_check(avro_schema_t schema, const void *data, size_t len,
-                          size_t budget, char *errstr, size_t errstr_size);
+                          size_t budget, const int *field_slot,
+                          const unsigned char **slot_at, char *errstr,
+                          size_t errstr_size);
+
+/* drv_task_decode() through avro-c's generic value (the decoder before
+ * the direct one, store.c): same contract, same errors.  Kept as the
+ * reference the direct decoder is proven against (tests, fuzz target);
+ * not used on the hot path. */
+drv_err_t drv_task_decode_reference(drv_schema_store_t *store, const void *buf,
+                                    size_t len, drv_task_t **taskp,
+                                    char *errstr, size_t errstr_size);
 
 /*
  * ------------------------------------------------------------------------

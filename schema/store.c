@@ -783,8 +783,8 @@ static drv_err_t decode_datum(drv_schema_store_t *store, const writer_t *w,
         drv_err_t err;
         int rc = -1;
 
-        err = drv_datum_check(w->schema, data, len, store->budget, errstr,
-                              errstr_size);
+        err = drv_datum_check(w->schema, data, len, store->budget, NULL, NULL,
+                              errstr, errstr_size);
         if (err)
                 return err;
         if (!(rd = tl_get_reader()))
@@ -814,6 +814,15 @@ static drv_err_t decode_datum(drv_schema_store_t *store, const writer_t *w,
         return err;
 }
 
+/* The direct decoder (placeholder: the reference path for now). */
+static drv_err_t decode_direct(drv_schema_store_t *store, const writer_t *w,
+                               const unsigned char *data, size_t len,
+                               drv_task_t **taskp, char *errstr,
+                               size_t errstr_size) {
+        return decode_datum(store, w, (const char *)data, len, taskp, errstr,
+                            errstr_size);
+}
+
 static uint64_t le64(const unsigned char *p) {
         uint64_t v = 0;
         int i;
@@ -823,15 +832,16 @@ static uint64_t le64(const unsigned char *p) {
         return v;
 }
 
-drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
-                          size_t len, drv_task_t **taskp, char *errstr,
-                          size_t errstr_size) {
+/* Check the size, read the framing and find the writer: DRV_OK with *wp
+ * and *hdrp (header length), or the error for the record. */
+static drv_err_t find_writer(drv_schema_store_t *store, const void *buf,
+                             size_t len, writer_t **wp, size_t *hdrp,
+                             char *errstr, size_t errstr_size) {
         const unsigned char *p = buf;
         writer_t *w = NULL;
         drv_err_t err;
         size_t hdr;
 
-        *taskp = NULL;
         if (len > store->max_record_size)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
                                    "task record of %zu bytes exceeds the "
@@ -878,7 +888,36 @@ drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
         if (w->error)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_UNKNOWN_SCHEMA,
                                    "%s", w->error);
-        return decode_datum(store, w, (const char *)p + hdr, len - hdr, taskp,
+        *wp = w;
+        *hdrp = hdr;
+        return DRV_OK;
+}
+
+drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
+                          size_t len, drv_task_t **taskp, char *errstr,
+                          size_t errstr_size) {
+        writer_t *w;
+        drv_err_t err;
+        size_t hdr;
+
+        *taskp = NULL;
+        if ((err = find_writer(store, buf, len, &w, &hdr, errstr, errstr_size)))
+                return err;
+        return decode_direct(store, w, (const unsigned char *)buf + hdr,
+                             len - hdr, taskp, errstr, errstr_size);
+}
+
+drv_err_t drv_task_decode_reference(drv_schema_store_t *store, const void *buf,
+                                    size_t len, drv_task_t **taskp,
+                                    char *errstr, size_t errstr_size) {
+        writer_t *w;
+        drv_err_t err;
+        size_t hdr;
+
+        *taskp = NULL;
+        if ((err = find_writer(store, buf, len, &w, &hdr, errstr, errstr_size)))
+                return err;
+        return decode_datum(store, w, (const char *)buf + hdr, len - hdr, taskp,
                             errstr, errstr_size);
 }
 

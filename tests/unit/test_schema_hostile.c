@@ -9,6 +9,8 @@
  */
 #include "testutil.h"
 
+#include "schema_equiv.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -122,6 +124,9 @@ static void expect_poison(const char *row, const void *buf, size_t len,
                 fail_msg("row \"%s\": bad message \"%s\"", row, errstr);
         if (want && !strstr(errstr, want))
                 fail_msg("row \"%s\": \"%s\" lacks \"%s\"", row, errstr, want);
+        /* and the reference decoder says exactly the same */
+        if (equiv_check(store, buf, len, NULL, errstr, sizeof(errstr)))
+                fail_msg("row \"%s\": the decoders differ: %s", row, errstr);
 }
 
 static void test_valid_record_decodes(void **state) {
