@@ -10,10 +10,15 @@
  * 1.11 ignores "default", see FACTS.md).
  *
  * Decoding one record: check the size, read the framing, find the writer,
- * then decode the datum with avro-c under a per-record allocation arena
- * (alloc.c), reject trailing bytes and out-of-range enums, and copy the
- * mapped fields into a new drv_task_t.  Messages never come from
- * avro_strerror(), which is one buffer shared by every thread.
+ * then walk the datum against the writer schema without allocating
+ * (datum.c: lengths, union/enum ranges, trailing bytes, the budget) and
+ * read the mapped fields straight from the bytes into one new drv_task_t
+ * (decode_direct).  avro-c parses the schemas; its generic value is not
+ * on the decode path.  drv_task_decode_reference() keeps the previous
+ * path (avro-c generic read under a per-record arena, alloc.c, plus the
+ * mapping below) as the reference the direct decoder is tested against.
+ * Messages never come from avro_strerror(), which is one buffer shared
+ * by every thread.
  */
 #include "schema_int.h"
 
@@ -814,13 +819,313 @@ static drv_err_t decode_datum(drv_schema_store_t *store, const writer_t *w,
         return err;
 }
 
-/* The direct decoder (placeholder: the reference path for now). */
+/*
+ * ------------------------------------------------------------------------
+ * Decoding: datum -> task, directly
+ *
+ * drv_datum_check() walks the datum against its writer schema and notes
+ * where each mapped field starts (w->slot, resolved once per writer).
+ * Those fields are then read straight from the bytes into a view -
+ * pointers into the datum, numbers, and the params deduplicated the way
+ * avro-c's map does (a later duplicate key replaces the value, keeping
+ * the first position; a key ends at its first nul byte) - checked as the
+ * reference mapping checks them, and copied into one task block.  No
+ * avro-c value, one malloc (plus one for more than VIEW_ENTRIES params).
+ * ------------------------------------------------------------------------
+ */
+#define VIEW_ENTRIES 16
+
+typedef struct rcur_s {
+        const unsigned char *p, *end;
+} rcur_t;
+
+typedef struct entry_s {
+        const char *k, *v;
+        size_t kn, vn;
+} entry_t;
+
+typedef struct view_s {
+        const unsigned char *at[S_COUNT]; /* where each slot's value starts */
+        const char *str[S_COUNT];         /* text slots; NULL: null */
+        size_t len[S_COUNT];
+        int64_t num[S_COUNT];
+        entry_t stack[VIEW_ENTRIES];
+        entry_t *ent; /* the params, unique keys, first-seen order */
+        size_t nent, cap;
+        uint32_t *hash; /* over ent when cap > VIEW_ENTRIES; 0: empty */
+        size_t hmask;
+        size_t text; /* bytes of text the task needs */
+} view_t;
+
+/* A long of a checked datum; running off the end (a bug) reads 0, never
+ * past it. */
+static int64_t rd_long(rcur_t *c) {
+        uint64_t v = 0;
+        int i;
+
+        for (i = 0; i < 10 && c->p < c->end; i++) {
+                v |= (uint64_t)(*c->p & 0x7f) << (7 * i);
+                if (!(*c->p++ & 0x80))
+                        break;
+        }
+        return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static size_t rd_text(rcur_t *c, const char **pp) {
+        int64_t n = rd_long(c);
+
+        if (n < 0 || (uint64_t)n > (uint64_t)(c->end - c->p))
+                n = 0;
+        *pp = (const char *)c->p;
+        c->p += n;
+        return (size_t)n;
+}
+
+/* Items in the map at c (not moving c). */
+static size_t map_count(rcur_t c) {
+        const char *s;
+        int64_t count, i;
+        size_t total = 0;
+
+        while ((count = rd_long(&c)) != 0 && c.p < c.end) {
+                if (count < 0) {
+                        count = -count;
+                        rd_long(&c);
+                }
+                total += (size_t)count;
+                for (i = 0; i < count; i++) {
+                        rd_text(&c, &s);
+                        rd_text(&c, &s);
+                }
+        }
+        return total;
+}
+
+static uint32_t key_hash(const char *k, size_t n) {
+        uint32_t h = 2166136261u;
+
+        while (n--)
+                h = (h ^ (unsigned char)*k++) * 16777619u;
+        return h;
+}
+
+/* The entry with key k, or a new one at the end. */
+static entry_t *view_entry(view_t *v, const char *k, size_t kn) {
+        size_t i, h;
+
+        if (!v->hash) {
+                for (i = 0; i < v->nent; i++)
+                        if (v->ent[i].kn == kn && !memcmp(v->ent[i].k, k, kn))
+                                return &v->ent[i];
+        } else {
+                for (h = key_hash(k, kn) & v->hmask; v->hash[h];
+                     h = (h + 1) & v->hmask) {
+                        entry_t *e = &v->ent[v->hash[h] - 1];
+                        if (e->kn == kn && !memcmp(e->k, k, kn))
+                                return e;
+                }
+                v->hash[h] = (uint32_t)v->nent + 1;
+        }
+        v->ent[v->nent].k = k;
+        v->ent[v->nent].kn = kn;
+        return &v->ent[v->nent++];
+}
+
+/* Room for n entries (and a hash table when they do not fit the stack);
+ * *bytesp: what that allocated. */
+static int view_reserve(view_t *v, size_t n, size_t *bytesp) {
+        size_t hsize = 1;
+
+        v->ent = v->stack;
+        v->cap = VIEW_ENTRIES;
+        if (n <= VIEW_ENTRIES)
+                return 0;
+        while (hsize < 2 * n)
+                hsize <<= 1;
+        *bytesp = n * sizeof(entry_t) + hsize * sizeof(uint32_t);
+        if (!(v->ent = malloc(*bytesp)))
+                return -1;
+        v->hash = (uint32_t *)(v->ent + n);
+        memset(v->hash, 0, hsize * sizeof(uint32_t));
+        v->hmask = hsize - 1;
+        v->cap = n;
+        return 0;
+}
+
+static void view_release(view_t *v) {
+        if (v->ent != v->stack)
+                free(v->ent);
+}
+
+/* Read the params map at c into v->ent; -1: a value holds a nul byte. */
+static int view_params(view_t *v, rcur_t *c) {
+        int64_t count, i;
+        const char *k, *val;
+        size_t kn, vn, j;
+        const char *nul;
+
+        while ((count = rd_long(c)) != 0 && c->p < c->end) {
+                if (count < 0) {
+                        count = -count;
+                        rd_long(c);
+                }
+                for (i = 0; i < count && v->nent < v->cap; i++) {
+                        kn = rd_text(c, &k);
+                        vn = rd_text(c, &val);
+                        if ((nul = memchr(k, '\0', kn)))
+                                kn = (size_t)(nul - k);
+                        entry_t *e = view_entry(v, k, kn);
+                        e->v = val;
+                        e->vn = vn;
+                }
+        }
+        for (j = 0; j < v->nent; j++) {
+                if (v->ent[j].vn && memchr(v->ent[j].v, '\0', v->ent[j].vn))
+                        return -1;
+                v->text += v->ent[j].kn + 1 + v->ent[j].vn + 1;
+        }
+        return 0;
+}
+
+/* Read writer field i (slot s) into the view, checked as measure() checks
+ * the avro-c value. */
+static drv_err_t view_field(const writer_t *w, size_t i, int s, view_t *v,
+                            const unsigned char *end, size_t *extrap,
+                            char *errstr, size_t errstr_size) {
+        const struct slot_def *d = &slot_defs[s];
+        avro_schema_t fs =
+            avro_schema_record_field_get_by_index(w->schema, (int)i);
+        rcur_t c = {v->at[s], end};
+
+        if (avro_typeof(fs) == AVRO_UNION)
+                fs = avro_schema_union_branch(fs, (int)rd_long(&c));
+        if (!kind_ok(d->kind, fs))
+                return bad_field(d->name,
+                                 avro_typeof(fs) == AVRO_NULL
+                                     ? "is null"
+                                     : "holds a wrong type",
+                                 errstr, errstr_size);
+        switch (d->kind) {
+        case K_OPT:
+                if (avro_typeof(fs) == AVRO_NULL)
+                        return DRV_OK;
+                /* fall through */
+        case K_STRING:
+                v->len[s] = rd_text(&c, &v->str[s]);
+                if (v->len[s] && memchr(v->str[s], '\0', v->len[s]))
+                        return bad_field(d->name, "holds a nul byte", errstr,
+                                         errstr_size);
+                v->text += v->len[s] + 1;
+                return DRV_OK;
+        case K_BOOL:
+                v->num[s] = c.p < c.end && *c.p != 0;
+                return DRV_OK;
+        case K_LONG:
+        case K_INT:
+                v->num[s] = rd_long(&c);
+                return DRV_OK;
+        case K_MAP:
+                if (view_reserve(v, map_count(c), extrap))
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                           "out of memory decoding a task");
+                return view_params(v, &c)
+                           ? bad_field(d->name, "holds a nul byte", errstr,
+                                       errstr_size)
+                           : DRV_OK;
+        }
+        return DRV_OK;
+}
+
+static char *put_view_text(const char *p, size_t n, char **memp) {
+        char *out = *memp;
+
+        memcpy(out, p, n);
+        out[n] = '\0';
+        *memp += n + 1;
+        return out;
+}
+
+/* Copy the view into a new task (one block) and fill the defaults. */
+static drv_task_t *view_task(drv_schema_store_t *store, const writer_t *w,
+                             const view_t *v) {
+        drv_task_t *task;
+        char *mem;
+        size_t j;
+        int s;
+
+        task = drv_task_alloc(v->nent * sizeof(drv_param_t) + v->text, &mem);
+        if (!task)
+                return NULL;
+        if (v->nent) {
+                task->params = (drv_param_t *)mem;
+                mem += v->nent * sizeof(drv_param_t);
+        }
+        for (j = 0; j < v->nent; j++) {
+                task->params[j].key =
+                    put_view_text(v->ent[j].k, v->ent[j].kn, &mem);
+                task->params[j].value =
+                    put_view_text(v->ent[j].v, v->ent[j].vn, &mem);
+        }
+        task->params_cnt = v->nent;
+        for (s = 0; s < S_COUNT; s++) {
+                const struct slot_def *d = &slot_defs[s];
+                if (!(w->present & (1u << s)))
+                        continue;
+                if ((d->kind == K_STRING || d->kind == K_OPT) && v->str[s])
+                        *(char **)((char *)task + d->off) =
+                            put_view_text(v->str[s], v->len[s], &mem);
+                else if (d->kind == K_LONG)
+                        task->requested_at = v->num[s];
+                else if (d->kind == K_BOOL)
+                        task->dry_run = (int)v->num[s];
+                else if (d->kind == K_INT)
+                        task->priority = (int32_t)v->num[s];
+        }
+        for (s = 0; s < S_COUNT; s++) {
+                if ((store->reader_slots & (1u << s)) &&
+                    !(w->present & (1u << s)) &&
+                    map_default(task, s, store->defaults[s])) {
+                        drv_task_destroy(task);
+                        return NULL;
+                }
+        }
+        task->writer_version = w->version;
+        return task;
+}
+
+/* Check the datum, read the mapped fields, build the task. */
 static drv_err_t decode_direct(drv_schema_store_t *store, const writer_t *w,
                                const unsigned char *data, size_t len,
                                drv_task_t **taskp, char *errstr,
                                size_t errstr_size) {
-        return decode_datum(store, w, (const char *)data, len, taskp, errstr,
-                            errstr_size);
+        view_t v;
+        drv_err_t err;
+        size_t i, extra = 0;
+
+        v.ent = v.stack;
+        v.nent = 0;
+        v.hash = NULL;
+        v.text = 0;
+        memset(v.str, 0, sizeof(v.str));
+        if ((err = drv_datum_check(w->schema, data, len, store->budget, w->slot,
+                                   v.at, errstr, errstr_size)))
+                return err;
+        for (i = 0; i < w->nfields && !err; i++)
+                if (w->slot[i] >= 0)
+                        err = view_field(w, i, w->slot[i], &v, data + len,
+                                         &extra, errstr, errstr_size);
+        if (!err &&
+            sizeof(drv_task_t) + extra + v.text + v.nent * sizeof(drv_param_t) >
+                store->budget)
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
+                                  "cannot decode task record: it exceeds "
+                                  "the allocation budget of %zu bytes",
+                                  store->budget);
+        if (!err && !(*taskp = view_task(store, w, &v)))
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                  "out of memory creating a task");
+        view_release(&v);
+        return err;
 }
 
 static uint64_t le64(const unsigned char *p) {

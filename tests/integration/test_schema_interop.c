@@ -12,6 +12,8 @@
  */
 #include "testutil.h"
 
+#include "../unit/schema_equiv.h"
+
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -205,6 +207,11 @@ test_python_avro_reads_drover_and_drover_reads_python(void **state) {
                                                     sizeof(errstr)))
                                         fail_msg("%s: %s", name, errstr);
                                 check_against(t, want, reader);
+                                /* the reference decoder agrees */
+                                if (equiv_check(s, buf, len, NULL, errstr,
+                                                sizeof(errstr)))
+                                        fail_msg("%s: decoders differ: %s",
+                                                 name, errstr);
                                 assert_int_equal(t->writer_version, v);
                                 drv_task_destroy(t);
                                 free(buf);
