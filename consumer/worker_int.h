@@ -21,7 +21,7 @@ typedef struct drv_part_s {
         rd_kafka_message_t **backlog; /* fetched while busy, in order;
                                          paused above BACKLOG_HIGH */
         size_t bl_cnt, bl_cap;
-        drv_job_t *retry; /* waiting for its retry time / the database */
+        drv_job_t *retry;        /* waiting for its retry time / the database */
         int64_t lag_query_ms;    /* monotonic, last watermark query */
         int64_t stats_committed; /* committed per statistics; -1 */
 } drv_part_t;
