@@ -4,8 +4,9 @@
  *   bench_decode [--records N] [--repeats R] [--no-python]
  *
  * 1. drover: drv_task_decode() on each single-object record (framing,
- *    fingerprint lookup, datum check, avro-c read under the arena,
- *    mapping into a drv_task_t, and drv_task_destroy()).
+ *    fingerprint lookup, the checked walk of the datum, fields read
+ *    straight into a drv_task_t - no avro-c value - and
+ *    drv_task_destroy()).
  * 2. the limit: raw avro-c generic reads of the same datums - one
  *    generic value reused, the memory reader re-pointed, nothing mapped
  *    (note: in avro-c 1.11.1 that reuse leaks every map key), and the
