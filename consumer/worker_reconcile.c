@@ -71,6 +71,9 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
         snprintf(off, sizeof(off), "%lld", (long long)committed);
         return rc_exec(conn,
                        "UPDATE drover.task_runs SET status = pending_status,"
+                       " steps_done = CASE WHEN pending_status IN ('done',"
+                       " 'skipped') THEN coalesce(steps_total, steps_done)"
+                       " ELSE steps_done END,"
                        " completed_at = now(), updated_at = now()"
                        " WHERE kafka_topic = $1 AND kafka_partition = $2::int"
                        " AND kafka_offset < $3::bigint AND pending_status IS"
