@@ -217,7 +217,8 @@ typedef struct drv_schema_conf_s {
         /* added by the schema module (zero keeps the defaults) */
         int reader_version;           /* the reader schema: 1 or 2; 0: 2 */
         const char *registry_ca_file; /* PEM bundle for TLS; NULL: system */
-        size_t alloc_budget;          /* avro-c bytes per record; 0:
+        size_t alloc_budget;          /* bytes the decoder may allocate
+                                         per record; 0:
                                          4 x max_record_size + 256 KiB */
 } drv_schema_conf_t;
 
