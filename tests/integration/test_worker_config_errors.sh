@@ -30,6 +30,6 @@ expect 2 "unknown option \"--bogus\"" -- --bogus x
 expect 65 "cannot read config" -- --config "$WORK/missing.yaml"
 bad_db="postgresql://drover:s3cret@127.0.0.1:1/drover"
 expect 69 "127.0.0.1" -- --database "$bad_db" --brokers "$B" --catalog "$CAT"
-expect 69 "cannot reach kafka at 127.0.0.1:1" -- --brokers 127.0.0.1:1 \
-  --database "$DB" --catalog "$CAT" --topic "$TOPIC" --group "$GROUP"
+DATABASE_URL="$DB" expect 69 "cannot reach kafka at 127.0.0.1:1" -- \
+  --brokers 127.0.0.1:1 --catalog "$CAT" --topic "$TOPIC" --group "$GROUP"
 echo "ok"

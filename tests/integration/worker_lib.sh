@@ -82,9 +82,11 @@ start_worker() {
     allow=
     shift
   fi
-  DROVER_INSTANCE="$name" DROVER_HTTP_LISTEN="" \
+  # the database URL (with its password) goes through the environment,
+  # never the command line, where ps would show it
+  DROVER_INSTANCE="$name" DROVER_HTTP_LISTEN="" DATABASE_URL="$DB" \
     "$DROVER_BIN" worker --brokers "$B" --topic "$TOPIC" --group "$GROUP" \
-    --catalog "$CAT" --database "$DB" ${allow:+"$allow"} \
+    --catalog "$CAT" ${allow:+"$allow"} \
     --set commit_interval_ms=50 -X session.timeout.ms=6000 \
     -X heartbeat.interval.ms=500 "$@" 2>>"$WORK/$name.log" &
   PIDS+=($!)
