@@ -551,6 +551,27 @@ kafka:
             return {}
 
     def main(self):
+        # SIGTERM/SIGINT: stop what we started, then exit
+        def stop(signum, frame):
+            raise KeyboardInterrupt()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.monitor = None
+        try:
+            return self.run_all()
+        except KeyboardInterrupt:
+            log("interrupted: killing the workers and the monitor")
+            self.stop_faults.set()
+            for w in self.workers:
+                if w.alive():
+                    w.proc.kill()
+                    w.proc.wait()
+            if self.monitor and self.monitor.poll() is None:
+                self.monitor.kill()
+                self.monitor.wait()
+            return 130
+
+    def run_all(self):
         t0 = time.time()
         os.makedirs(self.workdir, exist_ok=True)
         tasks, n_ds = make_tasks(self.rng, self.run, self.a.tasks)
@@ -563,7 +584,7 @@ kafka:
         writer = avro_task.TaskWriter(
             os.path.join(ROOT, "schema", "avro", "MigrationTask.v1.avsc"))
         prod = TaskProducer(self.brokers, self.topic, writer, self.rng)
-        monitor = subprocess.Popen(
+        monitor = self.monitor = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "checker.py"), "monitor",
              "--brokers", self.brokers, "--topic", self.topic,
              "--out", os.path.join(self.workdir, "monitor.json")],

@@ -38,7 +38,7 @@ DROVER=${DROVER_BIN:-$BUILD/consumer/drover}
 if [ $SELFTEST = 1 ]; then
   TASKS=${TASKS:-300} PRODUCE=20 CYCLES=1 TIMEOUT=300
 elif [ $FULL = 1 ]; then
-  TASKS=${TASKS:-20000} PRODUCE=240 CYCLES=6 TIMEOUT=3600
+  TASKS=${TASKS:-20000} PRODUCE=240 CYCLES=6 TIMEOUT=3600 KILL="--kill-min 10 --kill-max 20"
 else
   TASKS=${TASKS:-2000} PRODUCE=40 CYCLES=1 TIMEOUT=300
 fi
@@ -49,6 +49,7 @@ DROVER_STACK_DIR=$(mktemp -d /tmp/drover-chaos-stack.XXXXXX)
 LOGS=$(mktemp -d /tmp/drover-chaos-logs.XXXXXX)
 export DROVER_CACHE_DIR=${DROVER_CACHE_DIR:-$ROOT/.cache}
 cleanup() {
+  trap '' INT TERM
   "$ROOT/scripts/kafka.sh" stop >/dev/null 2>&1 || true
   "$ROOT/scripts/pg.sh" stop >/dev/null 2>&1 || true
   rm -rf "$DROVER_STACK_DIR"
@@ -69,7 +70,7 @@ for ((r = 1; r <= RUNS; r++)); do
   args=(--brokers "$BROKERS" --database-url "$DBURL" --drover "$DROVER"
         --workdir "$dir" --kafka-libs "$DROVER_CACHE_DIR/kafka-libs"
         --tasks "$TASKS" --produce-seconds "$PRODUCE" --cycles "$CYCLES"
-        --timeout "$TIMEOUT")
+        --timeout "$TIMEOUT" ${KILL:-})
   [ -n "$SEED" ] && args+=(--seed $((SEED + r - 1)))
   t=$(date +%s)
   if [ $SELFTEST = 1 ]; then
