@@ -594,31 +594,28 @@ def external(script, quick, smoke, st, extra=()):
 
 
 def b2_all(st, quick, smoke):
-    """B2 at the mode's size; full runs add 10M rows."""
-    out = b2(st, quick, smoke)
+    """B2 at the mode's size (3 repetitions, 1 in smoke runs); full runs
+    add 10M rows (one repetition: each one takes ~7 minutes)."""
+    out = b2(st, quick, smoke, reps=1 if smoke else 3)
     if not quick and not smoke and "missing" not in out:
-        out["rows_10m"] = b2(st, quick, smoke, 10000000)
+        out["rows_10m"] = b2(st, quick, smoke, 10000000, reps=1)
     return out
 
 
-def b2(st, quick, smoke, rows=None):
-    """Bulk transforms: bench/transforms.sh (drover vs native SQL), plus
-    the Python peer (psycopg2, range-bounded keyset batches of 5,000, one
-    commit per batch) on a table of the same shape and size."""
-    x = external("transforms.sh", quick, smoke, st,
-                 ["--rows", str(rows)] if rows else
-                 ["--quick"] if quick or smoke else [])
-    if "missing" in x:
-        return x
-    rows, batch = x["rows"], x.get("batch", 5000)
+B2_TABLE = [  # the statements bench_transforms.c's make_table() issues
+    "CREATE TABLE {t} (id bigint PRIMARY KEY, email text, domain text)",
+    "INSERT INTO {t} (id, email) SELECT g, 'user' || g || '@d' || (g % 97)"
+    " || '.example' FROM generate_series(1, {rows}) g",
+    "VACUUM ANALYZE {t}", "CHECKPOINT"]
+
+
+def b2_peer(st, rows, batch):
+    """The Python peer: psycopg2, range-bounded keyset batches, one commit
+    per batch, on a fresh table made as bench_transforms makes its own."""
     table = unique("b2")
-    st.sql([f"CREATE TABLE {table} (id bigint PRIMARY KEY, email text, "
-            "domain text)",
-            f"INSERT INTO {table} (id, email) SELECT g, 'user' || g || '@d'"
-            f" || (g % 97) || '.example' FROM generate_series(1, {rows}) g",
-            f"VACUUM ANALYZE {table}"])
+    st.sql([q.format(t=table, rows=rows) for q in B2_TABLE])
     conn = psycopg2.connect(st.dburl)
-    t0, lo, worst = time.monotonic(), 0, 0.0
+    t0, lo, times = time.monotonic(), 0, []
     with conn.cursor() as cur:
         while True:
             b0 = time.monotonic()
@@ -633,22 +630,94 @@ def b2(st, quick, smoke, rows=None):
                 cur.execute(f"UPDATE {table} SET domain = split_part(email, "
                             f"'@', 2) WHERE id > %s AND id <= %s", (lo, hi))
             conn.commit()
-            worst = max(worst, time.monotonic() - b0)
+            times.append(1000 * (time.monotonic() - b0))
             if hi is None:
                 break
             lo = hi
     peer_s = time.monotonic() - t0
     conn.close()
     st.sql([f"DROP TABLE {table}"])
-    bf = x["backfill"]
-    d, l, p = rows / bf["drover_s"], rows / bf["limit_s"], rows / peer_s
-    return {"unit": "rows/s", "higher_is_better": True, "rows": rows,
-            "batch": batch, "drover": d, "limit": l, "peer": p,
-            "vs_limit": d / l, "vs_peer": d / p,
+    first = times[0]
+    times.sort()
+    return {"s": peer_s, "first_ms": round(first), "batches": len(times),
+            "batch_ms_median": round(times[len(times) // 2]),
+            "batch_ms_p99": round(times[(len(times) * 99) // 100]),
+            "batch_ms_max": round(times[-1])}
+
+
+def b2(st, quick, smoke, rows=None, reps=3):
+    """Bulk transforms: drover's backfill (bench/transforms.sh) vs one
+    native UPDATE (the limit) vs the Python peer, each on its own fresh
+    table made the same way (VACUUM ANALYZE + CHECKPOINT), the order
+    rotated across repetitions; medians, ratios within a repetition.
+    copy_rows: drover vs one INSERT ... SELECT, same method."""
+    size = ["--rows", str(rows)] if rows else ["--quick"] if quick or smoke \
+        else []
+    runs = {"native": [], "drover": [], "peer": []}
+    rows_n = batch = None
+    for rep in range(reps):
+        order = ["native", "drover", "peer"]
+        order = order[rep % 3:] + order[:rep % 3]
+        for c in order:
+            if c == "peer":
+                r = b2_peer(st, rows_n or rows or (100000 if quick or smoke
+                                                   else 1000000),
+                            batch or 5000)
+                runs["peer"].append({"backfill": r})
+            else:
+                x = external("transforms.sh", quick, smoke, st,
+                             size + ["--reps", "1", "--only", c])
+                if "missing" in x:
+                    return x
+                rows_n, batch = x["rows"], x["batch"]
+                runs[c].append(x)
+            log(f"B2 rep {rep} {c}: backfill "
+                f"{runs[c][-1]['backfill']['s']:.2f} s")
+    rows_n = rows_n or rows
+
+    def secs(c, op="backfill"):
+        return [r[op]["s"] for r in runs[c]]
+
+    def lock(c, op="backfill"):
+        fs = [r[op] for r in runs[c] if op in r]
+        return {"median_ms": spread([f["batch_ms_median"] for f in fs])
+                ["median"],
+                "p99_ms": spread([f["batch_ms_p99"] for f in fs])["median"],
+                "max_ms": max(f["batch_ms_max"] for f in fs) if fs else None,
+                "first_ms": spread([f["first_ms"] for f in fs])["median"],
+                "batches": fs[0]["batches"] if fs else None}
+
+    vs_limit = [n / d for n, d in zip(secs("native"), secs("drover"))]
+    vs_peer = [p / d for p, d in zip(secs("peer"), secs("drover"))]
+    cp_ratio = [n / d for n, d in zip(secs("native", "copy_rows"),
+                                      secs("drover", "copy_rows"))]
+    med_s = {c: spread(secs(c))["median"] for c in runs}
+    lk = {c: lock(c) for c in runs}
+    cp_lk = {c: lock(c, "copy_rows") for c in ("native", "drover")}
+    return {"unit": "rows/s", "higher_is_better": True, "rows": rows_n,
+            "batch": batch, "reps": reps, "method": "fresh table per "
+            "contender (CREATE, INSERT, VACUUM ANALYZE, CHECKPOINT), order "
+            "rotated per repetition",
+            "drover": rows_n / med_s["drover"],
+            "limit": rows_n / med_s["native"],
+            "peer": rows_n / med_s["peer"],
+            "vs_limit": spread(vs_limit)["median"],
+            "vs_peer": spread(vs_peer)["median"],
+            "vs_limit_spread": spread(vs_limit),
+            "vs_peer_spread": spread(vs_peer),
             "peer_name": "python psycopg2 keyset batches",
-            "peer_max_batch_ms": round(worst * 1000),
-            "drover_max_batch_ms": bf.get("max_batch_ms"),
-            "copy_rows": x.get("copy_rows"), "script": x}
+            "peer_max_batch_ms": lk["peer"]["max_ms"],
+            "drover_max_batch_ms": lk["drover"]["max_ms"],
+            "lock_ms": lk,
+            "copy_rows": {"drover_s": spread(secs("drover", "copy_rows"))
+                          ["median"],
+                          "limit_s": spread(secs("native", "copy_rows"))
+                          ["median"],
+                          "ratio": spread(cp_ratio)["median"],
+                          "ratio_spread": spread(cp_ratio),
+                          "max_batch_ms": cp_lk["drover"]["max_ms"],
+                          "lock_ms": cp_lk},
+            "runs": runs}
 
 
 def callgrind_ir(binary, toggles, records, inner=None):
