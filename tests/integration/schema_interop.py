@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Interop with Debian's python3-avro (an implementation nobody here wrote).
 
-usage: schema_interop.py DIR REGISTRY_URL SCHEMA_DIR
+usage: schema_interop.py DIR REGISTRY_URL SCHEMA_DIR [SUBJECT]
+
+SUBJECT (default interop-value) is where python3-avro's writer schemas are
+registered.
 
 1. Reads DIR/drover-v{1,2}-{so,cf}.bin (written by drover's encoder),
    decodes them with python3-avro (writer schema found by fingerprint or
@@ -18,6 +21,7 @@ import io
 import json
 import struct
 import sys
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
@@ -25,6 +29,7 @@ import avro.io
 import avro.schema
 
 DIR, REG, SCHEMAS = sys.argv[1], sys.argv[2], sys.argv[3]
+SUBJECT = sys.argv[4] if len(sys.argv) > 4 else "interop-value"
 EMPTY = 0xC15D213AA4D7A795
 TABLE = []
 for i in range(256):
@@ -62,7 +67,7 @@ for v in (1, 2):
 
 def register(v):
     req = urllib.request.Request(
-        REG + "/subjects/interop-value/versions",
+        "%s/subjects/%s/versions" % (REG, urllib.parse.quote(SUBJECT, safe="")),
         data=json.dumps({"schema": texts[v]}).encode(),
         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
     return json.load(urllib.request.urlopen(req))["id"]

@@ -2,13 +2,16 @@
  * tests/integration/test_schema_interop.c: drover's task records against
  * an Avro implementation nobody here wrote (Debian's python3-avro, run
  * with /usr/bin/python3), in both wire formats, v1 and v2 writers, both
- * directions; and drover's registry client against
- * schema_registry_stub.py.
+ * directions; and drover's registry client against a registry.
  *
- * NOTE: the registry here is a stand-in answering the documented
- * Confluent REST API with recorded response shapes, NOT a real registry
- * (neither Karapace nor Apicurio could run on this machine; see
- * scripts/registry.sh).
+ * The registry: when DROVER_TEST_REGISTRY_URL is set (scripts/test.sh sets
+ * it from `scripts/registry.sh start`: a real Apicurio Registry serving the
+ * Confluent API), encoding, decoding, python3-avro interop and the unknown
+ * id case run against that real registry.  Otherwise they run against
+ * schema_registry_stub.py, a stand-in answering the documented Confluent
+ * REST API with recorded response shapes, NOT a real registry.  The fault
+ * injection cases (a registry answering 500, bearer auth) always use the
+ * stand-in: a real registry cannot be made to fail on demand.
  */
 #include "testutil.h"
 
@@ -24,7 +27,9 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/drv-interop-XXXXXX";
-static char url[128];
+static char url[256];
+static char subject[128]; /* "<unique topic>-value" */
+static int real_registry;
 static pid_t stub_pid;
 
 static pid_t start_stub(const char *extra, char *url_out, size_t url_size) {
@@ -79,7 +84,7 @@ static drv_schema_store_t *store_with(const char *reg, int writer, int reader,
         conf.registry_token = token;
         conf.writer_version = writer;
         conf.reader_version = reader;
-        conf.subject = "interop-value";
+        conf.subject = subject;
         conf.registry_timeout_ms = 2000;
         if (!(s = drv_schema_store_new(&conf, errstr, sizeof(errstr))))
                 fail_msg("store: %s", errstr);
@@ -189,8 +194,8 @@ test_python_avro_reads_drover_and_drover_reads_python(void **state) {
         encode_for_python();
         snprintf(cmd, sizeof(cmd),
                  "/usr/bin/python3 %s/tests/integration/schema_interop.py "
-                 "%s %s %s/schema/avro",
-                 src, dir, url, src);
+                 "%s %s %s/schema/avro %s",
+                 src, dir, url, src, subject);
         assert_int_equal(system(cmd), 0);
         for (reader = 1; reader <= 2; reader++) {
                 drv_schema_store_t *s = store_with(url, 2, reader, NULL);
@@ -222,9 +227,15 @@ test_python_avro_reads_drover_and_drover_reads_python(void **state) {
         }
 }
 
-static drv_err_t decode_cf(drv_schema_store_t *s, int id, char *errstr,
+static drv_err_t decode_cf(drv_schema_store_t *s, uint32_t id, char *errstr,
                            size_t errstr_size) {
-        unsigned char rec[] = {0x00, 0, 0, 0, (unsigned char)id, 0x02, 'x'};
+        unsigned char rec[] = {0x00,
+                               (unsigned char)(id >> 24),
+                               (unsigned char)(id >> 16),
+                               (unsigned char)(id >> 8),
+                               (unsigned char)id,
+                               0x02,
+                               'x'};
         drv_task_t *t = NULL;
         drv_err_t err;
 
@@ -238,13 +249,15 @@ static void test_registry_errors_are_classified(void **state) {
         drv_schema_store_t *s = store_with(url, 2, 2, NULL);
         pid_t pid;
 
-        /* an id the registry denies (404, 40403) is poison */
-        assert_int_equal(decode_cf(s, 99, errstr, sizeof(errstr)),
+        /* an id the registry denies (404, 40403) is poison; an id no
+         * test run could have reached, the real registry being shared */
+        assert_int_equal(decode_cf(s, 2000000000u, errstr, sizeof(errstr)),
                          DRV_ERR_UNKNOWN_SCHEMA);
         assert_non_null(strstr(errstr, "404"));
         drv_schema_store_destroy(s);
 
-        /* a registry that answers 500 is transient */
+        /* fault injection (always the stand-in): a registry that
+         * answers 500 is transient */
         pid = start_stub("--fail-ids", other, sizeof(other));
         s = store_with(other, 2, 2, NULL);
         assert_int_equal(decode_cf(s, 1, errstr, sizeof(errstr)),
@@ -285,21 +298,100 @@ static void test_registry_errors_are_classified(void **state) {
         stop_stub(pid);
 }
 
+/* The id the registry holds for the latest version of our subject, by
+ * the registry's own API (curl), or -1. */
+static long latest_id(void) {
+        char cmd[600], out[4096];
+        size_t n;
+        json_t *root;
+        long id = -1;
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd), "curl -fsS '%s/subjects/%s/versions/latest'",
+                 url, subject);
+        if (!(p = popen(cmd, "r")))
+                return -1;
+        n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        if (pclose(p) != 0)
+                return -1;
+        if ((root = json_loads(out, 0, NULL)) &&
+            json_is_integer(json_object_get(root, "id")))
+                id = (long)json_integer_value(json_object_get(root, "id"));
+        json_decref(root);
+        return id;
+}
+
+/* drv_task_encode with a registry registers the writer schema under the
+ * store's subject and frames the record with the id the registry gave;
+ * a store that has never seen the schema decodes it by fetching that id. */
+static void test_encode_registers_and_decode_fetches_by_id(void **state) {
+        drv_schema_store_t *enc = store_with(url, 2, 2, NULL), *dec;
+        const unsigned char *b;
+        drv_task_t *t = sample_task(), *out = NULL;
+        char errstr[256];
+        uint32_t id;
+        void *buf, *buf2;
+        size_t len, len2;
+
+        if (drv_task_encode(enc, t, &buf, &len, errstr, sizeof(errstr)))
+                fail_msg("encode: %s", errstr);
+        b = buf;
+        assert_true(len > 5);
+        assert_int_equal(b[0], 0x00);
+        id = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 |
+             b[4];
+        if (real_registry) /* the stand-in keeps no subjects */
+                assert_int_equal(latest_id(), (long)id);
+        /* registering the same schema again gives the same id */
+        if (drv_task_encode(enc, t, &buf2, &len2, errstr, sizeof(errstr)))
+                fail_msg("encode again: %s", errstr);
+        assert_int_equal(len2, len);
+        assert_memory_equal(buf2, buf, len);
+        free(buf2);
+        dec = store_with(url, 1, 2, NULL);
+        if (drv_task_decode(dec, buf, len, &out, errstr, sizeof(errstr)))
+                fail_msg("decode by id %u: %s", id, errstr);
+        assert_string_equal(out->task_id, t->task_id);
+        assert_string_equal(out->replay_of, t->replay_of);
+        assert_string_equal(drv_task_param(out, "region"),
+                            "eu-west-1 \xc3\xa9");
+        assert_int_equal(out->writer_version, 2);
+        drv_task_destroy(out);
+        drv_schema_store_destroy(dec);
+        drv_schema_store_destroy(enc);
+        free(buf);
+        drv_task_destroy(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(
                 test_python_avro_reads_drover_and_drover_reads_python),
             cmocka_unit_test(test_registry_errors_are_classified),
+            cmocka_unit_test(test_encode_registers_and_decode_fetches_by_id),
         };
+        const char *real = getenv("DROVER_TEST_REGISTRY_URL");
         int rc;
 
         if (access("/usr/bin/python3", X_OK) != 0)
                 return 77;
         if (!mkdtemp(dir))
                 return 1;
-        stub_pid = start_stub(NULL, url, sizeof(url));
+        snprintf(subject, sizeof(subject), "%s-value",
+                 drv_test_unique("drv-interop"));
+        if (real && *real) {
+                real_registry = 1;
+                snprintf(url, sizeof(url), "%s", real);
+                fprintf(stderr, "schema registry: real, at %s\n", url);
+        } else {
+                stub_pid = start_stub(NULL, url, sizeof(url));
+                fprintf(stderr, "schema registry: the recorded-API stand-in "
+                                "(DROVER_TEST_REGISTRY_URL unset)\n");
+        }
         rc = cmocka_run_group_tests(tests, NULL, NULL);
-        stop_stub(stub_pid);
+        if (stub_pid)
+                stop_stub(stub_pid);
         snprintf(url, sizeof(url), "rm -rf %s", dir);
         if (system(url) != 0)
                 rc = rc ? rc : 1;
