@@ -374,6 +374,7 @@ class Harness:
         self.unexpected_exits = 0
         self.exits = {}         # documented exit statuses seen (69, 70)
         self.stop_faults = threading.Event()
+        self.cycles_done = 0
         self.workers = [Worker(self, "w%d" % i) for i in (1, 2, 3)]
 
     def problem(self, msg):
@@ -539,6 +540,7 @@ kafka:
                 except Exception as e:  # a fault that fails is a finding
                     self.problem("fault failed: %r" % (e,))
             n += 1
+            self.cycles_done = n
             if n >= self.a.cycles:
                 return
 
@@ -636,7 +638,10 @@ kafka:
                 log("progress: %d/%d outcomes committed, faults %s" %
                     (seen, len(tasks), self.faults))
                 last_note = now
-            if deadline is not None and not faulting and seen >= len(tasks):
+            if deadline is not None and seen >= len(tasks) and (
+                    not faulting or self.cycles_done >= 1):
+                # every outcome is in and every kind of fault happened at
+                # least once: no point in faulting an idle system
                 break
             if deadline is not None and now > deadline:
                 self.problem("deadline: only %d of %d tasks have an outcome "
