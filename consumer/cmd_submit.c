@@ -209,7 +209,7 @@ int drv_cmd_submit(int argc, char **argv) {
         drv_schema_conf_t sc = {0};
         drv_schema_store_t *store = NULL;
         rd_kafka_t *rk = NULL;
-        char errstr[512];
+        char errstr[512], subject[300];
         int rc = DRV_EXIT_USAGE;
 
         if (drv_cli_wants_help(argc, argv)) {
@@ -232,6 +232,9 @@ int drv_cmd_submit(int argc, char **argv) {
         sc.registry_url = getenv("SCHEMA_REGISTRY_URL");
         if (sc.registry_url && !*sc.registry_url)
                 sc.registry_url = NULL;
+        /* the Confluent TopicNameStrategy: the topic's value subject */
+        snprintf(subject, sizeof(subject), "%s-value", s.topic);
+        sc.subject = subject;
         rc = DRV_EXIT_SOFTWARE;
         if (!(store = drv_schema_store_new(&sc, errstr, sizeof(errstr)))) {
                 drv_cli_error("%s", errstr);
