@@ -24,7 +24,8 @@ mkdir -p "$STACK"
 install() {
   [ -f "$JAR" ] && return 0
   if [ ! -f "$TARBALL" ]; then
-    if ! mvn -q -B dependency:get -Dartifact="$GAV" -Dtransitive=false \
+    if ! mvn -q -B -Dmaven.repo.local="$M2" dependency:get \
+      -Dartifact="$GAV" -Dtransitive=false \
       >"$STACK/registry-install.log" 2>&1; then
       echo "registry.sh: cannot fetch $GAV with mvn (see $STACK/registry-install.log)" >&2
       exit 69
