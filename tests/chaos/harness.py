@@ -338,6 +338,7 @@ class Worker:
         self.crash = None
         self.starts += 1
         self.reaped = False
+        self.started_at = time.time()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -478,8 +479,11 @@ kafka:
 
     def pick_worker(self):
         for _ in range(100):
+            # a worker that has had time to install its signal handlers
+            # (a SIGTERM before that kills it, as it would any process)
             cands = [w for w in self.workers
-                     if w.alive() and w.expect is None]
+                     if w.alive() and w.expect is None and
+                     time.time() - w.started_at > 5]
             if cands:
                 return self.rng.choice(cands)
             time.sleep(0.2)
