@@ -9,11 +9,14 @@
 #   - a record names an id the registry does not have.
 # A worker given the registry runs the first two kinds and dead-letters the
 # third as unknown_schema (the registry's 404 in the message).
-# Skipped (77) when no real registry is running.
+# Skipped (77) when no real registry is running, unless
+# DROVER_REQUIRE_STACK=1 (scripts/test.sh), when that fails.
 . "$(dirname "$0")/worker_lib.sh"
 
 R=${DROVER_TEST_REGISTRY_URL:-}
 if [ -z "$R" ]; then
+  [ "${DROVER_REQUIRE_STACK:-}" = 1 ] &&
+    fail "no real schema registry (DROVER_TEST_REGISTRY_URL unset)"
   echo "no real schema registry (DROVER_TEST_REGISTRY_URL unset): skipping" >&2
   exit 77
 fi
