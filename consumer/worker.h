@@ -72,6 +72,10 @@ typedef struct drv_jobq_s {
         pthread_cond_t cond;
         drv_job_t *head, *tail;
         int closed;
+        /* called (outside the lock) after each push when set: wakes a
+         * consumer that waits elsewhere than on `cond` */
+        void (*wake)(void *opaque);
+        void *wake_opaque;
 } drv_jobq_t;
 
 void drv_jobq_init(drv_jobq_t *q);

@@ -78,6 +78,8 @@ void drv_jobq_push(drv_jobq_t *q, drv_job_t *job) {
         q->tail = job;
         pthread_cond_signal(&q->cond);
         pthread_mutex_unlock(&q->lock);
+        if (q->wake)
+                q->wake(q->wake_opaque);
 }
 
 drv_job_t *drv_jobq_pop(drv_jobq_t *q, int timeout_ms) {

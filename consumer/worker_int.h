@@ -27,9 +27,11 @@ typedef struct drv_part_s {
 } drv_part_t;
 
 struct drv_worker_s {
-        drv_config_t *conf; /* not owned */
-        rd_kafka_t *rk;     /* consumer */
-        rd_kafka_t *rkp;    /* transactional producer */
+        drv_config_t *conf;      /* not owned */
+        rd_kafka_t *rk;          /* consumer */
+        rd_kafka_queue_t *wakeq; /* rk's consumer queue: an outcome wakes
+                                    the poll thread out of its poll */
+        rd_kafka_t *rkp;         /* transactional producer */
         rd_kafka_consumer_group_metadata_t *cgmd;
         drv_schema_store_t *store;
         drv_catalog_t *catalog;
@@ -41,6 +43,7 @@ struct drv_worker_s {
         drv_part_t *parts;
         int parts_cnt;
         int assigned_cnt;
+        int ever_assigned;  /* a rebalance callback assigned (maybe none) */
         int inflight;       /* jobs handed to executors */
         drv_job_t *pending; /* outcomes awaiting the next commit */
         drv_job_t *pending_tail;

@@ -374,6 +374,7 @@ void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                w->ever_assigned = 1;
                 on_assign(w, parts);
                 if (coop)
                         error = rd_kafka_incremental_assign(rk, parts);
