@@ -148,6 +148,33 @@ static drv_err_t op_create_table(drv_op_ctx_t *ctx, char *errstr,
         return err;
 }
 
+/* Start `sql` with "ALTER TABLE <table><clause>", the table quoted from
+ * the step's "table" field.  On failure errstr is set and `sql` must
+ * still be freed by the caller. */
+static drv_err_t ops_alter_table(drv_op_ctx_t *ctx, drv_sql_t *sql,
+                                 const char *clause, char *errstr,
+                                 size_t errstr_size) {
+        drv_err_t err;
+
+        drv_sql_add(sql, "ALTER TABLE ");
+        err = drv_sql_ident(sql, ctx->conn, ops_str(ctx, "table"), "table",
+                            errstr, errstr_size);
+        drv_sql_add(sql, "%s", clause);
+        return err;
+}
+
+/* "ALTER TABLE <table><clause><column>", the column from "column". */
+static drv_err_t ops_alter_column(drv_op_ctx_t *ctx, drv_sql_t *sql,
+                                  const char *clause, char *errstr,
+                                  size_t errstr_size) {
+        drv_err_t err = ops_alter_table(ctx, sql, clause, errstr, errstr_size);
+
+        if (!err)
+                err = drv_sql_ident(sql, ctx->conn, ops_str(ctx, "column"),
+                                    "column", errstr, errstr_size);
+        return err;
+}
+
 /*
  * ------------------------------------------------------------------------
  * add_column {table, column:{name, type, default?}}
@@ -195,10 +222,8 @@ static drv_err_t op_add_column(drv_op_ctx_t *ctx, char *errstr,
         if (!json_is_object(col))
                 return ops_missing("column", errstr, errstr_size);
         drv_sql_init(&sql);
-        drv_sql_add(&sql, "ALTER TABLE ");
-        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
-                            errstr, errstr_size);
-        drv_sql_add(&sql, " ADD COLUMN IF NOT EXISTS ");
+        err = ops_alter_table(ctx, &sql, " ADD COLUMN IF NOT EXISTS ", errstr,
+                              errstr_size);
         if (!err)
                 err = ops_column_def(ctx, &sql, col, errstr, errstr_size);
         if (!err)
@@ -249,11 +274,9 @@ static drv_err_t op_rename_column(drv_op_ctx_t *ctx, char *errstr,
         drv_err_t err;
 
         drv_sql_init(&sql);
-        drv_sql_add(&sql, "ALTER TABLE ");
-        if ((err = drv_sql_ident(&sql, ctx->conn, table, "table", errstr,
-                                 errstr_size)))
+        if ((err = ops_alter_table(ctx, &sql, " RENAME COLUMN ", errstr,
+                                   errstr_size)))
                 goto done;
-        drv_sql_add(&sql, " RENAME COLUMN ");
         if ((err = drv_sql_ident(&sql, ctx->conn, from, "column", errstr,
                                  errstr_size)))
                 goto done;
@@ -284,13 +307,8 @@ static drv_err_t op_drop_column(drv_op_ctx_t *ctx, char *errstr,
         drv_err_t err;
 
         drv_sql_init(&sql);
-        drv_sql_add(&sql, "ALTER TABLE ");
-        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
-                            errstr, errstr_size);
-        drv_sql_add(&sql, " DROP COLUMN IF EXISTS ");
-        if (!err)
-                err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "column"),
-                                    "column", errstr, errstr_size);
+        err = ops_alter_column(ctx, &sql, " DROP COLUMN IF EXISTS ", errstr,
+                               errstr_size);
         if (!err)
                 err = ops_run(ctx, &sql, errstr, errstr_size);
         drv_sql_free(&sql);
@@ -310,13 +328,8 @@ static drv_err_t op_alter_type(drv_op_ctx_t *ctx, char *errstr,
         drv_err_t err;
 
         drv_sql_init(&sql);
-        drv_sql_add(&sql, "ALTER TABLE ");
-        err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "table"), "table",
-                            errstr, errstr_size);
-        drv_sql_add(&sql, " ALTER COLUMN ");
-        if (!err)
-                err = drv_sql_ident(&sql, ctx->conn, ops_str(ctx, "column"),
-                                    "column", errstr, errstr_size);
+        err =
+            ops_alter_column(ctx, &sql, " ALTER COLUMN ", errstr, errstr_size);
         if (!err && !drv_sql_type_valid(type))
                 err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
                                   "invalid column type \"%.64s\"",

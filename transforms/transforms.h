@@ -184,8 +184,7 @@ const json_t *drv_step_get(const drv_step_t *step, const char *key);
 const char *drv_step_str(const drv_step_t *step, const char *key,
                          const char *dflt);
 /* Integer field, or `dflt` when absent / not an integer. */
-long long drv_step_int(const drv_step_t *step, const char *key,
-                       long long dflt);
+long long drv_step_int(const drv_step_t *step, const char *key, long long dflt);
 /* Boolean field (1/0), or `dflt` when absent / not a boolean. */
 int drv_step_bool(const drv_step_t *step, const char *key, int dflt);
 /* The batch size of copy_rows / backfill (default 1000). */
