@@ -13,21 +13,9 @@ LATE="${ID}_late" # missing during the first run
 make_plans $NGOOD
 for ((i = 0; i < NBAD; i++)); do
   ds="${ID}_bad$i"
-  cat >"$CAT/$ds.yaml" <<EOF
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${ds//_/-}-v2
-spec:
-  type: migration-plan
-  lifecycle: test
-  owner: tests
-  dataset: $ds
-  schemaVersion: {from: 1, to: 2}
-  steps:
-    - {op: create_table, table: ${ds}_t, columns: [{name: id, type: bigint, primary_key: true}]}
-    - {op: sql, sql: "INSERT INTO $LATE (dataset) VALUES ('$ds')"}
-EOF
+  write_plan "$ds" \
+    "{op: create_table, table: ${ds}_t, columns: [{name: id, type: bigint, primary_key: true}]}" \
+    "{op: sql, sql: \"INSERT INTO $LATE (dataset) VALUES ('$ds')\"}"
 done
 $CHECK create "$B" "$TOPIC" 3
 replay() { "$DROVER_BIN" replay --brokers "$B" --topic "$TOPIC" --group "$GROUP" "$@"; }

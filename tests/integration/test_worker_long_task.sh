@@ -6,21 +6,9 @@
 
 make_plans 2
 ds="${ID}_ds0"
-cat >"$CAT/$ds.yaml" <<YAML
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${ds//_/-}-v2
-spec:
-  type: migration-plan
-  lifecycle: test
-  owner: tests
-  dataset: $ds
-  schemaVersion: {from: 1, to: 2}
-  steps:
-    - {op: sql, sql: "SELECT pg_sleep(8)"}
-    - {op: sql, sql: "INSERT INTO $EFFECTS (dataset) VALUES ('$ds')"}
-YAML
+write_plan "$ds" \
+  "{op: sql, sql: \"SELECT pg_sleep(8)\"}" \
+  "{op: sql, sql: \"INSERT INTO $EFFECTS (dataset) VALUES ('$ds')\"}"
 $CHECK create "$B" "$TOPIC" 2
 start_worker "$ID-long" -X max.poll.interval.ms=6000
 submit_tasks 2 2

@@ -7,20 +7,8 @@
 . "$(dirname "$0")/worker_lib.sh"
 
 ds="${ID}_ds0"
-cat >"$CAT/$ds.yaml" <<EOF
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${ds//_/-}-v2
-spec:
-  type: migration-plan
-  lifecycle: test
-  owner: tests
-  dataset: $ds
-  schemaVersion: {from: 1, to: 2}
-  steps:
-    - {op: sql, sql: "SELECT pg_sleep(25)"}
-EOF
+write_plan "$ds" \
+  "{op: sql, sql: \"SELECT pg_sleep(25)\"}"
 $CHECK create "$B" "$TOPIC" 1
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sub() {

@@ -9,22 +9,10 @@ ds="${ID}_ds0"
 NROWS=20000
 sql "CREATE TABLE ${ds}_t (id bigint PRIMARY KEY, v text);
      INSERT INTO ${ds}_t SELECT g, 'x' || g FROM generate_series(1, $NROWS) g"
-cat >"$CAT/$ds.yaml" <<EOF
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${ds//_/-}-v2
-spec:
-  type: migration-plan
-  lifecycle: test
-  owner: tests
-  dataset: $ds
-  schemaVersion: {from: 1, to: 2}
-  steps:
-    - {op: add_column, table: ${ds}_t, column: {name: w, type: text}}
-    - {op: backfill, table: ${ds}_t, set: {w: "upper(v)"}, batch_size: 1000}
-    - {op: validate, not_null: [${ds}_t.w]}
-EOF
+write_plan "$ds" \
+  "{op: add_column, table: ${ds}_t, column: {name: w, type: text}}" \
+  "{op: backfill, table: ${ds}_t, set: {w: \"upper(v)\"}, batch_size: 1000}" \
+  "{op: validate, not_null: [${ds}_t.w]}"
 $CHECK create "$B" "$TOPIC" 1
 submit_tasks 1 1
 # 20 batches, 400 ms apart: about 8 s of backfill

@@ -6,20 +6,8 @@
 
 ds="${ID}_ds0"
 sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
-cat >"$CAT/$ds.yaml" <<EOF
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${ds//_/-}-v2
-spec:
-  type: migration-plan
-  lifecycle: test
-  owner: tests
-  dataset: $ds
-  schemaVersion: {from: 1, to: 2}
-  steps:
-    - {op: sql, sql: "INSERT INTO $EFFECTS (dataset) SELECT '$ds' FROM pg_sleep(3)"}
-EOF
+write_plan "$ds" \
+  "{op: sql, sql: \"INSERT INTO $EFFECTS (dataset) SELECT '$ds' FROM pg_sleep(3)\"}"
 $CHECK create "$B" "$TOPIC" 2
 submit_tasks 1 1
 start_worker "$ID-a" --set drain_timeout_ms=10000

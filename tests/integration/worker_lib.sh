@@ -47,14 +47,14 @@ trap cleanup EXIT
 
 sql() { psql "$DB" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
-# make_plans N: datasets ${ID}_ds0..N-1, each a two-step plan: create a
-# table, then insert one row into the effects table (counts executions).
-make_plans() {
-  local n=$1 i ds
-  sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
-  for ((i = 0; i < n; i++)); do
-    ds="${ID}_ds$i"
-    cat >"$CAT/$ds.yaml" <<EOF
+# write_plan DATASET STEP...: a catalog entity migrating DATASET from
+# version 1 to 2, named "<dataset with - for _>-v2", one step per argument
+# (each a YAML flow mapping, e.g. '{op: sql, sql: "SELECT 1"}').
+write_plan() {
+  local ds=$1 step
+  shift
+  {
+    cat <<EOF
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
@@ -66,9 +66,21 @@ spec:
   dataset: $ds
   schemaVersion: {from: 1, to: 2}
   steps:
-    - {op: create_table, table: ${ds}_t, columns: [{name: id, type: bigint, primary_key: true}]}
-    - {op: sql, sql: "INSERT INTO $EFFECTS (dataset) VALUES ('$ds')"}
 EOF
+    for step in "$@"; do printf '    - %s\n' "$step"; done
+  } >"$CAT/$ds.yaml"
+}
+
+# make_plans N: datasets ${ID}_ds0..N-1, each a two-step plan: create a
+# table, then insert one row into the effects table (counts executions).
+make_plans() {
+  local n=$1 i ds
+  sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
+  for ((i = 0; i < n; i++)); do
+    ds="${ID}_ds$i"
+    write_plan "$ds" \
+      "{op: create_table, table: ${ds}_t, columns: [{name: id, type: bigint, primary_key: true}]}" \
+      "{op: sql, sql: \"INSERT INTO $EFFECTS (dataset) VALUES ('$ds')\"}"
   done
 }
 
