@@ -23,8 +23,10 @@ struct drv_catalog_s {
         char *dir, *url, *token;
         long connect_timeout_ms, timeout_ms, ttl_ms;
         pthread_mutex_t lock;
-        drv_cindex_t idx;   /* local: the scan; backstage: the cache */
-        int64_t scanned_ms; /* local: monotonic time of the last scan */
+        pthread_cond_t checked; /* local: a directory check ended */
+        drv_cindex_t idx;       /* local: the scan; backstage: the cache */
+        int64_t scanned_ms;     /* local: monotonic time of the last check */
+        int checking;           /* local: a thread is checking the dir */
         drv_catalog_stats_t stats;
 };
 
@@ -55,6 +57,7 @@ drv_catalog_t *drv_catalog_new(const drv_catalog_conf_t *conf, char *errstr,
                 return NULL;
         }
         pthread_mutex_init(&cat->lock, NULL);
+        pthread_cond_init(&cat->checked, NULL);
         cat->url = dup_or_null(conf->backstage_url);
         cat->dir = cat->url ? NULL : dup_or_null(conf->dir);
         cat->token = dup_or_null(conf->backstage_token);
@@ -81,6 +84,7 @@ void drv_catalog_destroy(drv_catalog_t *cat) {
                 return;
         drv_cindex_free(&cat->idx);
         pthread_mutex_destroy(&cat->lock);
+        pthread_cond_destroy(&cat->checked);
         free(cat->dir);
         free(cat->url);
         if (cat->token)
@@ -127,34 +131,77 @@ static drv_err_t answer(drv_catalog_t *cat, const drv_centry_t *e,
                            cat->dir);
 }
 
-/* Local: rescan after the TTL, or on a miss at most once a second. */
+/* Check the directory (called and returning with the lock held; works
+ * without it): a stat walk, and a full re-parse only when its signature
+ * changed, so a large catalog costs a parse only when it is edited.  The
+ * old index is freed outside the lock. */
+static drv_err_t check_local(drv_catalog_t *cat, char *errstr,
+                             size_t errstr_size) {
+        drv_cindex_t fresh = {0}, old = {0};
+        uint64_t sig = 0;
+        drv_err_t err;
+        int changed;
+
+        cat->checking = 1;
+        cat->stats.fetches++;
+        pthread_mutex_unlock(&cat->lock);
+        /* only the checking thread writes idx, so idx.sig reads safely */
+        err = drv_catalog_sig(cat->dir, &sig, errstr, errstr_size);
+        changed = !err && sig != cat->idx.sig;
+        if (changed)
+                err = drv_catalog_scan(cat->dir, &fresh, errstr, errstr_size);
+        pthread_mutex_lock(&cat->lock);
+        if (!err && changed) {
+                old = cat->idx;
+                cat->idx = fresh;
+                warn_bad_files(cat, old.bad_files);
+        } else if (!err) {
+                cat->stats.revalidated++;
+        }
+        if (!err)
+                cat->scanned_ms = drv_mono_ms();
+        cat->checking = 0;
+        pthread_cond_broadcast(&cat->checked);
+        if (old.cnt || old.v || old.first_bad) {
+                pthread_mutex_unlock(&cat->lock);
+                drv_cindex_free(&old);
+                pthread_mutex_lock(&cat->lock);
+        }
+        return err;
+}
+
+/* Local: check the directory after the TTL, or on a miss at most once a
+ * second.  One thread checks at a time; meanwhile hits answer from the
+ * current index and misses wait for the check's result. */
 static drv_err_t resolve_local(drv_catalog_t *cat, const char *ref,
                                drv_plan_t **planp, char *errstr,
                                size_t errstr_size) {
         drv_centry_t *e;
-        drv_cindex_t fresh;
         drv_err_t err;
         int64_t age;
-        size_t before;
 
         pthread_mutex_lock(&cat->lock);
-        e = drv_cindex_find(&cat->idx, ref);
-        age = drv_mono_ms() - cat->scanned_ms;
-        if (age >= cat->ttl_ms || (!e && age >= 1000)) {
-                err = drv_catalog_scan(cat->dir, &fresh, errstr, errstr_size);
-                if (err) {
-                        pthread_mutex_unlock(&cat->lock);
-                        return DRV_ERR_CATALOG_UNAVAILABLE;
-                }
-                before = cat->idx.bad_files;
-                drv_cindex_free(&cat->idx);
-                cat->idx = fresh;
-                warn_bad_files(cat, before);
-                cat->scanned_ms = drv_mono_ms();
-                cat->stats.fetches++;
+        for (;;) {
                 e = drv_cindex_find(&cat->idx, ref);
-        } else if (e) {
-                cat->stats.hits++;
+                age = drv_mono_ms() - cat->scanned_ms;
+                if (age < cat->ttl_ms && (e || age < 1000)) {
+                        if (e)
+                                cat->stats.hits++;
+                        break;
+                }
+                if (!cat->checking) {
+                        if (check_local(cat, errstr, errstr_size)) {
+                                pthread_mutex_unlock(&cat->lock);
+                                return DRV_ERR_CATALOG_UNAVAILABLE;
+                        }
+                        e = drv_cindex_find(&cat->idx, ref);
+                        break;
+                }
+                if (e) { /* another thread checks: answer from what we have */
+                        cat->stats.hits++;
+                        break;
+                }
+                pthread_cond_wait(&cat->checked, &cat->lock);
         }
         err = answer(cat, e, ref, planp, errstr, errstr_size);
         pthread_mutex_unlock(&cat->lock);

@@ -19,13 +19,54 @@
 
 #define SCAN_MAX_DEPTH 16
 
-drv_centry_t *drv_cindex_find(drv_cindex_t *idx, const char *ref) {
+/* FNV-1a, 64 bits: the index's hash and the directory signature. */
+static uint64_t fnv(uint64_t h, const void *data, size_t len) {
+        const unsigned char *p = data;
         size_t i;
 
+        for (i = 0; i < len; i++)
+                h = (h ^ p[i]) * 0x100000001b3ULL;
+        return h;
+}
+#define FNV_SEED 0xcbf29ce484222325ULL
+
+static size_t slot_of(const drv_cindex_t *idx, const char *ref) {
+        size_t mask = idx->nslots - 1,
+               h = (size_t)fnv(FNV_SEED, ref, strlen(ref)) & mask;
+
+        while (idx->slots[h] && strcmp(idx->v[idx->slots[h] - 1].ref, ref))
+                h = (h + 1) & mask;
+        return h;
+}
+
+/* Rebuild the hash table with at least 2 * want slots (0 on success). */
+static int rehash(drv_cindex_t *idx, size_t want) {
+        size_t n = 16, i;
+        uint32_t *slots;
+
+        while (n < 2 * want)
+                n *= 2;
+        if (want > UINT32_MAX / 4 || !(slots = calloc(n, sizeof(*slots))))
+                return -1;
+        free(idx->slots);
+        idx->slots = slots;
+        idx->nslots = n;
         for (i = 0; i < idx->cnt; i++)
-                if (!strcmp(idx->v[i].ref, ref))
-                        return &idx->v[i];
-        return NULL;
+                idx->slots[slot_of(idx, idx->v[i].ref)] = (uint32_t)i + 1;
+        return 0;
+}
+
+drv_centry_t *drv_cindex_find(drv_cindex_t *idx, const char *ref) {
+        size_t h;
+
+        if (!idx->nslots) { /* empty, or a failed rehash (out of memory) */
+                for (h = 0; h < idx->cnt; h++)
+                        if (!strcmp(idx->v[h].ref, ref))
+                                return &idx->v[h];
+                return NULL;
+        }
+        h = slot_of(idx, ref);
+        return idx->slots[h] ? &idx->v[idx->slots[h] - 1] : NULL;
 }
 
 drv_centry_t *drv_cindex_add(drv_cindex_t *idx, const char *ref) {
@@ -39,9 +80,12 @@ drv_centry_t *drv_cindex_add(drv_cindex_t *idx, const char *ref) {
                 idx->v = v;
                 idx->cap = cap;
         }
+        if (2 * (idx->cnt + 1) > idx->nslots && rehash(idx, idx->cnt + 1))
+                return NULL;
         e = &idx->v[idx->cnt++];
         memset(e, 0, sizeof(*e));
         snprintf(e->ref, sizeof(e->ref), "%s", ref);
+        idx->slots[slot_of(idx, e->ref)] = (uint32_t)idx->cnt;
         return e;
 }
 
@@ -52,9 +96,15 @@ static void centry_clear(drv_centry_t *e) {
         e->errmsg = NULL;
 }
 
+/* Rare (a Backstage 404 after a hit): the table is simply rebuilt. */
 void drv_cindex_remove(drv_cindex_t *idx, drv_centry_t *e) {
         centry_clear(e);
         *e = idx->v[--idx->cnt];
+        if (rehash(idx, idx->cnt)) { /* no memory: fall back to no table */
+                free(idx->slots);
+                idx->slots = NULL;
+                idx->nslots = 0;
+        }
 }
 
 void drv_cindex_free(drv_cindex_t *idx) {
@@ -65,6 +115,7 @@ void drv_cindex_free(drv_cindex_t *idx) {
         for (i = 0; i < idx->cnt; i++)
                 centry_clear(&idx->v[i]);
         free(idx->v);
+        free(idx->slots);
         free(idx->first_bad);
         memset(idx, 0, sizeof(*idx));
 }
@@ -195,7 +246,23 @@ static char **list_dir(const char *dir, size_t *cntp) {
         return names ? names : calloc(1, sizeof(*names));
 }
 
-static void scan_dir(drv_cindex_t *idx, const char *dir, int depth) {
+/* Fold what identifies a file's content into the signature. */
+static uint64_t sig_file(uint64_t sig, const char *path,
+                         const struct stat *st) {
+        int64_t v[7] = {(int64_t)st->st_dev,  (int64_t)st->st_ino,
+                        (int64_t)st->st_size, st->st_mtim.tv_sec,
+                        st->st_mtim.tv_nsec,  st->st_ctim.tv_sec,
+                        st->st_ctim.tv_nsec};
+
+        sig = fnv(sig, path, strlen(path) + 1);
+        return fnv(sig, v, sizeof(v));
+}
+
+/* Walk dir: every YAML file is folded into *sig and, with idx, parsed.
+ * The stat comes before the read, so a file changed while it is parsed
+ * shows as changed at the next check. */
+static void scan_dir(drv_cindex_t *idx, uint64_t *sig, const char *dir,
+                     int depth) {
         char **names, path[4096];
         size_t cnt = 0, i;
         struct stat st;
@@ -207,24 +274,47 @@ static void scan_dir(drv_cindex_t *idx, const char *dir, int depth) {
                 if (stat(path, &st) != 0)
                         ; /* vanished while we looked: skip */
                 else if (S_ISDIR(st.st_mode))
-                        scan_dir(idx, path, depth + 1);
-                else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i]))
-                        index_file(idx, path);
+                        scan_dir(idx, sig, path, depth + 1);
+                else if (S_ISREG(st.st_mode) && has_yaml_ext(names[i])) {
+                        *sig = sig_file(*sig, path, &st);
+                        if (idx)
+                                index_file(idx, path);
+                }
                 free(names[i]);
         }
         free(names);
 }
 
-drv_err_t drv_catalog_scan(const char *dir, drv_cindex_t *idx, char *errstr,
-                           size_t errstr_size) {
+static drv_err_t check_dir(const char *dir, char *errstr, size_t errstr_size) {
         struct stat st;
 
-        memset(idx, 0, sizeof(*idx));
         errno = 0;
         if (stat(dir, &st) || !S_ISDIR(st.st_mode))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
                                    "catalog directory \"%s\": %s", dir,
                                    errno ? strerror(errno) : "not a directory");
-        scan_dir(idx, dir, 0);
+        return DRV_OK;
+}
+
+drv_err_t drv_catalog_scan(const char *dir, drv_cindex_t *idx, char *errstr,
+                           size_t errstr_size) {
+        drv_err_t err;
+
+        memset(idx, 0, sizeof(*idx));
+        if ((err = check_dir(dir, errstr, errstr_size)))
+                return err;
+        idx->sig = FNV_SEED;
+        scan_dir(idx, &idx->sig, dir, 0);
+        return DRV_OK;
+}
+
+drv_err_t drv_catalog_sig(const char *dir, uint64_t *sig, char *errstr,
+                          size_t errstr_size) {
+        drv_err_t err;
+
+        *sig = FNV_SEED;
+        if ((err = check_dir(dir, errstr, errstr_size)))
+                return err;
+        scan_dir(NULL, sig, dir, 0);
         return DRV_OK;
 }

@@ -74,24 +74,38 @@ typedef struct drv_centry_s {
         int64_t checked_ms; /* monotonic: when fetched / revalidated */
 } drv_centry_t;
 
+/* Entries by ref, with a hash table over them (catalogs of tens of
+ * thousands of plans: a lookup must not walk them all). */
 typedef struct drv_cindex_s {
         drv_centry_t *v;
         size_t cnt, cap;
+        uint32_t *slots;  /* open addressing: index into v + 1, 0 = empty */
+        size_t nslots;    /* 0 or a power of two > 2 * cnt */
         size_t bad_files; /* YAML that did not parse (no ref known) */
         char *first_bad;  /* the first such error */
+        uint64_t sig;     /* local: drv_catalog_sig() when scanned */
 } drv_cindex_t;
 
 drv_centry_t *drv_cindex_find(drv_cindex_t *idx, const char *ref);
-/* A new zeroed entry for ref; NULL on out of memory. */
+/* A new zeroed entry for ref (not already in idx); NULL on out of memory.
+ * Pointers from earlier finds / adds are invalid after it. */
 drv_centry_t *drv_cindex_add(drv_cindex_t *idx, const char *ref);
+/* Pointers from earlier finds / adds are invalid after it. */
 void drv_cindex_remove(drv_cindex_t *idx, drv_centry_t *e);
 void drv_cindex_free(drv_cindex_t *idx);
 
 /* Index every *.yaml / *.yml under dir (recursively) into idx (empty on
- * entry).  Files that fail count in bad_files; plans that fail validation
- * become error entries.  Fails only when dir cannot be read. */
+ * entry), and set idx->sig.  Files that fail count in bad_files; plans
+ * that fail validation become error entries.  Fails only when dir cannot
+ * be read. */
 drv_err_t drv_catalog_scan(const char *dir, drv_cindex_t *idx, char *errstr,
                            size_t errstr_size);
+/* The signature of what drv_catalog_scan would read, from a stat walk
+ * without parsing: each YAML file's path, device, inode, size, mtime and
+ * ctime (nanoseconds).  Equal signatures: nothing to re-parse.  Fails
+ * only when dir cannot be read. */
+drv_err_t drv_catalog_sig(const char *dir, uint64_t *sig, char *errstr,
+                          size_t errstr_size);
 
 /* GET {base}/api/catalog/entities/by-name/{kind}/{ns}/{name}. */
 typedef struct drv_http_resp_s {

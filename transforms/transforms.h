@@ -243,9 +243,10 @@ typedef struct drv_catalog_conf_s {
 
 /* Create a catalog: the Backstage REST client when conf->backstage_url is
  * set, else the local directory conf->dir (scanned now, so errors in it
- * show at start; rescanned after cache_ttl_ms and on a miss, at most once
- * a second).  Strings are copied.  NULL and errstr set on failure (no dir
- * and no URL, dir unreadable).  A token is never logged. */
+ * show at start; checked after cache_ttl_ms and on a miss, at most once a
+ * second, by a stat walk, and re-parsed only when a file changed).  Strings are
+ * copied.  NULL and errstr set on failure (no dir and no URL, dir unreadable).
+ * A token is never logged. */
 drv_catalog_t *drv_catalog_new(const drv_catalog_conf_t *conf, char *errstr,
                                size_t errstr_size);
 /* Drops the cache (plans still referenced by callers stay valid).  NULL is
@@ -255,8 +256,8 @@ void drv_catalog_destroy(drv_catalog_t *cat);
 /* Counters, for tests and /metrics. */
 typedef struct drv_catalog_stats_s {
         uint64_t hits;        /* served from cache within the TTL */
-        uint64_t fetches;     /* HTTP requests / directory scans */
-        uint64_t revalidated; /* fetched after the TTL, same etag kept */
+        uint64_t fetches;     /* HTTP requests / directory checks */
+        uint64_t revalidated; /* fetched / checked, nothing changed */
         uint64_t stale;       /* served stale because the catalog failed */
 } drv_catalog_stats_t;
 void drv_catalog_stats(drv_catalog_t *cat, drv_catalog_stats_t *st);

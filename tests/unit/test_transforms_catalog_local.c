@@ -1,7 +1,8 @@
 /*
  * The local catalog: refs resolve case-insensitively with defaults,
  * unknown and invalid plans are told apart, new files are picked up on a
- * miss, duplicates are refused, and concurrent resolves are safe.
+ * miss, a large unchanged catalog is not re-parsed, duplicates are
+ * refused, and concurrent resolves are safe.
  */
 #include "testutil.h"
 
@@ -140,6 +141,83 @@ static void test_new_files_duplicates_and_bad_yaml(void **state) {
         assert_int_equal(system(path), 0);
 }
 
+/* n plans p<first>..p<first+n-1> of dataset ds, as one multi-document file */
+static void write_plans(const char *path, int first, int n, const char *ds) {
+        FILE *fp = fopen(path, "w");
+        int i;
+
+        assert_non_null(fp);
+        for (i = first; i < first + n; i++)
+                fprintf(fp,
+                        "---\napiVersion: backstage.io/v1alpha1\n"
+                        "kind: Component\nmetadata: {name: p%d}\nspec:\n"
+                        "  type: migration-plan\n  dataset: %s\n"
+                        "  schemaVersion: {from: 1, to: 2}\n"
+                        "  steps: [{op: drop_column, table: t, column: c}]\n",
+                        i, ds);
+        fclose(fp);
+}
+
+static void test_large_catalog_reparsed_only_when_changed(void **state) {
+        char dir[] = "/tmp/drv-catalog-XXXXXX", path[256], errstr[512];
+        drv_catalog_conf_t conf = {.dir = dir, .cache_ttl_ms = 600000};
+        drv_catalog_stats_t st;
+        drv_catalog_t *cat;
+        drv_plan_t *first, *plan;
+        int f;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        for (f = 0; f < 20; f++) { /* 4,000 plans */
+                snprintf(path, sizeof(path), "%s/f%02d.yaml", dir, f);
+                write_plans(path, f * 200, 200, "one");
+        }
+        assert_non_null(cat = drv_catalog_new(&conf, errstr, sizeof(errstr)));
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p3999", &first, errstr, sizeof(errstr)),
+            DRV_OK);
+        /* a miss checks the directory; nothing changed: no re-parse, the
+         * very same plan object is served */
+        sleep_ms(1100);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p4000", &plan, errstr, sizeof(errstr)),
+            DRV_ERR_UNKNOWN_PLAN);
+        drv_catalog_stats(cat, &st);
+        assert_int_equal(st.fetches, 2);
+        assert_int_equal(st.revalidated, 1);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p3999", &plan, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_ptr_equal(plan, first);
+        drv_plan_release(plan);
+        /* the same file rewritten, same size, new content: re-parsed */
+        snprintf(path, sizeof(path), "%s/f19.yaml", dir);
+        write_plans(path, 19 * 200, 200, "two");
+        sleep_ms(1100);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p4000", &plan, errstr, sizeof(errstr)),
+            DRV_ERR_UNKNOWN_PLAN);
+        drv_catalog_stats(cat, &st);
+        assert_int_equal(st.fetches, 3);
+        assert_int_equal(st.revalidated, 1);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p3999", &plan, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_ptr_not_equal(plan, first);
+        assert_string_equal(plan->dataset, "two");
+        assert_string_equal(first->dataset, "one"); /* still valid */
+        drv_plan_release(plan);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p0", &plan, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_string_equal(plan->dataset, "one");
+        drv_plan_release(plan);
+        drv_plan_release(first);
+        drv_catalog_destroy(cat);
+        snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+        assert_int_equal(system(path), 0);
+}
+
 static void test_bad_configuration(void **state) {
         drv_catalog_conf_t none = {0};
         drv_catalog_conf_t missing = {.dir = "/nonexistent/drover-catalog"};
@@ -200,6 +278,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_fixture_catalog_resolves),
             cmocka_unit_test(test_new_files_duplicates_and_bad_yaml),
+            cmocka_unit_test(test_large_catalog_reparsed_only_when_changed),
             cmocka_unit_test(test_bad_configuration),
             cmocka_unit_test(test_concurrent_resolves_share_plans_safely),
         };
