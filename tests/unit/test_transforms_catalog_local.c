@@ -158,10 +158,30 @@ static void write_plans(const char *path, int first, int n, const char *ds) {
         fclose(fp);
 }
 
+/* A miss (after the once-a-second limit) checks the directory; then the
+ * counters are as given, and p3999 resolves (a new reference). */
+static drv_plan_t *miss_then_p3999(drv_catalog_t *cat, uint64_t fetches,
+                                   uint64_t revalidated) {
+        char errstr[512];
+        drv_catalog_stats_t st;
+        drv_plan_t *plan;
+
+        sleep_ms(1100);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p4000", &plan, errstr, sizeof(errstr)),
+            DRV_ERR_UNKNOWN_PLAN);
+        drv_catalog_stats(cat, &st);
+        assert_int_equal(st.fetches, fetches);
+        assert_int_equal(st.revalidated, revalidated);
+        assert_int_equal(
+            drv_catalog_resolve(cat, "p3999", &plan, errstr, sizeof(errstr)),
+            DRV_OK);
+        return plan;
+}
+
 static void test_large_catalog_reparsed_only_when_changed(void **state) {
         char dir[] = "/tmp/drv-catalog-XXXXXX", path[256], errstr[512];
         drv_catalog_conf_t conf = {.dir = dir, .cache_ttl_ms = 600000};
-        drv_catalog_stats_t st;
         drv_catalog_t *cat;
         drv_plan_t *first, *plan;
         int f;
@@ -176,33 +196,14 @@ static void test_large_catalog_reparsed_only_when_changed(void **state) {
         assert_int_equal(
             drv_catalog_resolve(cat, "p3999", &first, errstr, sizeof(errstr)),
             DRV_OK);
-        /* a miss checks the directory; nothing changed: no re-parse, the
-         * very same plan object is served */
-        sleep_ms(1100);
-        assert_int_equal(
-            drv_catalog_resolve(cat, "p4000", &plan, errstr, sizeof(errstr)),
-            DRV_ERR_UNKNOWN_PLAN);
-        drv_catalog_stats(cat, &st);
-        assert_int_equal(st.fetches, 2);
-        assert_int_equal(st.revalidated, 1);
-        assert_int_equal(
-            drv_catalog_resolve(cat, "p3999", &plan, errstr, sizeof(errstr)),
-            DRV_OK);
+        /* nothing changed: no re-parse, the very same plan object */
+        plan = miss_then_p3999(cat, 2, 1);
         assert_ptr_equal(plan, first);
         drv_plan_release(plan);
         /* the same file rewritten, same size, new content: re-parsed */
         snprintf(path, sizeof(path), "%s/f19.yaml", dir);
         write_plans(path, 19 * 200, 200, "two");
-        sleep_ms(1100);
-        assert_int_equal(
-            drv_catalog_resolve(cat, "p4000", &plan, errstr, sizeof(errstr)),
-            DRV_ERR_UNKNOWN_PLAN);
-        drv_catalog_stats(cat, &st);
-        assert_int_equal(st.fetches, 3);
-        assert_int_equal(st.revalidated, 1);
-        assert_int_equal(
-            drv_catalog_resolve(cat, "p3999", &plan, errstr, sizeof(errstr)),
-            DRV_OK);
+        plan = miss_then_p3999(cat, 3, 1);
         assert_ptr_not_equal(plan, first);
         assert_string_equal(plan->dataset, "two");
         assert_string_equal(first->dataset, "one"); /* still valid */
