@@ -16,6 +16,7 @@ APT_PACKAGES=(
   kcat gnuplot-nox procps iproute2
   python3-venv linux-perf
   chromium fonts-liberation systemd
+  libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev
 )
 
 missing=()
