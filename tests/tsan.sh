@@ -16,10 +16,13 @@
 # threads, which glibc >= 2.34 runs past TSan's interceptors.  Its
 # internal atomics stay invisible there (see tests/tsan/README.md).
 #
-# Then runs the matching ctest tests (unit, and integration ones when
-# DROVER_TEST_BROKERS / DROVER_TEST_DATABASE_URL are set; shell tests run
-# the TSan-built drover; chaos and valgrind labels excluded) with
-# halt_on_error=0; any report fails the test (exit 66).
+# Then runs the matching ctest tests one by one (unit, and integration ones
+# when DROVER_TEST_BROKERS / DROVER_TEST_DATABASE_URL are set; shell tests
+# run the TSan-built drover; chaos and valgrind labels excluded) with
+# halt_on_error=0 (a report makes the process exit 66).  Every process's
+# reports go to BUILD_DIR/tsan-logs/<test>/tsan.<exe>.<pid>; one line per
+# test "name passed|failed|skipped <reports>" (also in tsan-logs/summary).
+# Exit status 0 only when no test failed and no process reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build-tsan}
@@ -56,13 +59,34 @@ check_ldd() {
   echo "tsan.sh: $n binaries load $lib" >&2
 }
 
-if [ "$MODE" = system ]; then
-  configure "$(pkg-config --variable=libdir rdkafka)"
-  cmake --build "$BUILD" -j "${JOBS:-2}"
-  check_ldd "$(pkg-config --variable=libdir rdkafka)/librdkafka.so.1"
-  cc -std=c11 -O1 -shared -fPIC -o "$BUILD/thrd_shim.so" tests/tsan/thrd_shim.c -lpthread
-  export LD_PRELOAD=$PWD/$BUILD/thrd_shim.so
-else
+# control PREFIX: tests/tsan/control.c (a deliberate race against
+# librdkafka's broker thread) must be reported with librdkafka's own
+# frames symbolized: TSan sees into the library the tests load, and a
+# report is counted.
+control() {
+  local prefix=$1 dir=$BUILD/tsan-control
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cc -std=c11 -g -O1 -fsanitize=thread -I"$prefix/include" tests/tsan/control.c \
+    -o "$dir/control" -L"$prefix/lib" -Wl,-rpath,"$prefix/lib" -lrdkafka
+  TSAN_OPTIONS="halt_on_error=0:exitcode=66:log_path=$PWD/$dir/tsan" \
+    "$dir/control" >/dev/null && die "control: no TSan report (exit 0)"
+  grep -q 'rdkafka_broker\.c:[0-9]' "$dir"/tsan.* 2>/dev/null ||
+    die "control: no report with librdkafka frames in $dir"
+  echo "tsan.sh: control race reported, librdkafka frames symbolized" >&2
+}
+
+# prepare: build BUILD against the chosen librdkafka and check it.
+prepare() {
+  local prefix
+  if [ "$MODE" = system ]; then
+    configure "$(pkg-config --variable=libdir rdkafka)"
+    cmake --build "$BUILD" -j "${JOBS:-2}"
+    check_ldd "$(pkg-config --variable=libdir rdkafka)/librdkafka.so.1"
+    cc -std=c11 -O1 -shared -fPIC -o "$BUILD/thrd_shim.so" tests/tsan/thrd_shim.c -lpthread
+    export LD_PRELOAD=$PWD/$BUILD/thrd_shim.so
+    return
+  fi
   prefix=$(scripts/rdkafka-tsan.sh)
   export PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   configure "$prefix/lib"
@@ -71,6 +95,50 @@ else
   # anything a test starts that was linked elsewhere
   check_ldd "$prefix/lib/librdkafka.so.1"
   export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-fi
-export TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$PWD/tests/tsan/tsan.supp"
-ctest --test-dir "$BUILD" -R "$REGEX" -LE 'chaos|valgrind' --output-on-failure --timeout 900
+  control "$prefix"
+}
+
+# run_one NAME: ctest runs test NAME with every process's TSan reports in
+# $LOGS/NAME/ (log_path: shell tests start drover processes whose exit
+# code a test may not check); prints "NAME result reports".
+run_one() {
+  local name=$1 dir=$LOGS/$1 rc=0 n
+  mkdir -p "$dir"
+  TSAN_OPTIONS="$TSAN_BASE:log_path=$dir/tsan:log_exe_name=1" \
+    ctest --test-dir "$BUILD" -R "^$name\$" --output-on-failure --timeout 900 \
+    >"$dir/ctest.log" 2>&1 || rc=$?
+  n=$(cat "$dir"/tsan.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer' || true)
+  if grep -q 'Skipped\|Not Run' "$dir/ctest.log"; then
+    echo "$name skipped $n"
+  elif [ "$rc" -eq 0 ]; then
+    echo "$name passed $n"
+  else
+    echo "$name failed $n"
+  fi
+}
+
+# run_all: every matching test, one summary line each; fails when a test
+# failed or any process reported.
+run_all() {
+  local t line bad=0 tests
+  TSAN_BASE="halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$PWD/tests/tsan/tsan.supp"
+  LOGS=$PWD/$BUILD/tsan-logs
+  rm -rf "$LOGS"
+  mkdir -p "$LOGS"
+  mapfile -t tests < <(ctest --test-dir "$BUILD" -N -R "$REGEX" -LE 'chaos|valgrind' |
+    sed -n 's/^ *Test *#[0-9]*: //p')
+  [ ${#tests[@]} -gt 0 ] || die "no test matches $REGEX"
+  for t in "${tests[@]}"; do
+    line=$(run_one "$t")
+    echo "$line" | tee -a "$LOGS/summary"
+    set -- $line
+    [ "$2" != failed ] && [ "$3" -eq 0 ] || bad=$((bad + 1))
+  done
+  echo "tsan.sh: ${#tests[@]} tests, $bad failed or reported;" \
+    "$(cat "$LOGS"/*/tsan.* 2>/dev/null | grep -c '^WARNING: ThreadSanitizer' || true)" \
+    "TSan reports (in $LOGS/<test>/tsan.<exe>.<pid>)" >&2
+  [ "$bad" -eq 0 ]
+}
+
+# one line, so that editing this file during a run cannot change the run
+main() { prepare; run_all; }; main; exit $?
