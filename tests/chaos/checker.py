@@ -514,7 +514,8 @@ def cmd_verify(a):
         print("chaos: problem: %s" % p)
     print("chaos: tasks=%d (%s; %d done reported skipped after a "
           "redelivery) faults=%d (%s) lost=%d duplicated=%d "
-          "wrong=%d problems=%d worker_exits=%s seconds=%s" % (
+          "wrong=%d problems=%d worker_exits=%s producer_recoveries=%d "
+          "seconds=%s" % (
               len(tasks), " ".join("%s=%d" % kv for kv in sorted(mix.items())),
               len(v.redelivered), sum(faults.values()),
               " ".join("%s=%d" % kv for kv in faults.items()),
@@ -522,7 +523,7 @@ def cmd_verify(a):
               len(h["harness_problems"]),
               ",".join("%s:%s" % kv for kv in sorted(
                   h.get("worker_exits", {}).items())) or "none",
-              h["seconds"]), flush=True)
+              h.get("producer_recoveries", 0), h["seconds"]), flush=True)
     bad = len(v.lost) + len(v.dup) + len(v.wrong) + len(h["harness_problems"])
     return 1 if bad else 0
 

@@ -36,7 +36,8 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import Producer
+from confluent_kafka import (Consumer, KafkaException, Producer,
+                             TopicPartition, OFFSET_BEGINNING)
 from confluent_kafka.admin import AdminClient, NewTopic, ConfigResource
 import psycopg2
 
@@ -245,14 +246,31 @@ def create_topics(brokers, topic):
 # Producing
 # ---------------------------------------------------------------------------
 class TaskProducer:
+    """The upstream service: an idempotent acks=all producer of the tasks.
+
+    librdkafka 2.0.2's idempotent producer can raise a fatal error after a
+    hard broker restart ("out of order sequence number ... sequence
+    desynchronization"; newer clients bump the epoch instead).  That is the
+    upstream's failure, not drover's, so it must not end the run nor put a
+    task in the log twice: a new producer takes over, every task not yet
+    acknowledged is looked up in the topic by its exact bytes (each value
+    is unique: a task id or random bytes), and only the absent ones are
+    produced again.  Tasks keep the bytes they were first given."""
+
+    MAX_RECOVERIES = 20
+
     def __init__(self, brokers, topic, writer, rng):
-        self.p = Producer({"bootstrap.servers": brokers,
-                           "enable.idempotence": True, "acks": "all",
-                           "linger.ms": 5, "message.timeout.ms": 300000})
+        self.conf = {"bootstrap.servers": brokers,
+                     "enable.idempotence": True, "acks": "all",
+                     "linger.ms": 5, "message.timeout.ms": 300000}
+        self.brokers = brokers
+        self.p = Producer(self.conf)
         self.topic = topic
         self.writer = writer
         self.rng = rng
         self.failed = []
+        self.pending = {}  # id(task) -> task: produced, not acknowledged
+        self.recoveries = 0
 
     def value(self, t):
         if t["kind"] == "poison":
@@ -269,28 +287,105 @@ class TaskProducer:
                                   "chaos", t["params"])
 
     def produce(self, t):
+        t["value_hex"] = self.value(t).hex()
+        self.send(t)
+
+    def send(self, t):
         def cb(err, msg, t=t):
             if err:
                 self.failed.append((t, str(err)))
             else:
                 t["partition"] = msg.partition()
                 t["offset"] = msg.offset()
-        value = self.value(t)
-        t["value_hex"] = value.hex()
+                self.pending.pop(id(t), None)
+        self.pending[id(t)] = t
         while True:
             try:
                 self.p.produce(self.topic, key=t["key"].encode(),
-                               value=value, on_delivery=cb)
+                               value=bytes.fromhex(t["value_hex"]),
+                               on_delivery=cb)
                 break
             except BufferError:
                 self.p.poll(0.1)
-        self.p.poll(0)
+            except KafkaException as e:
+                self.recover(str(e))  # resends t too: it is pending
+                return
+        self.poll(0)
+
+    def poll(self, timeout):
+        self.p.poll(timeout)
+        if self.failed:
+            self.recover(self.failed[0][1])
+
+    def recover(self, why):
+        self.recoveries += 1
+        if self.recoveries > self.MAX_RECOVERIES:
+            raise RuntimeError("producing tasks failed %d times, last: %s"
+                               % (self.recoveries - 1, why))
+        log("task producer failed (%s); %d task(s) unacknowledged; a new "
+            "producer takes over" % (why[:200], len(self.pending)))
+        try:  # let the old one report what it still holds
+            self.p.flush(30)
+        except KafkaException:
+            pass
+        self.p = Producer(self.conf)
+        self.failed = []
+        found = self.find_in_log({t["value_hex"] for t in
+                                  self.pending.values()})
+        resend = []
+        for t in list(self.pending.values()):
+            if t["value_hex"] in found:
+                t["partition"], t["offset"] = found[t["value_hex"]]
+                del self.pending[id(t)]
+            else:
+                resend.append(t)
+        log("task producer: %d of them already in the log, %d produced "
+            "again" % (len(found), len(resend)))
+        for t in resend:
+            self.send(t)
+
+    def find_in_log(self, wanted):
+        """value hex -> (partition, offset) for the wanted values in the
+        topic (read_uncommitted: the tasks are not transactional)."""
+        c = Consumer({"bootstrap.servers": self.brokers,
+                      "group.id": "chaos-readback-%d" % os.getpid(),
+                      "enable.auto.commit": False,
+                      "isolation.level": "read_uncommitted"})
+        md = c.list_topics(self.topic, timeout=30)
+        ends = {}
+        for p in md.topics[self.topic].partitions:
+            ends[p] = c.get_watermark_offsets(
+                TopicPartition(self.topic, p), timeout=30, cached=False)[1]
+        c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING)
+                  for p in ends])
+        left = {p for p, hi in ends.items() if hi > 0}
+        found = {}
+        deadline = time.time() + 300
+        while left:
+            if time.time() > deadline:
+                raise RuntimeError("reading %s back: partitions %s did not "
+                                   "reach their end" % (self.topic, left))
+            m = c.poll(10)
+            if m is None or m.error():
+                continue
+            h = m.value().hex()
+            if h in wanted:
+                found[h] = (m.partition(), m.offset())
+            if m.offset() + 1 >= ends[m.partition()]:
+                left.discard(m.partition())
+        c.close()
+        return found
 
     def flush(self):
-        left = self.p.flush(300)
-        if left or self.failed:
-            raise RuntimeError("producing tasks failed: %d undelivered, %s"
-                               % (left, self.failed[:3]))
+        while True:
+            left = self.p.flush(300)
+            if self.failed:
+                self.recover(self.failed[0][1])
+                continue
+            if left or self.pending:
+                raise RuntimeError("producing tasks failed: %d undelivered"
+                                   % max(left, len(self.pending)))
+            return
 
 
 # ---------------------------------------------------------------------------
@@ -374,6 +469,7 @@ class Harness:
         self.problems = []      # harness-level findings (not lost/dup/wrong)
         self.unexpected_exits = 0
         self.exits = {}         # documented exit statuses seen (69, 70)
+        self.producer_recoveries = 0  # the upstream producer's, see above
         self.stop_faults = threading.Event()
         self.cycles_done = 0
         self.workers = [Worker(self, "w%d" % i) for i in (1, 2, 3)]
@@ -618,6 +714,7 @@ kafka:
                 produced += 1
             if produced == len(tasks) and deadline is None:
                 prod.flush()
+                self.producer_recoveries = prod.recoveries
                 with open(os.path.join(self.workdir, "manifest.json"),
                           "w") as f:
                     json.dump({"run": self.run, "topic": self.topic,
@@ -626,7 +723,7 @@ kafka:
                                "tasks": tasks}, f)
                 deadline = now + self.a.timeout
                 log("all %d tasks produced" % len(tasks))
-            prod.p.poll(0)
+            prod.poll(0)
             self.supervise()
             faulting = ft.is_alive()
             prog = self.monitor_progress()
@@ -730,6 +827,7 @@ kafka:
                    "harness_problems": self.problems,
                    "unexpected_worker_exits": self.unexpected_exits,
                    "worker_exits": self.exits,
+                   "producer_recoveries": self.producer_recoveries,
                    "seconds": round(elapsed, 1)}
         with open(os.path.join(self.workdir, "harness.json"), "w") as f:
             json.dump(summary, f, indent=1)
