@@ -25,4 +25,9 @@ drv_err_t drv_admin_kafka_produce(drv_admin_kafka_t *ak, const char *key,
                                   const void *value, size_t len, char *errstr,
                                   size_t errstr_size);
 
+/* For tests: the current producer's handle (valid until it is replaced)
+ * and, when replacedp is not NULL, how many producers were replaced after
+ * a fatal error so far. */
+rd_kafka_t *drv_admin_kafka_handle(drv_admin_kafka_t *ak, int *replacedp);
+
 #endif /* DRV_ADMIN_KAFKA_H */
