@@ -83,7 +83,7 @@ cmd_start() {
     cd "$INST"
     exec setsid node index.js --config app-config.yaml >"$BDIR/backend.log" 2>&1
   ) &
-  echo $! >"$BDIR/pid"
+  pid_write "$BDIR/pid" $!
   if ! wait_port "$BACKSTAGE_PORT" 180; then
     stop_pid "$BDIR/pid" 5
     die "backstage did not start: $(tail -n 5 "$BDIR/backend.log")"

@@ -33,7 +33,7 @@ start_node() {
       -Dkafka.logs.dir="$d" -cp "$LIBS/*" kafka.Kafka "$d/server.properties" \
       >"$d/stdout.log" 2>&1
   ) &
-  echo $! >"$d/pid"
+  pid_write "$d/pid" $!
 }
 
 write_log4j() {
@@ -158,7 +158,7 @@ cmd_status() {
   for d in "$KDIR"/node*; do
     [ -d "$d" ] || continue
     if pid_alive "$d/pid"; then
-      echo "$(basename "$d"): running (pid $(cat "$d/pid"), port $(cat "$d/port"))"
+      echo "$(basename "$d"): running (pid $(pid_read "$d/pid"), port $(cat "$d/port"))"
       up=1
     else
       echo "$(basename "$d"): stopped"
@@ -173,7 +173,7 @@ cmd_kill() {
   local d=$KDIR/node$1
   local pid i
   [ -f "$d/pid" ] || die "node $1 is not running"
-  pid=$(cat "$d/pid")
+  pid=$(pid_read "$d/pid") || { rm -f "$d/pid"; return 0; } # already gone
   kill -KILL "$pid" 2>/dev/null || true
   # gone for real before anyone probes its port again
   for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

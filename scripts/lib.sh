@@ -33,9 +33,36 @@ wait_port() {
   return 1
 }
 
-# pid_alive FILE: the pid in FILE names a live process.
+# Pid files hold "PID STARTTIME" (start time in clock ticks since boot,
+# field 22 of /proc/PID/stat), so a stale file whose pid the kernel has
+# since given to another process is never taken for ours, nor killed.
+proc_start() {
+  local s
+  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  s=${s##*) } # after "pid (comm) ": field 3 on
+  set -- $s
+  echo "${20}"
+}
+
+# pid_write FILE PID
+pid_write() {
+  echo "$2 $(proc_start "$2")" >"$1"
+}
+
+# pid_read FILE: print the pid in FILE when that very process is alive.
+# (A file with a bare pid, from before start times, is trusted as it was.)
+pid_read() {
+  local pid="" st=""
+  [ -f "$1" ] || return 1
+  read -r pid st <"$1" || [ -n "$pid" ] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ -z "$st" ] || [ "$(proc_start "$pid")" = "$st" ] || return 1
+  echo "$pid"
+}
+
+# pid_alive FILE: the pid in FILE names our live process.
 pid_alive() {
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+  pid_read "$1" >/dev/null
 }
 
 # stop_pid FILE [SECONDS]: TERM the process, KILL it after SECONDS, remove
@@ -43,8 +70,7 @@ pid_alive() {
 stop_pid() {
   local f=$1 secs=${2:-20} pid i
   [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid=$(pid_read "$f"); then
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < secs * 5; i++)); do
       kill -0 "$pid" 2>/dev/null || break
