@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *need_env(const char *name) {
@@ -44,4 +45,99 @@ const char *drv_test_unique(const char *prefix) {
         snprintf(out, sizeof(buf[0]), "%s-%d-%lld-%d", prefix, (int)getpid(),
                  (long long)(drv_now_ms() % 100000000), n);
         return out;
+}
+
+rd_kafka_t *drv_test_kafka(rd_kafka_type_t type, const char **kv) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char errstr[256];
+        rd_kafka_t *rk;
+
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", drv_test_brokers(),
+                              errstr, sizeof(errstr)))
+                fail_msg("bootstrap.servers: %s", errstr);
+        for (; kv && kv[0]; kv += 2)
+                if (rd_kafka_conf_set(conf, kv[0], kv[1], errstr,
+                                      sizeof(errstr)))
+                        fail_msg("%s: %s", kv[0], errstr);
+        if (!(rk = rd_kafka_new(type, conf, errstr, sizeof(errstr))))
+                fail_msg("rd_kafka_new: %s", errstr);
+        return rk;
+}
+
+void drv_test_create_topic(const char *topic, int partitions) {
+        rd_kafka_t *rk = drv_test_kafka(RD_KAFKA_PRODUCER, NULL);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        const rd_kafka_topic_result_t **res;
+        rd_kafka_NewTopic_t *nt;
+        rd_kafka_event_t *ev;
+        char errstr[256];
+        size_t cnt;
+
+        nt =
+            rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
+        if (!nt)
+                fail_msg("topic %s: %s", topic, errstr);
+        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+        ev = rd_kafka_queue_poll(q, 30000);
+        assert_non_null(ev);
+        res = rd_kafka_CreateTopics_result_topics(
+            rd_kafka_event_CreateTopics_result(ev), &cnt);
+        assert_int_equal(cnt, 1);
+        if (rd_kafka_topic_result_error(res[0]))
+                fail_msg("create %s: %s", topic,
+                         rd_kafka_topic_result_error_string(res[0]));
+        rd_kafka_event_destroy(ev);
+        rd_kafka_NewTopic_destroy(nt);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy(rk);
+}
+
+char drv_test_out[1 << 18];
+char drv_test_err[1 << 14];
+
+/* Read fp into buf (NUL-terminated, truncated). */
+static void slurp(FILE *fp, char *buf, size_t size) {
+        size_t n = fp ? fread(buf, 1, size - 1, fp) : 0;
+
+        buf[n] = '\0';
+}
+
+int drv_test_cli(const char *fmt, ...) {
+        char args[1024], cmd[2048], errfile[64];
+        const char *bin = getenv("DROVER_BIN");
+        va_list ap;
+        FILE *fp;
+        int st;
+
+        assert_non_null(bin);
+        va_start(ap, fmt);
+        vsnprintf(args, sizeof(args), fmt, ap);
+        va_end(ap);
+        snprintf(errfile, sizeof(errfile), "/tmp/drv-cli-test-%d.err",
+                 (int)getpid());
+        snprintf(cmd, sizeof(cmd), "'%s' %s 2>%s", bin, args, errfile);
+        assert_non_null(fp = popen(cmd, "r"));
+        slurp(fp, drv_test_out, sizeof(drv_test_out));
+        st = pclose(fp);
+        fp = fopen(errfile, "r");
+        slurp(fp, drv_test_err, sizeof(drv_test_err));
+        if (fp)
+                fclose(fp);
+        unlink(errfile);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+rd_kafka_mock_cluster_t *
+drv_test_mock_cluster(rd_kafka_t **ownerp, const char *topic, int partitions) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_mock_cluster_t *mc;
+        char errstr[256];
+
+        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+        *ownerp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        assert_non_null(*ownerp);
+        mc = rd_kafka_mock_cluster_new(*ownerp, 1);
+        assert_non_null(mc);
+        rd_kafka_mock_topic_create(mc, topic, partitions, 1);
+        return mc;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 /* The broker bootstrap (DROVER_TEST_BROKERS) and the database URL
  * (DROVER_TEST_DATABASE_URL) of the stack scripts/test.sh started.  When
@@ -22,5 +24,28 @@ const char *drv_test_database_url(void);
 /* A name unique to this test run ("<prefix>-<pid>-<counter>"), for topics,
  * groups, schemas and tables, so tests never see each other's data. */
 const char *drv_test_unique(const char *prefix);
+
+/* A Kafka client of `type` on the test brokers, with extra settings kv =
+ * {"key", "value", ..., NULL} (kv may be NULL).  Fails the test on a bad
+ * setting. */
+rd_kafka_t *drv_test_kafka(rd_kafka_type_t type, const char **kv);
+
+/* Create `topic` with `partitions` partitions (replication factor 1) on the
+ * test brokers; fails the test if it cannot. */
+void drv_test_create_topic(const char *topic, int partitions);
+
+/* Run `$DROVER_BIN <args>` (args printf-formatted, already shell-safe):
+ * its stdout lands in drv_test_out and its stderr in drv_test_err (both
+ * NUL-terminated, truncated to their size).  Returns its exit code, 128
+ * when a signal ended it. */
+extern char drv_test_out[1 << 18];
+extern char drv_test_err[1 << 14];
+int drv_test_cli(const char *fmt, ...);
+
+/* librdkafka's mock cluster (1 broker) with `topic` of `partitions`
+ * partitions; the cluster belongs to the handle put in *ownerp: destroy
+ * the cluster, then that handle. */
+rd_kafka_mock_cluster_t *
+drv_test_mock_cluster(rd_kafka_t **ownerp, const char *topic, int partitions);
 
 #endif

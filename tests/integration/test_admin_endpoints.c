@@ -144,30 +144,6 @@ static void seed_task_runs(void) {
         exec_ok(ins, 5, v);
 }
 
-static void create_topic(const char *name) {
-        char errstr[256];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_t *rk;
-        rd_kafka_NewTopic_t *nt;
-        rd_kafka_queue_t *q;
-        rd_kafka_event_t *ev;
-
-        rd_kafka_conf_set(conf, "bootstrap.servers", drv_test_brokers(), errstr,
-                          sizeof(errstr));
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        assert_non_null(rk);
-        nt = rd_kafka_NewTopic_new(name, 3, 1, errstr, sizeof(errstr));
-        q = rd_kafka_queue_new(rk);
-        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-        ev = rd_kafka_queue_poll(q, 30000);
-        assert_non_null(ev);
-        assert_int_equal(rd_kafka_event_error(ev), 0);
-        rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_NewTopic_destroy(nt);
-        rd_kafka_destroy(rk);
-}
-
 static int setup(void **state) {
         drv_admin_conf_t ac = {0};
         char errstr[512];
@@ -180,7 +156,7 @@ static int setup(void **state) {
                          DRV_OK);
         assert_int_equal(drv_db_migrate(conn, errstr, sizeof(errstr)), DRV_OK);
         seed_task_runs();
-        create_topic(topic);
+        drv_test_create_topic(topic, 3);
         ac.listen = "127.0.0.1:0";
         ac.token = TOKEN;
         ac.database_url = drv_test_database_url();

@@ -19,51 +19,6 @@
 
 /* ---------------------------------------------------------------- kafka */
 
-static rd_kafka_t *new_handle(rd_kafka_type_t type, const char **kv) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char errstr[256];
-        rd_kafka_t *rk;
-
-        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           drv_test_brokers(), errstr,
-                                           sizeof(errstr)),
-                         RD_KAFKA_CONF_OK);
-        for (; kv && kv[0]; kv += 2)
-                if (rd_kafka_conf_set(conf, kv[0], kv[1], errstr,
-                                      sizeof(errstr)))
-                        fail_msg("%s: %s", kv[0], errstr);
-        rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-        if (!rk)
-                fail_msg("rd_kafka_new: %s", errstr);
-        return rk;
-}
-
-static void create_topic(const char *topic, int partitions) {
-        rd_kafka_t *rk = new_handle(RD_KAFKA_PRODUCER, NULL);
-        rd_kafka_NewTopic_t *nt;
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_event_t *ev;
-        const rd_kafka_topic_result_t **res;
-        char errstr[256];
-        size_t cnt;
-
-        nt =
-            rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
-        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-        ev = rd_kafka_queue_poll(q, TMO);
-        assert_non_null(ev);
-        res = rd_kafka_CreateTopics_result_topics(
-            rd_kafka_event_CreateTopics_result(ev), &cnt);
-        assert_int_equal(cnt, 1);
-        if (rd_kafka_topic_result_error(res[0]))
-                fail_msg("create %s: %s", topic,
-                         rd_kafka_topic_result_error_string(res[0]));
-        rd_kafka_event_destroy(ev);
-        rd_kafka_NewTopic_destroy(nt);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
-}
-
 typedef struct {
         const char *key;
         const char *cls;
@@ -98,7 +53,7 @@ static void produce_dead_letters(const char *dlq_topic, const dl_t *dls,
                                  size_t n, int commit) {
         const char *kv[] = {"transactional.id", drv_test_unique("dlq-tx"),
                             "linger.ms", "0", NULL};
-        rd_kafka_t *rkp = new_handle(RD_KAFKA_PRODUCER, kv);
+        rd_kafka_t *rkp = drv_test_kafka(RD_KAFKA_PRODUCER, kv);
         drv_dlq_info_t in;
         char value[64];
         size_t i;
@@ -138,7 +93,7 @@ static int count_committed(const char *topic, int partitions) {
                             "enable.partition.eof",
                             "true",
                             NULL};
-        rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, kv);
+        rd_kafka_t *rk = drv_test_kafka(RD_KAFKA_CONSUMER, kv);
         rd_kafka_topic_partition_list_t *l;
         int n = 0, eof = 0, p;
         int64_t deadline = drv_mono_ms() + TMO;
@@ -166,39 +121,6 @@ static int count_committed(const char *topic, int partitions) {
 
 /* ------------------------------------------------------------ the CLI */
 
-static char out_buf[1 << 18];
-static char err_buf[1 << 14];
-
-/* Run `drover <args>` (args already shell-safe); stdout into out_buf,
- * stderr into err_buf; returns the exit code. */
-static int drover(const char *fmt, ...) {
-        char args[1024], cmd[2048], errfile[64];
-        const char *bin = getenv("DROVER_BIN");
-        va_list ap;
-        FILE *fp;
-        size_t n;
-        int st;
-
-        assert_non_null(bin);
-        va_start(ap, fmt);
-        vsnprintf(args, sizeof(args), fmt, ap);
-        va_end(ap);
-        snprintf(errfile, sizeof(errfile), "/tmp/drv-dlq-test-%d.err",
-                 (int)getpid());
-        snprintf(cmd, sizeof(cmd), "'%s' %s 2>%s", bin, args, errfile);
-        fp = popen(cmd, "r");
-        assert_non_null(fp);
-        n = fread(out_buf, 1, sizeof(out_buf) - 1, fp);
-        out_buf[n] = '\0';
-        st = pclose(fp);
-        fp = fopen(errfile, "r");
-        n = fp ? fread(err_buf, 1, sizeof(err_buf) - 1, fp) : 0;
-        err_buf[n] = '\0';
-        if (fp)
-                fclose(fp);
-        unlink(errfile);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static int count_lines_with(const char *text, const char *needle) {
         const char *line = text;
@@ -223,8 +145,8 @@ static const char *fresh_topics(char *dlq, size_t size) {
 
         snprintf(topic, sizeof(topic), "%s", drv_test_unique("dlqt"));
         snprintf(dlq, size, "%s.dlq", topic);
-        create_topic(topic, 3);
-        create_topic(dlq, 3);
+        drv_test_create_topic(topic, 3);
+        drv_test_create_topic(dlq, 3);
         setenv("DROVER_BROKERS", drv_test_brokers(), 1);
         setenv("DROVER_TOPIC", topic, 1);
         setenv("DROVER_GROUP", drv_test_unique("dlqg"), 1);
@@ -269,27 +191,29 @@ static void test_list_shows_dead_letters_text_json_and_filters(void **s) {
         fresh_topics(dlq, sizeof(dlq));
         produce_dead_letters(dlq, mixed, MIXED_CNT, 1);
 
-        assert_int_equal(drover("dlq list"), 0);
-        assert_non_null(strstr(out_buf, "CLASS"));
-        assert_int_equal(count_lines_with(out_buf, "pending"), 5);
-        assert_int_equal(count_lines_with(out_buf, "retries_exhausted"), 2);
-        assert_int_equal(count_lines_with(out_buf, "failure number 4"), 1);
+        assert_int_equal(drv_test_cli("dlq list"), 0);
+        assert_non_null(strstr(drv_test_out, "CLASS"));
+        assert_int_equal(count_lines_with(drv_test_out, "pending"), 5);
+        assert_int_equal(count_lines_with(drv_test_out, "retries_exhausted"),
+                         2);
+        assert_int_equal(count_lines_with(drv_test_out, "failure number 4"), 1);
 
-        assert_int_equal(drover("dlq list --class retries_exhausted"), 0);
-        assert_int_equal(count_lines_with(out_buf, "pending"), 2);
-        assert_int_equal(count_lines_with(out_buf, "decode"), 0);
-        assert_int_equal(drover("dlq list --dataset orders"), 0);
-        assert_int_equal(count_lines_with(out_buf, "pending"), 2);
-        assert_int_equal(count_lines_with(out_buf, "customer"), 0);
-        assert_int_equal(drover("dlq list --since -1h"), 0);
-        assert_int_equal(count_lines_with(out_buf, "pending"), 5);
-        assert_int_equal(drover("dlq list --since 2099-01-01T00:00:00Z"), 0);
-        assert_int_equal(count_lines_with(out_buf, "pending"), 0);
+        assert_int_equal(drv_test_cli("dlq list --class retries_exhausted"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "pending"), 2);
+        assert_int_equal(count_lines_with(drv_test_out, "decode"), 0);
+        assert_int_equal(drv_test_cli("dlq list --dataset orders"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "pending"), 2);
+        assert_int_equal(count_lines_with(drv_test_out, "customer"), 0);
+        assert_int_equal(drv_test_cli("dlq list --since -1h"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "pending"), 5);
+        assert_int_equal(drv_test_cli("dlq list --since 2099-01-01T00:00:00Z"),
+                         0);
+        assert_int_equal(count_lines_with(drv_test_out, "pending"), 0);
 
-        assert_int_equal(drover("dlq list --json --dataset billing"), 0);
-        arr = json_loads(out_buf, 0, &jerr);
+        assert_int_equal(drv_test_cli("dlq list --json --dataset billing"), 0);
+        arr = json_loads(drv_test_out, 0, &jerr);
         if (!arr)
-                fail_msg("not json: %s: %s", jerr.text, out_buf);
+                fail_msg("not json: %s: %s", jerr.text, drv_test_out);
         assert_int_equal(json_array_size(arr), 1);
         row = json_array_get(arr, 0);
         assert_string_equal(
@@ -304,8 +228,8 @@ static void test_list_shows_dead_letters_text_json_and_filters(void **s) {
                             "pending");
         json_decref(arr);
 
-        assert_int_equal(drover("dlq list --since yesterday-ish"), 2);
-        assert_non_null(strstr(err_buf, "drover: invalid --since"));
+        assert_int_equal(drv_test_cli("dlq list --since yesterday-ish"), 2);
+        assert_non_null(strstr(drv_test_err, "drover: invalid --since"));
 }
 
 /* read_committed: dead letters of an aborted worker transaction are not
@@ -317,9 +241,9 @@ static void test_list_hides_aborted_dead_letters(void **s) {
         fresh_topics(dlq, sizeof(dlq));
         produce_dead_letters(dlq, mixed, 2, 0);
         produce_dead_letters(dlq, mixed + 4, 1, 1);
-        assert_int_equal(drover("dlq list"), 0);
-        assert_int_equal(count_lines_with(out_buf, "pending"), 1);
-        assert_int_equal(count_lines_with(out_buf, "billing"), 1);
+        assert_int_equal(drv_test_cli("dlq list"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "pending"), 1);
+        assert_int_equal(count_lines_with(drv_test_out, "billing"), 1);
 }
 
 static void test_redrive_dry_run_changes_nothing(void **s) {
@@ -329,14 +253,14 @@ static void test_redrive_dry_run_changes_nothing(void **s) {
         (void)s;
         topic = fresh_topics(dlq, sizeof(dlq));
         produce_dead_letters(dlq, mixed, MIXED_CNT, 1);
-        assert_int_equal(drover("dlq redrive"), 0);
-        assert_int_equal(count_lines_with(out_buf, "would-redrive"), 5);
-        assert_non_null(strstr(out_buf, "dry run: would redrive 5"));
+        assert_int_equal(drv_test_cli("dlq redrive"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "would-redrive"), 5);
+        assert_non_null(strstr(drv_test_out, "dry run: would redrive 5"));
         assert_int_equal(count_committed(topic, 3), 0);
         assert_int_equal(count_committed(dlq, 3), MIXED_CNT);
         /* and a second dry run still sees everything */
-        assert_int_equal(drover("dlq redrive"), 0);
-        assert_int_equal(count_lines_with(out_buf, "would-redrive"), 5);
+        assert_int_equal(drv_test_cli("dlq redrive"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "would-redrive"), 5);
 }
 
 /* A filtered redrive moves exactly the selected records, once; the ones
@@ -348,27 +272,28 @@ static void test_redrive_moves_selected_exactly_once(void **s) {
         (void)s;
         topic = fresh_topics(dlq, sizeof(dlq));
         produce_dead_letters(dlq, mixed, MIXED_CNT, 1);
-        assert_int_equal(drover("dlq redrive --execute --class "
-                                "retries_exhausted"),
+        assert_int_equal(drv_test_cli("dlq redrive --execute --class "
+                                      "retries_exhausted"),
                          0);
-        assert_non_null(strstr(out_buf, "redrove 2 record(s)"));
+        assert_non_null(strstr(drv_test_out, "redrove 2 record(s)"));
         assert_int_equal(count_committed(topic, 3), 2);
 
-        assert_int_equal(drover("dlq redrive --execute --class "
-                                "retries_exhausted"),
+        assert_int_equal(drv_test_cli("dlq redrive --execute --class "
+                                      "retries_exhausted"),
                          0);
-        assert_non_null(strstr(out_buf, "redrove 0 record(s)"));
+        assert_non_null(strstr(drv_test_out, "redrove 0 record(s)"));
         assert_int_equal(count_committed(topic, 3), 2);
 
         /* the skipped ones were not lost */
-        assert_int_equal(drover("dlq redrive --execute --dataset orders"), 0);
-        assert_non_null(strstr(out_buf, "redrove 1 record(s)"));
-        assert_int_equal(drover("dlq redrive --execute --max 1"), 0);
-        assert_non_null(strstr(out_buf, "redrove 1 record(s)"));
-        assert_int_equal(drover("dlq redrive --execute"), 0);
-        assert_non_null(strstr(out_buf, "redrove 1 record(s)"));
-        assert_int_equal(drover("dlq redrive --execute"), 0);
-        assert_non_null(strstr(out_buf, "redrove 0 record(s)"));
+        assert_int_equal(drv_test_cli("dlq redrive --execute --dataset orders"),
+                         0);
+        assert_non_null(strstr(drv_test_out, "redrove 1 record(s)"));
+        assert_int_equal(drv_test_cli("dlq redrive --execute --max 1"), 0);
+        assert_non_null(strstr(drv_test_out, "redrove 1 record(s)"));
+        assert_int_equal(drv_test_cli("dlq redrive --execute"), 0);
+        assert_non_null(strstr(drv_test_out, "redrove 1 record(s)"));
+        assert_int_equal(drv_test_cli("dlq redrive --execute"), 0);
+        assert_non_null(strstr(drv_test_out, "redrove 0 record(s)"));
         assert_int_equal(count_committed(topic, 3), MIXED_CNT);
 
         /* each task came back once, attempts and redrive count in its
@@ -378,8 +303,8 @@ static void test_redrive_moves_selected_exactly_once(void **s) {
                          MIXED_CNT);
 
         /* list shows them all redriven */
-        assert_int_equal(drover("dlq list"), 0);
-        assert_int_equal(count_lines_with(out_buf, "redriven"), 5);
+        assert_int_equal(drv_test_cli("dlq list"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "redriven"), 5);
 }
 
 static void test_redrive_due_respects_retry_after(void **s) {
@@ -394,14 +319,14 @@ static void test_redrive_due_respects_retry_after(void **s) {
         (void)s;
         topic = fresh_topics(dlq, sizeof(dlq));
         produce_dead_letters(dlq, dls, 3, 1);
-        assert_int_equal(drover("dlq redrive --due --execute"), 0);
-        assert_non_null(strstr(out_buf, "redrove 1 record(s)"));
-        assert_int_equal(count_lines_with(out_buf, "redriven"), 1);
+        assert_int_equal(drv_test_cli("dlq redrive --due --execute"), 0);
+        assert_non_null(strstr(drv_test_out, "redrove 1 record(s)"));
+        assert_int_equal(count_lines_with(drv_test_out, "redriven"), 1);
         assert_int_equal(count_committed(topic, 3), 1);
-        assert_int_equal(drover("dlq list --json --dataset a"), 0);
-        assert_non_null(strstr(out_buf, "\"redriven\""));
-        assert_int_equal(drover("dlq list --json --dataset b"), 0);
-        assert_non_null(strstr(out_buf, "\"pending\""));
+        assert_int_equal(drv_test_cli("dlq list --json --dataset a"), 0);
+        assert_non_null(strstr(drv_test_out, "\"redriven\""));
+        assert_int_equal(drv_test_cli("dlq list --json --dataset b"), 0);
+        assert_non_null(strstr(drv_test_out, "\"pending\""));
 }
 
 static void test_redrive_parks_after_max_redrives(void **s) {
@@ -415,18 +340,18 @@ static void test_redrive_parks_after_max_redrives(void **s) {
         (void)s;
         topic = fresh_topics(dlq, sizeof(dlq));
         produce_dead_letters(dlq, dls, 2, 1);
-        assert_int_equal(drover("dlq redrive --execute"), 0);
-        assert_non_null(strstr(out_buf, "redrove 1 record(s)"));
-        assert_non_null(strstr(out_buf, "parked 1"));
-        assert_int_equal(count_lines_with(out_buf, "parked "), 2);
+        assert_int_equal(drv_test_cli("dlq redrive --execute"), 0);
+        assert_non_null(strstr(drv_test_out, "redrove 1 record(s)"));
+        assert_non_null(strstr(drv_test_out, "parked 1"));
+        assert_int_equal(count_lines_with(drv_test_out, "parked "), 2);
         assert_int_equal(count_committed(topic, 3), 1);
         /* a lower limit parks the other one too */
-        assert_int_equal(drover("dlq list --max-redrives 2"), 0);
-        assert_int_equal(count_lines_with(out_buf, "parked"), 1);
+        assert_int_equal(drv_test_cli("dlq list --max-redrives 2"), 0);
+        assert_int_equal(count_lines_with(drv_test_out, "parked"), 1);
         /* the parked one stays, reported, never looped */
-        assert_int_equal(drover("dlq redrive --execute"), 0);
-        assert_non_null(strstr(out_buf, "redrove 0 record(s)"));
-        assert_non_null(strstr(out_buf, "parked 1"));
+        assert_int_equal(drv_test_cli("dlq redrive --execute"), 0);
+        assert_non_null(strstr(drv_test_out, "redrove 0 record(s)"));
+        assert_non_null(strstr(drv_test_out, "parked 1"));
         assert_int_equal(count_committed(topic, 3), 1);
 }
 
@@ -462,16 +387,16 @@ static void test_kcat_reads_dead_letters_and_headers(void **s) {
 
 static void test_usage_errors(void **s) {
         (void)s;
-        assert_int_equal(drover("dlq"), 2);
-        assert_int_equal(drover("dlq frobnicate"), 2);
-        assert_non_null(strstr(err_buf, "drover: unknown dlq command"));
-        assert_int_equal(drover("dlq redrive --max zero"), 2);
-        assert_int_equal(drover("dlq list --execute"), 2);
-        assert_int_equal(drover("dlq --help"), 0);
-        assert_non_null(strstr(out_buf, "usage: drover dlq"));
+        assert_int_equal(drv_test_cli("dlq"), 2);
+        assert_int_equal(drv_test_cli("dlq frobnicate"), 2);
+        assert_non_null(strstr(drv_test_err, "drover: unknown dlq command"));
+        assert_int_equal(drv_test_cli("dlq redrive --max zero"), 2);
+        assert_int_equal(drv_test_cli("dlq list --execute"), 2);
+        assert_int_equal(drv_test_cli("dlq --help"), 0);
+        assert_non_null(strstr(drv_test_out, "usage: drover dlq"));
         setenv("DROVER_TOPIC", drv_test_unique("absent"), 1);
-        assert_int_equal(drover("dlq list"), 69);
-        assert_non_null(strstr(err_buf, "does not exist"));
+        assert_int_equal(drv_test_cli("dlq list"), 69);
+        assert_non_null(strstr(drv_test_err, "does not exist"));
 }
 
 int main(void) {

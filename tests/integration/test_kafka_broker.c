@@ -57,35 +57,6 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *value) {
         assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-static void create_topic(const char *topic, int partitions) {
-        rd_kafka_conf_t *conf = base_conf();
-        char errstr[256];
-        rd_kafka_t *rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        rd_kafka_NewTopic_t *nt;
-        rd_kafka_queue_t *q;
-        rd_kafka_event_t *ev;
-        const rd_kafka_topic_result_t **res;
-        size_t cnt;
-
-        assert_non_null(rk);
-        nt =
-            rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
-        q = rd_kafka_queue_new(rk);
-        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-        ev = rd_kafka_queue_poll(q, 30000);
-        assert_non_null(ev);
-        res = rd_kafka_CreateTopics_result_topics(
-            rd_kafka_event_CreateTopics_result(ev), &cnt);
-        assert_int_equal(cnt, 1);
-        assert_int_equal(rd_kafka_topic_result_error(res[0]),
-                         RD_KAFKA_RESP_ERR_NO_ERROR);
-        rd_kafka_event_destroy(ev);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_NewTopic_destroy(nt);
-        rd_kafka_destroy(rk);
-}
-
 /* Read partition 0 of `topic` from the start to its end; return the
  * values joined by ',' (caller frees). */
 static char *read_all(const char *topic, const char *isolation) {
@@ -134,7 +105,7 @@ static void test_read_committed_hides_aborted_transaction(void **state) {
         rd_kafka_error_t *error;
         char *committed, *uncommitted;
 
-        create_topic(topic, 1);
+        drv_test_create_topic(topic, 1);
         rk = txn_producer(drv_test_unique("txn"));
         assert_null(rd_kafka_begin_transaction(rk));
         produce(rk, topic, "aborted-1");
@@ -218,7 +189,7 @@ static void test_txn_offsets_visible_to_new_member(void **state) {
         char errstr[256];
         int i, got = 0;
 
-        create_topic(topic, 1);
+        drv_test_create_topic(topic, 1);
         rkp = txn_producer(drv_test_unique("txn"));
         assert_null(rd_kafka_begin_transaction(rkp));
         for (i = 0; i < 5; i++)

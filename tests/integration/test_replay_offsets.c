@@ -14,51 +14,10 @@
 #define PARTS    2
 #define PER_PART 10
 
-static rd_kafka_t *new_handle(rd_kafka_type_t type, const char **kv) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        char errstr[256];
-        rd_kafka_t *rk;
-
-        rd_kafka_conf_set(conf, "bootstrap.servers", drv_test_brokers(), errstr,
-                          sizeof(errstr));
-        for (; kv && kv[0]; kv += 2)
-                if (rd_kafka_conf_set(conf, kv[0], kv[1], errstr,
-                                      sizeof(errstr)))
-                        fail_msg("%s: %s", kv[0], errstr);
-        rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-        if (!rk)
-                fail_msg("rd_kafka_new: %s", errstr);
-        return rk;
-}
-
-static void create_topic(const char *topic, int partitions) {
-        rd_kafka_t *rk = new_handle(RD_KAFKA_PRODUCER, NULL);
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        const rd_kafka_topic_result_t **res;
-        rd_kafka_NewTopic_t *nt;
-        rd_kafka_event_t *ev;
-        char errstr[256];
-        size_t cnt;
-
-        nt =
-            rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
-        rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
-        ev = rd_kafka_queue_poll(q, TMO);
-        assert_non_null(ev);
-        res = rd_kafka_CreateTopics_result_topics(
-            rd_kafka_event_CreateTopics_result(ev), &cnt);
-        assert_int_equal(cnt, 1);
-        assert_int_equal(rd_kafka_topic_result_error(res[0]), 0);
-        rd_kafka_event_destroy(ev);
-        rd_kafka_NewTopic_destroy(nt);
-        rd_kafka_queue_destroy(q);
-        rd_kafka_destroy(rk);
-}
-
 /* PER_PART records per partition; the first half timestamped an hour
  * ago, the second half now. */
 static int64_t produce_records(const char *topic) {
-        rd_kafka_t *rkp = new_handle(RD_KAFKA_PRODUCER, NULL);
+        rd_kafka_t *rkp = drv_test_kafka(RD_KAFKA_PRODUCER, NULL);
         int64_t now = drv_now_ms(), old = now - 3600000;
         int p, i;
 
@@ -83,7 +42,7 @@ static int64_t produce_records(const char *topic) {
 static void commit_all(const char *group, const char *topic, int64_t off) {
         const char *kv[] = {"group.id", group, "enable.auto.commit", "false",
                             NULL};
-        rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, kv);
+        rd_kafka_t *rk = drv_test_kafka(RD_KAFKA_CONSUMER, kv);
         rd_kafka_topic_partition_list_t *l;
         int p;
 
@@ -99,7 +58,7 @@ static void commit_all(const char *group, const char *topic, int64_t off) {
 static int64_t committed(const char *group, const char *topic, int p) {
         const char *kv[] = {"group.id", group, "enable.auto.commit", "false",
                             NULL};
-        rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, kv);
+        rd_kafka_t *rk = drv_test_kafka(RD_KAFKA_CONSUMER, kv);
         rd_kafka_topic_partition_list_t *l;
         int64_t off;
 
@@ -112,37 +71,6 @@ static int64_t committed(const char *group, const char *topic, int p) {
         return off;
 }
 
-static char out_buf[1 << 16];
-static char err_buf[1 << 14];
-
-static int drover(const char *fmt, ...) {
-        char args[1024], cmd[2048], errfile[64];
-        const char *bin = getenv("DROVER_BIN");
-        va_list ap;
-        FILE *fp;
-        size_t n;
-        int st;
-
-        assert_non_null(bin);
-        va_start(ap, fmt);
-        vsnprintf(args, sizeof(args), fmt, ap);
-        va_end(ap);
-        snprintf(errfile, sizeof(errfile), "/tmp/drv-replay-test-%d.err",
-                 (int)getpid());
-        snprintf(cmd, sizeof(cmd), "'%s' %s 2>%s", bin, args, errfile);
-        fp = popen(cmd, "r");
-        assert_non_null(fp);
-        n = fread(out_buf, 1, sizeof(out_buf) - 1, fp);
-        out_buf[n] = '\0';
-        st = pclose(fp);
-        fp = fopen(errfile, "r");
-        n = fp ? fread(err_buf, 1, sizeof(err_buf) - 1, fp) : 0;
-        err_buf[n] = '\0';
-        if (fp)
-                fclose(fp);
-        unlink(errfile);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 typedef struct {
         char topic[128], group[128];
@@ -154,7 +82,7 @@ static int setup(void **state) {
 
         snprintf(fx.topic, sizeof(fx.topic), "%s", drv_test_unique("rpl"));
         snprintf(fx.group, sizeof(fx.group), "%s", drv_test_unique("rplg"));
-        create_topic(fx.topic, PARTS);
+        drv_test_create_topic(fx.topic, PARTS);
         fx.mid_ms = produce_records(fx.topic);
         commit_all(fx.group, fx.topic, PER_PART);
         setenv("DROVER_BROKERS", drv_test_brokers(), 1);
@@ -168,19 +96,19 @@ static void test_dry_run_prints_targets_and_changes_nothing(void **state) {
         fx_t *fx = *state;
         char line[128];
 
-        assert_int_equal(drover("replay --from %lld", (long long)fx->mid_ms),
-                         0);
-        assert_non_null(strstr(out_buf, "(dry run)"));
+        assert_int_equal(
+            drv_test_cli("replay --from %lld", (long long)fx->mid_ms), 0);
+        assert_non_null(strstr(drv_test_out, "(dry run)"));
         /* partition, current 10, target 5 (first record at/after mid) */
         snprintf(line, sizeof(line), "%-9d %12d %12d %12d", 0, PER_PART,
                  PER_PART / 2, PER_PART);
-        if (!strstr(out_buf, line))
-                fail_msg("no \"%s\" in:\n%s", line, out_buf);
+        if (!strstr(drv_test_out, line))
+                fail_msg("no \"%s\" in:\n%s", line, drv_test_out);
         assert_int_equal(committed(fx->group, fx->topic, 0), PER_PART);
         assert_int_equal(committed(fx->group, fx->topic, 1), PER_PART);
 
-        assert_int_equal(drover("replay --from-offset 1:3"), 0);
-        assert_non_null(strstr(out_buf, "(unchanged)"));
+        assert_int_equal(drv_test_cli("replay --from-offset 1:3"), 0);
+        assert_non_null(strstr(drv_test_out, "(unchanged)"));
         assert_int_equal(committed(fx->group, fx->topic, 1), PER_PART);
 }
 
@@ -188,7 +116,7 @@ static void test_execute_refuses_while_a_member_is_active(void **state) {
         fx_t *fx = *state;
         const char *kv[] = {"group.id", fx->group, "enable.auto.commit",
                             "false", NULL};
-        rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, kv);
+        rd_kafka_t *rk = drv_test_kafka(RD_KAFKA_CONSUMER, kv);
         rd_kafka_topic_partition_list_t *sub, *asg = NULL;
         int64_t deadline = drv_mono_ms() + 30000;
 
@@ -210,9 +138,10 @@ static void test_execute_refuses_while_a_member_is_active(void **state) {
         assert_non_null(asg);
         rd_kafka_topic_partition_list_destroy(asg);
 
-        assert_int_equal(drover("replay --from-offset 0:0 --execute"), 69);
-        assert_non_null(strstr(err_buf, "active member"));
-        assert_non_null(strstr(err_buf, fx->group));
+        assert_int_equal(drv_test_cli("replay --from-offset 0:0 --execute"),
+                         69);
+        assert_non_null(strstr(drv_test_err, "active member"));
+        assert_non_null(strstr(drv_test_err, fx->group));
         assert_int_equal(committed(fx->group, fx->topic, 0), PER_PART);
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
@@ -222,33 +151,35 @@ static void test_execute_resets_offsets_when_group_is_empty(void **state) {
         fx_t *fx = *state;
 
         assert_int_equal(
-            drover("replay --from %lld --execute", (long long)fx->mid_ms), 0);
-        assert_non_null(strstr(out_buf, "reset the offsets"));
+            drv_test_cli("replay --from %lld --execute", (long long)fx->mid_ms),
+            0);
+        assert_non_null(strstr(drv_test_out, "reset the offsets"));
         assert_int_equal(committed(fx->group, fx->topic, 0), PER_PART / 2);
         assert_int_equal(committed(fx->group, fx->topic, 1), PER_PART / 2);
 
         /* one partition only */
-        assert_int_equal(drover("replay --from-offset 1:2 --execute"), 0);
+        assert_int_equal(drv_test_cli("replay --from-offset 1:2 --execute"), 0);
         assert_int_equal(committed(fx->group, fx->topic, 0), PER_PART / 2);
         assert_int_equal(committed(fx->group, fx->topic, 1), 2);
 
         /* to the very beginning */
-        assert_int_equal(drover("replay --from -1d --execute"), 0);
+        assert_int_equal(drv_test_cli("replay --from -1d --execute"), 0);
         assert_int_equal(committed(fx->group, fx->topic, 0), 0);
         assert_int_equal(committed(fx->group, fx->topic, 1), 0);
 }
 
 static void test_usage_errors(void **state) {
         (void)state;
-        assert_int_equal(drover("replay"), 2);
-        assert_non_null(strstr(err_buf, "--from"));
-        assert_int_equal(drover("replay --from -1h --from-offset 0:1"), 2);
-        assert_int_equal(drover("replay --from-offset zero"), 2);
-        assert_int_equal(drover("replay --from-offset 0:999"), 2);
-        assert_non_null(strstr(err_buf, "outside partition 0"));
-        assert_int_equal(drover("replay --from-offset 7:0"), 2);
-        assert_int_equal(drover("replay --help"), 0);
-        assert_non_null(strstr(out_buf, "usage: drover replay"));
+        assert_int_equal(drv_test_cli("replay"), 2);
+        assert_non_null(strstr(drv_test_err, "--from"));
+        assert_int_equal(drv_test_cli("replay --from -1h --from-offset 0:1"),
+                         2);
+        assert_int_equal(drv_test_cli("replay --from-offset zero"), 2);
+        assert_int_equal(drv_test_cli("replay --from-offset 0:999"), 2);
+        assert_non_null(strstr(drv_test_err, "outside partition 0"));
+        assert_int_equal(drv_test_cli("replay --from-offset 7:0"), 2);
+        assert_int_equal(drv_test_cli("replay --help"), 0);
+        assert_non_null(strstr(drv_test_out, "usage: drover replay"));
 }
 
 int main(void) {

@@ -31,15 +31,7 @@ static int setup(void **state) {
         char errstr[256];
         rd_kafka_error_t *error;
 
-        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
-        f->mock_rk =
-            rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        assert_non_null(f->mock_rk);
-        f->mcluster = rd_kafka_mock_cluster_new(f->mock_rk, 1);
-        assert_non_null(f->mcluster);
-        rd_kafka_mock_topic_create(f->mcluster, "tasks", 1, 1);
-
-        conf = rd_kafka_conf_new();
+        f->mcluster = drv_test_mock_cluster(&f->mock_rk, "tasks", 1);
         rd_kafka_conf_set(conf, "bootstrap.servers",
                           rd_kafka_mock_cluster_bootstraps(f->mcluster), errstr,
                           sizeof(errstr));
