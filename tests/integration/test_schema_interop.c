@@ -45,6 +45,9 @@ static pid_t start_stub(const char *extra, char *url_out, size_t url_size) {
                  "%s/tests/integration/schema_registry_stub.py", src);
         snprintf(portfile, sizeof(portfile), "%s/port-%d-%s", dir,
                  (int)getpid(), extra ? "x" : "n");
+        /* an earlier stub of the same kind left its port here: never read
+         * that one (it made a loaded machine connect to a dead stub) */
+        unlink(portfile);
         if ((pid = fork()) == 0) {
                 if (extra && !strcmp(extra, "--fail-ids"))
                         execl("/usr/bin/python3", "python3", path, portfile,
