@@ -15,9 +15,12 @@
 #define PER_PART 10
 
 /* PER_PART records per partition; the first half timestamped an hour
- * ago, the second half now. */
+ * ago, the second half now.  Idempotent, so a retried batch (the topic
+ * was just created) cannot land after a later one: without it a loaded
+ * machine saw an old record at offset 9 and a new one at offset 4. */
 static int64_t produce_records(const char *topic) {
-        rd_kafka_t *rkp = drv_test_kafka(RD_KAFKA_PRODUCER, NULL);
+        const char *kv[] = {"enable.idempotence", "true", NULL};
+        rd_kafka_t *rkp = drv_test_kafka(RD_KAFKA_PRODUCER, kv);
         int64_t now = drv_now_ms(), old = now - 3600000;
         int p, i;
 
