@@ -7,7 +7,7 @@
 #
 # By default links BUILD_DIR against librdkafka built with TSan from the
 # Debian source of the installed version (scripts/rdkafka-tsan.sh; built
-# on the first run, ~1 min, cached in .cache/rdkafka-tsan/), and checks
+# on the first run, ~1.5 min, cached in .cache/rdkafka-tsan/), and checks
 # with ldd that drover and every test binary load that library.  Built
 # without C11 threads, it uses pthreads, which TSan intercepts.
 #
