@@ -365,6 +365,26 @@ static void on_revoke(drv_worker_t *w,
                 w->assigned_cnt);
 }
 
+/* The group metadata each transaction sends with its offsets must carry
+ * the generation its partitions were assigned in (KIP-447): the group
+ * coordinator then refuses the offsets (ILLEGAL_GENERATION: the
+ * transaction aborts) of a member the group has moved on from, e.g. one
+ * whose session timed out while a broker was down.  librdkafka hands out a
+ * snapshot, so it is taken again at every assignment.  (Taken once at
+ * start-up it said generation -1, which the coordinator accepts unchecked:
+ * the chaos test caught a worker committing status events and offsets of
+ * partitions already reassigned, 5 tasks reported twice.) */
+static void refresh_group_metadata(drv_worker_t *w) {
+        rd_kafka_consumer_group_metadata_t *md =
+            rd_kafka_consumer_group_metadata(w->rk);
+
+        if (!md)
+                return;
+        if (w->cgmd)
+                rd_kafka_consumer_group_metadata_destroy(w->cgmd);
+        w->cgmd = md;
+}
+
 void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts,
                              void *opaque) {
@@ -380,6 +400,7 @@ void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
                         aerr = rd_kafka_assign(rk, parts);
+                refresh_group_metadata(w);
         } else {
                 on_revoke(w, parts, rd_kafka_assignment_lost(rk));
                 if (coop)

@@ -165,6 +165,10 @@ static txn_res_t txn_run(drv_worker_t *w) {
                         return perr == RD_KAFKA_RESP_ERR__FATAL ? TXN_FATAL
                                                                 : TXN_ABORT;
                 }
+        /* a lost assignment (session timeout) commits nothing: the
+         * revoke that follows drops these outcomes */
+        if (rd_kafka_assignment_lost(w->rk))
+                return TXN_ABORT;
         offs = pending_offsets(w);
         for (n = 0, retry = 1; retry && n < TXN_RETRIES; n++) {
                 r = txn_error(w,
