@@ -397,7 +397,6 @@ int drv_worker_run(drv_worker_t *w) {
         rd_kafka_message_t *m;
         int64_t deadline = 0;
 
-        install_signals();
         drv_log(DRV_LOG_INFO, "worker %s joining group \"%s\" on \"%s\"",
                 w->conf->instance, w->conf->group, w->conf->topic);
         while (!w->fatal) {
@@ -510,6 +509,10 @@ drv_worker_t *drv_worker_new(drv_config_t *conf, drv_err_t *errp, char *errstr,
         drv_worker_t *w = calloc(1, sizeof(*w));
         drv_err_t err;
 
+        /* before the Kafka clients, the database and the catalog: a
+         * SIGTERM while they come up (a second or more with a large
+         * catalog or a slow machine) is a clean stop, not a kill */
+        install_signals();
         if (!w) {
                 *errp = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                     "out of memory");

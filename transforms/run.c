@@ -550,8 +550,11 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
             (err = run_ledger_write(run, step, "done", lg, lg->rows)) ||
             (err = drv_db_commit(run->conn, run->errstr, sizeof(run->errstr))))
                 goto fail;
-        run->res->rows += lg->rows - start_rows;
+        /* progress first: its listener adds this step's rows to the rows
+         * of the steps before (res->rows), so counting them in res->rows
+         * first reported them twice (40,000 rows for 20,000) */
         run_progress(run, step, lg->rows, lg->rows);
+        run->res->rows += lg->rows - start_rows;
         drv_op_batch_free(&b);
         return DRV_OK;
 fail:
