@@ -143,7 +143,10 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
                                   size_t errstr_size);
 
 /* Test hooks: DROVER_CRASH_AT=<point>[:<nth>] -> _exit(137) at the nth
- * time `point` is reached.  No-op without DROVER_TEST_HOOKS. */
+ * time `point` is reached; DROVER_STOP_AT=<point>[:<nth>] -> the process
+ * stops itself there (SIGSTOP) until SIGCONT.  Points: after_pg_commit,
+ * between_steps, before_send_offsets, in_kafka_commit, after_kafka_commit.
+ * No-op without DROVER_TEST_HOOKS. */
 void drv_crash_point(const char *point);
 
 /*

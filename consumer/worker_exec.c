@@ -135,24 +135,34 @@ void drv_jobq_close(drv_jobq_t *q) {
  * Crash points (test builds)
  * ------------------------------------------------------------------------
  */
-void drv_crash_point(const char *point) {
 #ifdef DROVER_TEST_HOOKS
-        static int hits;
-        const char *env = getenv("DROVER_CRASH_AT");
-        size_t n;
+/* Whether env (DROVER_CRASH_AT / DROVER_STOP_AT = "<point>[:<nth>]")
+ * names point and this is its nth hit (counted in *hits). */
+static int hook_due(const char *env, const char *point, int *hits) {
+        size_t n = strlen(point);
         int nth = 1;
 
-        if (!env || !*env)
-                return;
-        n = strlen(point);
-        if (strncmp(env, point, n) || (env[n] && env[n] != ':'))
-                return;
+        if (!env || !*env || strncmp(env, point, n) ||
+            (env[n] && env[n] != ':'))
+                return 0;
         if (env[n] == ':')
                 nth = atoi(env + n + 1);
-        if (__atomic_add_fetch(&hits, 1, __ATOMIC_SEQ_CST) == nth) {
+        return __atomic_add_fetch(hits, 1, __ATOMIC_SEQ_CST) == nth;
+}
+#endif
+
+void drv_crash_point(const char *point) {
+#ifdef DROVER_TEST_HOOKS
+        static int crash_hits, stop_hits;
+
+        if (hook_due(getenv("DROVER_CRASH_AT"), point, &crash_hits)) {
                 drv_log(DRV_LOG_WARN, "crash point %s reached: exiting 137",
                         point);
                 _exit(137);
+        }
+        if (hook_due(getenv("DROVER_STOP_AT"), point, &stop_hits)) {
+                drv_log(DRV_LOG_WARN, "stop point %s reached: SIGSTOP", point);
+                raise(SIGSTOP); /* the whole process, until SIGCONT */
         }
 #else
         (void)point;

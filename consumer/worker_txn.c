@@ -165,6 +165,7 @@ static txn_res_t txn_run(drv_worker_t *w) {
                         return perr == RD_KAFKA_RESP_ERR__FATAL ? TXN_FATAL
                                                                 : TXN_ABORT;
                 }
+        drv_crash_point("before_send_offsets");
         /* a lost assignment (session timeout) commits nothing: the
          * revoke that follows drops these outcomes */
         if (rd_kafka_assignment_lost(w->rk))

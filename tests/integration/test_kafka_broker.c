@@ -3,8 +3,11 @@
  *
  * What the real broker gives that librdkafka's mock cluster cannot (see
  * FACTS.md): aborted transactions hidden from read_committed readers,
- * feature negotiation with a 4.x broker, and offsets sent in a
- * transaction that a fresh group member reads back.
+ * feature negotiation with a 4.x broker, offsets sent in a transaction
+ * that a fresh group member reads back, and KIP-447 fencing: offsets sent
+ * with the group metadata of a generation the group has left are refused,
+ * while a snapshot taken before joining (generation -1) is accepted
+ * unchecked - why the worker takes the metadata at every assignment.
  */
 #include "testutil.h"
 
@@ -244,11 +247,132 @@ static void test_txn_offsets_visible_to_new_member(void **state) {
         rd_kafka_destroy(rk);
 }
 
+static rd_kafka_t *member(const char *group, const char *topic) {
+        rd_kafka_conf_t *conf = base_conf();
+        rd_kafka_topic_partition_list_t *sub;
+        char errstr[256];
+        rd_kafka_t *rk;
+
+        conf_set(conf, "group.id", group);
+        conf_set(conf, "enable.auto.commit", "false");
+        conf_set(conf, "isolation.level", "read_committed");
+        conf_set(conf, "session.timeout.ms", "6000");
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+        assert_int_equal(rd_kafka_subscribe(rk, sub), 0);
+        rd_kafka_topic_partition_list_destroy(sub);
+        return rk;
+}
+
+/* Poll until rk holds a partition (up to 30 s). */
+static void wait_assigned(rd_kafka_t *rk) {
+        rd_kafka_topic_partition_list_t *a = NULL;
+        int i, n = 0;
+
+        for (i = 0; i < 60 && !n; i++) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+                if (m)
+                        rd_kafka_message_destroy(m);
+                assert_int_equal(rd_kafka_assignment(rk, &a), 0);
+                n = a->cnt;
+                rd_kafka_topic_partition_list_destroy(a);
+        }
+        assert_int_equal(n, 1);
+}
+
+/* Send `offset` for partition 0 in a transaction with cgmd; commit it
+ * when accepted, abort it when refused.  Returns the refusal's code. */
+static rd_kafka_resp_err_t
+send_offsets_with(rd_kafka_t *rkp, const char *topic, int64_t offset,
+                  rd_kafka_consumer_group_metadata_t *cgmd) {
+        rd_kafka_topic_partition_list_t *offs =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+        rd_kafka_topic_partition_list_add(offs, topic, 0)->offset = offset;
+        assert_null(rd_kafka_begin_transaction(rkp));
+        error = rd_kafka_send_offsets_to_transaction(rkp, offs, cgmd, 30000);
+        rd_kafka_topic_partition_list_destroy(offs);
+        if (!error) {
+                assert_null(rd_kafka_commit_transaction(rkp, 30000));
+                return code;
+        }
+        code = rd_kafka_error_code(error);
+        assert_true(rd_kafka_error_txn_requires_abort(error));
+        rd_kafka_error_destroy(error);
+        assert_null(rd_kafka_abort_transaction(rkp, 30000));
+        return code;
+}
+
+static int64_t committed_offset(const char *group, const char *topic) {
+        rd_kafka_conf_t *conf = base_conf();
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        char errstr[256];
+        rd_kafka_t *rk;
+        int64_t off;
+
+        conf_set(conf, "group.id", group);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        rd_kafka_topic_partition_list_add(l, topic, 0);
+        assert_int_equal(rd_kafka_committed(rk, l, 10000), 0);
+        off = l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_destroy(rk);
+        return off;
+}
+
+static void test_stale_generation_fenced_unjoined_metadata_not(void **state) {
+        const char *topic = drv_test_unique("kip447");
+        const char *group = drv_test_unique("group");
+        rd_kafka_consumer_group_metadata_t *unjoined, *gen1;
+        rd_kafka_t *a, *b, *rkp;
+        rd_kafka_resp_err_t code;
+
+        drv_test_create_topic(topic, 1);
+        rkp = txn_producer(drv_test_unique("txn"));
+        a = member(group, topic);
+        unjoined = rd_kafka_consumer_group_metadata(a); /* generation -1 */
+        wait_assigned(a);
+        gen1 = rd_kafka_consumer_group_metadata(a);
+        /* the group moves on: a leaves, b takes the partition */
+        rd_kafka_consumer_close(a);
+        rd_kafka_destroy(a);
+        b = member(group, topic);
+        wait_assigned(b);
+
+        /* a's generation is refused: the transaction must abort */
+        code = send_offsets_with(rkp, topic, 5, gen1);
+        print_message("stale generation refused with %s\n",
+                      rd_kafka_err2name(code));
+        assert_true(code == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID ||
+                    code == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+                    code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+        assert_true(committed_offset(group, topic) < 0);
+        /* a snapshot from before joining is not checked at all: it
+         * overwrites the offset of a partition b owns */
+        assert_int_equal(send_offsets_with(rkp, topic, 7, unjoined),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert_int_equal(committed_offset(group, topic), 7);
+
+        rd_kafka_consumer_group_metadata_destroy(unjoined);
+        rd_kafka_consumer_group_metadata_destroy(gen1);
+        rd_kafka_consumer_close(b);
+        rd_kafka_destroy(b);
+        rd_kafka_destroy(rkp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_read_committed_hides_aborted_transaction),
             cmocka_unit_test(test_broker_features_negotiated),
             cmocka_unit_test(test_txn_offsets_visible_to_new_member),
+            cmocka_unit_test(
+                test_stale_generation_fenced_unjoined_metadata_not),
         };
         drv_test_brokers(); /* skip early when there is no stack */
         return cmocka_run_group_tests(tests, NULL, NULL);
