@@ -456,6 +456,33 @@ static void test_version_guard_and_ledger_conflict(void **state) {
         assert_int_equal(res.failed_step, 0);
         drv_plan_release(plan);
         drv_plan_release(plan2);
+
+        /* T1 (1 -> 2) and T2 (2 -> 3) done; then T1 is redelivered (its
+         * worker died before the Kafka commit, after T2's database work):
+         * done by the ledger, not a version conflict, and nothing reruns */
+        snprintf(ds, sizeof(ds), "%s_r", tbl);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
+                 "{\"name\":\"r1\",\"type\":\"int\"}}]",
+                 tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2, steps));
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
+                 "{\"name\":\"r2\",\"type\":\"int\"}}]",
+                 tbl);
+        assert_non_null(plan2 = mkplan(ds, 2, 3, steps));
+        assert_int_equal(run(plan, tid("rd-1"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(run(plan2, tid("rd-2"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(run(plan, tid("rd-1"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(res.outcome, DRV_RUN_DONE);
+        /* another task with the 1 -> 2 plan now is a conflict */
+        assert_int_equal(run(plan, tid("rd-3"), 0, NULL, 0, &res),
+                         DRV_ERR_VERSION_CONFLICT);
+        assert_string_equal(
+            q("SELECT version FROM drover.datasets WHERE dataset = '%s'", ds),
+            "3");
+        drv_plan_release(plan);
+        drv_plan_release(plan2);
 }
 
 /* Two runners, same dataset, same plan, two task ids, at once. */
