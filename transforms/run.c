@@ -174,11 +174,13 @@ static drv_err_t run_lock(run_t *run, int lock) {
         return err;
 }
 
-/* Read the dataset's version and how many steps of this plan are done. */
 /* The dataset's version (*foundp: known), the plan's steps done in the
- * ledger by any task (*donep) and by this task (*minep, with its rows). */
+ * ledger by any task (*donep) and by this task (*minep, with its rows),
+ * and whether this task was found a no-op before (*skippedp: its
+ * `skipped` marker, step -1). */
 static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
-                                int *donep, int *minep, int64_t *rowsp) {
+                                int *donep, int *minep, int64_t *rowsp,
+                                int *skippedp) {
         const char *params[3] = {run->plan->dataset, run->plan->fingerprint,
                                  run->opts->task_id};
         PGresult *res;
@@ -193,11 +195,15 @@ static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
                           " plan_fingerprint = $2 AND status = 'done' AND"
                           " task_id = $3), (SELECT coalesce(sum(rows), 0)"
                           " FROM drover.step_ledger WHERE plan_fingerprint"
-                          " = $2 AND status = 'done' AND task_id = $3)",
+                          " = $2 AND status = 'done' AND task_id = $3),"
+                          " (SELECT count(*) FROM drover.step_ledger WHERE"
+                          " task_id = $3 AND step = -1 AND plan_fingerprint"
+                          " = $2 AND status = 'skipped')",
                           3, params, &res, run->res->sqlstate, run->errstr,
                           sizeof(run->errstr));
         if (err)
                 return err;
+        *skippedp = atoi(PQgetvalue(res, 0, 4)) > 0;
         *foundp = !PQgetisnull(res, 0, 0);
         *versionp = *foundp ? atoi(PQgetvalue(res, 0, 0)) : 0;
         *donep = atoi(PQgetvalue(res, 0, 1));
@@ -210,16 +216,35 @@ static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
 /* DRV_OK to run, DRV_OK with *skipp for a no-op (2: the ledger shows
  * this very task did the plan, e.g. a redelivery after a crash), or a
  * version conflict. */
+/* Record that this task was a no-op (step -1, `skipped`), so that its
+ * redelivery is a no-op again even once later tasks moved the dataset on.
+ * Written before the outcome can reach Kafka. */
+static drv_err_t run_mark_skipped(run_t *run) {
+        const char *params[3] = {run->opts->task_id, run->plan->fingerprint,
+                                 run->plan->dataset};
+
+        if (run->opts->dry_run)
+                return DRV_OK;
+        return drv_db_exec(run->conn,
+                           "INSERT INTO drover.step_ledger (task_id, step, op,"
+                           " fingerprint, plan_fingerprint, dataset, status,"
+                           " finished_at) VALUES ($1, -1, 'skip', $2, $2, $3,"
+                           " 'skipped', now()) ON CONFLICT DO NOTHING",
+                           3, params, NULL, run->res->sqlstate, run->errstr,
+                           sizeof(run->errstr));
+}
+
 static drv_err_t run_guard(run_t *run, int *skipp) {
         const drv_plan_t *plan = run->plan;
         const char *params[4] = {plan->dataset, run->from_str,
                                  run->opts->task_id, plan->fingerprint};
-        int found, version, done, mine;
+        int found, version, done, mine, skipped;
         int64_t rows;
         drv_err_t err;
 
         *skipp = 0;
-        if ((err = run_guard_read(run, &found, &version, &done, &mine, &rows)))
+        if ((err = run_guard_read(run, &found, &version, &done, &mine, &rows,
+                                  &skipped)))
                 return err;
         if (!found && !run->opts->dry_run) {
                 err = drv_db_exec(run->conn,
@@ -242,11 +267,15 @@ static drv_err_t run_guard(run_t *run, int *skipp) {
                 run->res->rows = rows;
                 return DRV_OK;
         }
+        if (found && skipped) { /* the same, for a task that was a no-op */
+                *skipp = 1;
+                return DRV_OK;
+        }
         if (!found || version == plan->from_version)
                 return DRV_OK;
         if (version == plan->to_version && done >= (int)plan->steps_cnt) {
                 *skipp = 1;
-                return DRV_OK;
+                return run_mark_skipped(run);
         }
         return drv_err_set(
             run->errstr, sizeof(run->errstr), DRV_ERR_VERSION_CONFLICT,

@@ -478,6 +478,16 @@ static void test_version_guard_and_ledger_conflict(void **state) {
         /* another task with the 1 -> 2 plan now is a conflict */
         assert_int_equal(run(plan, tid("rd-3"), 0, NULL, 0, &res),
                          DRV_ERR_VERSION_CONFLICT);
+        /* a repeat of the 2 -> 3 plan is a no-op (skipped); redelivered
+         * after a 3 -> 4 task moved the dataset on, it is skipped again */
+        assert_int_equal(run(plan2, tid("rd-4"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(res.outcome, DRV_RUN_SKIPPED);
+        q("UPDATE drover.datasets SET version = 4 WHERE dataset = '%s'", ds);
+        assert_int_equal(run(plan2, tid("rd-4"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(res.outcome, DRV_RUN_SKIPPED);
+        assert_int_equal(run(plan2, tid("rd-5"), 0, NULL, 0, &res),
+                         DRV_ERR_VERSION_CONFLICT);
+        q("UPDATE drover.datasets SET version = 3 WHERE dataset = '%s'", ds);
         assert_string_equal(
             q("SELECT version FROM drover.datasets WHERE dataset = '%s'", ds),
             "3");
