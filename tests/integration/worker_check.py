@@ -70,7 +70,8 @@ def events(brokers, topic):
 
 def dlq(brokers, topic):
     """Every committed record of a DLQ topic as a JSON line: key, value
-    length and headers (marker records included)."""
+    length and headers (marker records included), in partition and offset
+    order (not the order of arrival, which differs from read to read)."""
     c = consumer(brokers, "drover-check-unused")
     tps, ends = [], {}
     for p in partitions(c, topic):
@@ -79,6 +80,7 @@ def dlq(brokers, topic):
         tps.append(TopicPartition(topic, p, 0 if lo <= 0 else lo))
     c.assign(tps)
     done = {p for p, hi in ends.items() if hi == 0}
+    out = []
     while len(done) < len(ends):
         m = c.poll(5.0)
         if m is None:
@@ -90,11 +92,14 @@ def dlq(brokers, topic):
             continue
         hdrs = {k: (v.decode() if v is not None else None)
                 for k, v in (m.headers() or [])}
-        print(json.dumps({"key": (m.key() or b"").decode("utf-8", "replace"),
-                          "len": len(m.value() or b""), "headers": hdrs}))
+        out.append((m.partition(), m.offset(), json.dumps(
+            {"key": (m.key() or b"").decode("utf-8", "replace"),
+             "len": len(m.value() or b""), "headers": hdrs})))
         if m.offset() + 1 >= ends[m.partition()]:
             done.add(m.partition())
     c.close()
+    for _, _, line in sorted(out):
+        print(line)
 
 
 def produce(brokers, topic, key, path):
