@@ -182,12 +182,33 @@ static void test_broker_features_negotiated(void **state) {
 
 /* 3. Offsets sent in a transaction with the group's metadata are the
  * group's committed offsets for a fresh member. */
+/* A read_committed member of group subscribed to topic. */
+static rd_kafka_t *member(const char *group, const char *topic) {
+        rd_kafka_conf_t *conf = base_conf();
+        rd_kafka_topic_partition_list_t *sub;
+        char errstr[256];
+        rd_kafka_t *rk;
+
+        conf_set(conf, "group.id", group);
+        conf_set(conf, "enable.auto.commit", "false");
+        conf_set(conf, "auto.offset.reset", "earliest");
+        conf_set(conf, "isolation.level", "read_committed");
+        conf_set(conf, "session.timeout.ms", "6000");
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        sub = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+        assert_int_equal(rd_kafka_subscribe(rk, sub), 0);
+        rd_kafka_topic_partition_list_destroy(sub);
+        return rk;
+}
+
 static void test_txn_offsets_visible_to_new_member(void **state) {
         const char *topic = drv_test_unique("txn-offsets");
         const char *group = drv_test_unique("group");
         rd_kafka_conf_t *conf;
         rd_kafka_t *rkp, *rk;
-        rd_kafka_topic_partition_list_t *offsets, *sub;
+        rd_kafka_topic_partition_list_t *offsets;
         rd_kafka_consumer_group_metadata_t *cgmd;
         char errstr[256];
         int i, got = 0;
@@ -200,17 +221,7 @@ static void test_txn_offsets_visible_to_new_member(void **state) {
         assert_null(rd_kafka_commit_transaction(rkp, 30000));
 
         /* a member of the group consumes, then commits through the txn */
-        conf = base_conf();
-        conf_set(conf, "group.id", group);
-        conf_set(conf, "enable.auto.commit", "false");
-        conf_set(conf, "auto.offset.reset", "earliest");
-        conf_set(conf, "isolation.level", "read_committed");
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        assert_non_null(rk);
-        sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-        assert_int_equal(rd_kafka_subscribe(rk, sub), 0);
-        rd_kafka_topic_partition_list_destroy(sub);
+        rk = member(group, topic);
         for (i = 0; i < 60 && got < 3; i++) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
                 if (m && !m->err)
@@ -245,25 +256,6 @@ static void test_txn_offsets_visible_to_new_member(void **state) {
         assert_int_equal(offsets->elems[0].offset, 3);
         rd_kafka_topic_partition_list_destroy(offsets);
         rd_kafka_destroy(rk);
-}
-
-static rd_kafka_t *member(const char *group, const char *topic) {
-        rd_kafka_conf_t *conf = base_conf();
-        rd_kafka_topic_partition_list_t *sub;
-        char errstr[256];
-        rd_kafka_t *rk;
-
-        conf_set(conf, "group.id", group);
-        conf_set(conf, "enable.auto.commit", "false");
-        conf_set(conf, "isolation.level", "read_committed");
-        conf_set(conf, "session.timeout.ms", "6000");
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        assert_non_null(rk);
-        sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-        assert_int_equal(rd_kafka_subscribe(rk, sub), 0);
-        rd_kafka_topic_partition_list_destroy(sub);
-        return rk;
 }
 
 /* Poll until rk holds a partition (up to 30 s). */
