@@ -91,7 +91,13 @@ cmd_stop() {
 
 cmd_restart() {
   [ -d "$PGDIR/data" ] || die "no cluster: run start first"
-  pgctl -m fast -w -t 30 stop >/dev/null 2>&1 || true
+  # A fast shutdown ends the sessions at once but still writes a shutdown
+  # checkpoint, which on a loaded machine outlasted pg_ctl's 30 s wait (the
+  # start then found the old postmaster and failed, leaving the database
+  # down): wait longer, then fall back to an immediate shutdown (crash
+  # recovery at start).
+  pgctl -m fast -w -t 60 stop >/dev/null 2>&1 ||
+    pgctl -m immediate -w -t 60 stop >/dev/null 2>&1 || true
   pgctl -l "$PGDIR/server.log" -w -t 60 start >/dev/null ||
     die "postgres did not restart: $(tail -n 5 "$PGDIR/server.log")"
 }
