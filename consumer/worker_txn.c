@@ -272,7 +272,12 @@ void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt) {
                 rd_kafka_topic_partition_list_add(list, w->conf->topic,
                                                   parts[i]);
         }
-        if (list->cnt == 0)
+        /* stopping: nothing more is dispatched and the reset above dropped
+         * these partitions' in-flight outcomes (epoch), so there is no
+         * position to restore: the next owner starts from the committed
+         * offsets.  (Reading them here failed when the coordinator was the
+         * broker being restarted, and the worker exited 70 on SIGTERM.) */
+        if (list->cnt == 0 || w->stopping)
                 goto out;
         err = rd_kafka_committed(w->rk, list, 10000);
         if (err) {
