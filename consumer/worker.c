@@ -178,6 +178,11 @@ static void backlog_push(drv_worker_t *w, drv_part_t *p,
 static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         drv_part_t *p;
 
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                drv_worker_offset_reset(w, m->partition, m->offset);
+                rd_kafka_message_destroy(m);
+                return;
+        }
         if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         drv_log(DRV_LOG_WARN, "consumer: %s",
@@ -351,6 +356,7 @@ static void tick(drv_worker_t *w) {
         run_due_retries(w);
         probe_db(w);
         drv_worker_reconcile(w);
+        drv_worker_restart_tick(w);
         drv_worker_lag_tick(w);
         if (w->pending && now >= w->next_commit) {
                 drv_worker_commit(w);

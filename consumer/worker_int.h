@@ -24,6 +24,9 @@ typedef struct drv_part_s {
         drv_job_t *retry;        /* waiting for its retry time / the database */
         int64_t lag_query_ms;    /* monotonic, last watermark query */
         int64_t stats_committed; /* committed per statistics; -1 */
+        int64_t restart_due;     /* monotonic: read its committed offset
+                                    and start it (worker_kafka.c); 0 */
+        int restart_logged;
 } drv_part_t;
 
 struct drv_worker_s {
@@ -53,9 +56,11 @@ struct drv_worker_s {
         int stopping;
         int fatal; /* exit 70 */
         int64_t next_ready;
-        int lag_cursor;      /* next partition to consider (worker_lag.c) */
-        int64_t lag_next_ms; /* monotonic, earliest next watermark query */
-        int lag_interval_ms; /* statistics.interval.ms (0: off) */
+        int lag_cursor;          /* next partition to consider (worker_lag.c) */
+        int64_t lag_next_ms;     /* monotonic, earliest next watermark query */
+        int lag_interval_ms;     /* statistics.interval.ms (0: off) */
+        int64_t no_offset_start; /* BEGINNING or END: a partition without
+                                    a committed offset starts there */
 };
 
 /* worker.c */
@@ -97,5 +102,14 @@ drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,
 void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts,
                              void *opaque);
+/* librdkafka could not start a partition (auto.offset.reset=error;
+ * err_offset: the offset it had, RD_KAFKA_OFFSET_INVALID when it had no
+ * committed offset): out of range starts at the configured start; else
+ * the partition waits for drv_worker_restart_tick(). */
+void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
+                             int64_t err_offset);
+/* Start the waiting partitions at their committed offsets (else at the
+ * configured start); unreadable ones wait a second more. */
+void drv_worker_restart_tick(drv_worker_t *w);
 
 #endif

@@ -1,12 +1,16 @@
 /*
  * drover - consumer/worker_kafka.c: the consumer, the transactional
- * producer, topic creation and the rebalance callback.
+ * producer, topic creation, the rebalance callback and where a partition
+ * starts.
  */
 #include "worker_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define RESET_READ_MS  2000 /* one read of committed offsets */
+#define RESET_RETRY_MS 1000 /* unreadable: read again after */
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf) {
@@ -135,6 +139,7 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
                               size_t errstr_size) {
         char cid[300];
         rd_kafka_conf_t *kc;
+        const char *reset;
         drv_err_t err;
         const char *kv[] = {"group.id",
                             w->conf->group,
@@ -144,8 +149,6 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
                             "false",
                             "isolation.level",
                             "read_committed",
-                            "auto.offset.reset",
-                            "earliest",
                             "partition.assignment.strategy",
                             w->conf->assignment_strategy,
                             "statistics.interval.ms",
@@ -159,6 +162,20 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
             (err = drv_config_apply_kafka(w->conf, kc, errstr, errstr_size))) {
                 rd_kafka_conf_destroy(kc);
                 return err;
+        }
+        /* librdkafka never picks a start offset for us: see
+         * drv_worker_offset_reset().  kafka.auto.offset.reset still says
+         * where a partition without a committed offset starts. */
+        reset = drv_config_kafka_get(w->conf, "auto.offset.reset");
+        w->no_offset_start =
+            reset && (!strcmp(reset, "latest") || !strcmp(reset, "largest") ||
+                      !strcmp(reset, "end"))
+                ? RD_KAFKA_OFFSET_END
+                : RD_KAFKA_OFFSET_BEGINNING;
+        if (rd_kafka_conf_set(kc, "auto.offset.reset", "error", errstr,
+                              errstr_size) != RD_KAFKA_CONF_OK) {
+                rd_kafka_conf_destroy(kc);
+                return DRV_ERR_CONFIG;
         }
         rd_kafka_conf_set_rebalance_cb(kc, drv_worker_rebalance_cb);
         rd_kafka_conf_set_stats_cb(kc, stats_cb);
@@ -305,6 +322,8 @@ static void on_assign(drv_worker_t *w,
                 p->committed = -1;
                 p->stats_committed = -1;
                 p->lag_query_ms = 0;
+                p->restart_due = 0;
+                p->restart_logged = 0;
                 p->reconcile = 1;
                 w->assigned_cnt++;
                 /* new partitions start paused while stopping or while
@@ -416,4 +435,170 @@ void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 drv_log(DRV_LOG_ERROR, "rebalance: %s", rd_kafka_err2str(aerr));
         }
         drv_admin_set_ready(w->assigned_cnt > 0, !w->db_down);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Where a partition starts
+ *
+ * The consumer runs with auto.offset.reset=error, so librdkafka reports
+ * instead of jumping.  librdkafka 2.0.2 (and later releases) starts a
+ * newly assigned partition at auto.offset.reset when the committed offset
+ * could not be read because a transaction holding offsets for it was
+ * still open (UNSTABLE_OFFSET_COMMIT) and the assignment changed while it
+ * asked again: with `earliest` that re-read tasks the group had already
+ * committed (the chaos test saw it after a worker was killed -9 inside its
+ * transaction).  So the worker decides: the committed offset when there
+ * is one, the configured start when there is none, and when it cannot be
+ * read yet the partition waits (its fetcher stopped) and the worker reads
+ * again every second.  An offset out of range (the log was deleted past
+ * it) starts at the configured start too.
+ * ------------------------------------------------------------------------
+ */
+/* Assign partitions again at the offsets in `list` (their fetchers
+ * stopped: a seek is refused now). */
+static void restart(drv_worker_t *w, rd_kafka_topic_partition_list_t *list) {
+        rd_kafka_topic_partition_list_t *all = NULL, *paused;
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        int i;
+
+        if (!strcmp(rd_kafka_rebalance_protocol(w->rk), "COOPERATIVE")) {
+                if (!(error = rd_kafka_incremental_unassign(w->rk, list)))
+                        error = rd_kafka_incremental_assign(w->rk, list);
+        } else if (!(err = rd_kafka_assignment(w->rk, &all))) {
+                /* eager: the whole assignment again; the others go on
+                 * where they are (next_offset), or, if nothing came since
+                 * they were (re)started, from where they were started */
+                for (i = 0; i < all->cnt; i++) {
+                        rd_kafka_topic_partition_t *tp =
+                            rd_kafka_topic_partition_list_find(
+                                list, w->conf->topic, all->elems[i].partition);
+                        drv_part_t *p =
+                            drv_worker_part(w, all->elems[i].partition);
+                        if (tp)
+                                all->elems[i].offset = tp->offset;
+                        else if (p && p->next_offset >= 0)
+                                all->elems[i].offset = p->next_offset;
+                }
+                err = rd_kafka_assign(w->rk, all);
+                rd_kafka_topic_partition_list_destroy(all);
+        }
+        for (i = 0; !error && !err && i < list->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
+                if (p && list->elems[i].offset >= 0)
+                        p->next_offset = list->elems[i].offset;
+        }
+        if (error) {
+                drv_log(DRV_LOG_ERROR, "cannot restart partitions: %s",
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                w->fatal = 1;
+                return;
+        }
+        if (err) {
+                drv_log(DRV_LOG_ERROR, "cannot restart partitions: %s",
+                        rd_kafka_err2str(err));
+                w->fatal = 1;
+                return;
+        }
+        /* assign resumes: keep paused what we had paused */
+        paused = rd_kafka_topic_partition_list_new(list->cnt);
+        for (i = 0; i < list->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
+                if (p && p->paused)
+                        rd_kafka_topic_partition_list_add(
+                            paused, w->conf->topic, list->elems[i].partition);
+        }
+        if (paused->cnt > 0)
+                rd_kafka_pause_partitions(w->rk, paused);
+        rd_kafka_topic_partition_list_destroy(paused);
+}
+
+static const char *start_name(int64_t start) {
+        return start == RD_KAFKA_OFFSET_END ? "end" : "beginning";
+}
+
+void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
+                             int64_t err_offset) {
+        drv_part_t *p = drv_worker_part(w, partition);
+        rd_kafka_topic_partition_list_t *list;
+
+        if (!p || !p->assigned || w->stopping)
+                return;
+        if (err_offset < 0) { /* no committed offset known: we read it */
+                p->restart_due = drv_mono_ms();
+                return;
+        }
+        drv_log(DRV_LOG_WARN,
+                "partition %d: offset %lld is out of range: starting at the "
+                "%s",
+                (int)partition, (long long)err_offset,
+                start_name(w->no_offset_start));
+        list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, w->conf->topic, partition)
+            ->offset = w->no_offset_start;
+        restart(w, list);
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
+void drv_worker_restart_tick(drv_worker_t *w) {
+        rd_kafka_topic_partition_list_t *list = NULL;
+        rd_kafka_resp_err_t err;
+        int64_t now = drv_mono_ms();
+        int i;
+
+        for (i = 0; i < w->parts_cnt; i++) {
+                drv_part_t *p = &w->parts[i];
+                if (!p->assigned || !p->restart_due || p->restart_due > now ||
+                    w->stopping)
+                        continue;
+                if (!list)
+                        list = rd_kafka_topic_partition_list_new(4);
+                rd_kafka_topic_partition_list_add(list, w->conf->topic, i);
+        }
+        if (!list)
+                return;
+        err = rd_kafka_committed(w->rk, list, RESET_READ_MS);
+        for (i = 0; i < list->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &list->elems[i];
+                drv_part_t *p = drv_worker_part(w, tp->partition);
+                rd_kafka_resp_err_t perr = err ? err : tp->err;
+
+                if (perr) {
+                        /* e.g. a transaction holding offsets for it is
+                         * still open: not before it ends */
+                        if (!p->restart_logged)
+                                drv_log(DRV_LOG_WARN,
+                                        "partition %d: committed offset not "
+                                        "readable yet (%s): waiting",
+                                        (int)tp->partition,
+                                        rd_kafka_err2str(perr));
+                        p->restart_logged = 1;
+                        p->restart_due = now + RESET_RETRY_MS;
+                        tp->offset = RD_KAFKA_OFFSET_INVALID;
+                        continue;
+                }
+                p->restart_due = 0;
+                p->restart_logged = 0;
+                if (tp->offset >= 0) {
+                        drv_log(DRV_LOG_INFO,
+                                "partition %d: starting at committed offset "
+                                "%lld",
+                                (int)tp->partition, (long long)tp->offset);
+                } else {
+                        tp->offset = w->no_offset_start;
+                        drv_log(DRV_LOG_INFO,
+                                "partition %d: no committed offset: starting "
+                                "at the %s",
+                                (int)tp->partition, start_name(tp->offset));
+                }
+        }
+        /* only the partitions whose start is known */
+        for (i = list->cnt - 1; i >= 0; i--)
+                if (list->elems[i].offset == RD_KAFKA_OFFSET_INVALID)
+                        rd_kafka_topic_partition_list_del_by_idx(list, i);
+        if (list->cnt > 0)
+                restart(w, list);
+        rd_kafka_topic_partition_list_destroy(list);
 }

@@ -288,17 +288,22 @@ void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt) {
         }
         for (i = 0; i < list->cnt; i++)
                 if (list->elems[i].offset < 0)
-                        list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+                        list->elems[i].offset = w->no_offset_start;
         if ((error = rd_kafka_seek_partitions(w->rk, list, 10000))) {
                 drv_log(DRV_LOG_ERROR, "cannot rewind partitions: %s",
                         rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
                 w->fatal = 1;
         }
-        for (i = 0; i < list->cnt; i++)
+        for (i = 0; i < list->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
+                /* what arrives from before the seek is dropped */
+                if (!w->fatal && list->elems[i].offset >= 0)
+                        p->next_offset = list->elems[i].offset;
                 drv_log(DRV_LOG_INFO, "rewound partition %d to offset %lld",
                         (int)list->elems[i].partition,
                         (long long)list->elems[i].offset);
+        }
 out:
         rd_kafka_topic_partition_list_destroy(list);
 }

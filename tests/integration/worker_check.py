@@ -9,6 +9,11 @@ on the real broker.
                                                     JSON value per line
   worker_check.py offsets BROKERS TOPIC GROUP       per partition: "p committed
                                                     end" (end = last stable)
+  worker_check.py open_txn BROKERS TOPIC GROUP SECONDS
+                                                    hold a transaction with
+                                                    offsets for GROUP on every
+                                                    partition open for SECONDS
+                                                    (prints "open"), then abort
 """
 import json
 import sys
@@ -121,7 +126,30 @@ def offsets(brokers, topic, group):
     c.close()
 
 
+def open_txn(brokers, topic, group, seconds):
+    """A transaction that sends offsets for `group` (its committed ones:
+    the offsets do not matter, the open transaction does) and stays open,
+    as a worker's does when it is killed -9 inside it: until it ends, the
+    group coordinator answers UNSTABLE_OFFSET_COMMIT for those partitions
+    to a read_committed consumer asking where to start."""
+    import time
+    from confluent_kafka import Producer
+    c = consumer(brokers, group)
+    tps = c.committed([TopicPartition(topic, p)
+                       for p in partitions(c, topic)], timeout=30)
+    p = Producer({"bootstrap.servers": brokers,
+                  "transactional.id": "drv-test-open-" + group,
+                  "transaction.timeout.ms": int(seconds) * 1000 + 60000})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.send_offsets_to_transaction(tps, c.consumer_group_metadata(), 30)
+    print("open", flush=True)
+    time.sleep(float(seconds))
+    p.abort_transaction(30)
+    c.close()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     {"create": create, "events": events, "offsets": offsets, "dlq": dlq,
-     "produce": produce}[cmd](*args)
+     "produce": produce, "open_txn": open_txn}[cmd](*args)
