@@ -48,14 +48,18 @@ static void produce_tasks(const char *bootstraps) {
         rd_kafka_destroy(rk);
 }
 
-/* Fetch NMSGS task messages of partition 0 starting at offset `from`. */
+/* Fetch NMSGS task messages of partition 0 starting at offset `from`
+ * (the worker starts a partition without a committed offset itself). */
 static void fetch(fixture_t *f, int64_t from) {
         int got = 0, i;
         rd_kafka_message_t *m;
 
         for (i = 0; i < 300 && got < NMSGS; i++) {
+                drv_worker_restart_tick(f->w); /* as the worker's loop */
                 if (!(m = rd_kafka_consumer_poll(f->w->rk, 100)))
                         continue;
+                if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                        drv_worker_offset_reset(f->w, m->partition, m->offset);
                 if (m->err || m->offset != from + got) {
                         rd_kafka_message_destroy(m);
                         continue;
