@@ -472,17 +472,17 @@ static void restart(drv_worker_t *w, rd_kafka_topic_partition_list_t *list) {
          * (see consumer_new) */
         if (!(error = rd_kafka_incremental_unassign(w->rk, list)))
                 error = rd_kafka_incremental_assign(w->rk, list);
-        for (i = 0; !error && i < list->cnt; i++) {
-                drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
-                if (p && list->elems[i].offset >= 0)
-                        p->next_offset = list->elems[i].offset;
-        }
         if (error) {
                 drv_log(DRV_LOG_ERROR, "cannot restart partitions: %s",
                         rd_kafka_error_string(error));
                 rd_kafka_error_destroy(error);
                 w->fatal = 1;
                 return;
+        }
+        for (i = 0; i < list->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
+                if (p && list->elems[i].offset >= 0)
+                        p->next_offset = list->elems[i].offset;
         }
         /* assign resumes: keep paused what we had paused */
         paused = rd_kafka_topic_partition_list_new(list->cnt);
@@ -525,15 +525,16 @@ void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
 }
 
 void drv_worker_restart_tick(drv_worker_t *w) {
-        rd_kafka_topic_partition_list_t *list = NULL;
+        rd_kafka_topic_partition_list_t *list = NULL, *ready;
         rd_kafka_resp_err_t err;
         int64_t now = drv_mono_ms();
         int i;
 
+        if (w->stopping)
+                return;
         for (i = 0; i < w->parts_cnt; i++) {
                 drv_part_t *p = &w->parts[i];
-                if (!p->assigned || !p->restart_due || p->restart_due > now ||
-                    w->stopping)
+                if (!p->assigned || !p->restart_due || p->restart_due > now)
                         continue;
                 if (!list)
                         list = rd_kafka_topic_partition_list_new(4);
@@ -542,10 +543,12 @@ void drv_worker_restart_tick(drv_worker_t *w) {
         if (!list)
                 return;
         err = rd_kafka_committed(w->rk, list, RESET_READ_MS);
+        ready = rd_kafka_topic_partition_list_new(list->cnt);
         for (i = 0; i < list->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &list->elems[i];
                 drv_part_t *p = drv_worker_part(w, tp->partition);
                 rd_kafka_resp_err_t perr = err ? err : tp->err;
+                int64_t start = tp->offset;
 
                 if (perr) {
                         /* e.g. a transaction holding offsets for it is
@@ -558,29 +561,28 @@ void drv_worker_restart_tick(drv_worker_t *w) {
                                         rd_kafka_err2str(perr));
                         p->restart_logged = 1;
                         p->restart_due = now + RESET_RETRY_MS;
-                        tp->offset = RD_KAFKA_OFFSET_INVALID;
                         continue;
                 }
                 p->restart_due = 0;
                 p->restart_logged = 0;
-                if (tp->offset >= 0) {
+                if (start >= 0) {
                         drv_log(DRV_LOG_INFO,
                                 "partition %d: starting at committed offset "
                                 "%lld",
-                                (int)tp->partition, (long long)tp->offset);
+                                (int)tp->partition, (long long)start);
                 } else {
-                        tp->offset = w->no_offset_start;
+                        start = w->no_offset_start;
                         drv_log(DRV_LOG_INFO,
                                 "partition %d: no committed offset: starting "
                                 "at the %s",
-                                (int)tp->partition, start_name(tp->offset));
+                                (int)tp->partition, start_name(start));
                 }
+                rd_kafka_topic_partition_list_add(ready, w->conf->topic,
+                                                  tp->partition)
+                    ->offset = start;
         }
-        /* only the partitions whose start is known */
-        for (i = list->cnt - 1; i >= 0; i--)
-                if (list->elems[i].offset == RD_KAFKA_OFFSET_INVALID)
-                        rd_kafka_topic_partition_list_del_by_idx(list, i);
-        if (list->cnt > 0)
-                restart(w, list);
+        if (ready->cnt > 0)
+                restart(w, ready);
+        rd_kafka_topic_partition_list_destroy(ready);
         rd_kafka_topic_partition_list_destroy(list);
 }
