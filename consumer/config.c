@@ -163,15 +163,49 @@ static int parse_bool(const char *v, int *out) {
         return -1;
 }
 
+/* librdkafka properties the worker sets itself.  Each is part of the
+ * exactly-once contract or follows a drover key, so a kafka.* override
+ * would change the clients behind the worker's back (a strategy given
+ * only as kafka.partition.assignment.strategy ran an eager assignor on a
+ * consumer set up for cooperative-sticky, and the worker exited 70 at its
+ * first partition start).  `use` names the drover key to set instead. */
+static const struct {
+        const char *name, *use;
+} owned_props[] = {
+    {"bootstrap.servers", "brokers"},
+    {"group.id", "group"},
+    {"transactional.id", "instance"},
+    {"partition.assignment.strategy", "assignment_strategy"},
+    {"transaction.timeout.ms", "transaction_timeout_ms"},
+    {"enable.auto.commit", NULL},
+    {"enable.auto.offset.store", NULL},
+    {"isolation.level", NULL},
+};
+
 /* A librdkafka property is checked on a scratch conf so a typo fails at
  * load time with its origin, not later at client creation. */
 static drv_err_t set_kafka(drv_config_t *conf, const char *name,
                            const char *value, const char *origin, char *errstr,
                            size_t errstr_size) {
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        rd_kafka_conf_t *kc;
         char kerr[256];
         drv_kafka_prop_t *arr, *p;
+        size_t i;
 
+        for (i = 0; i < sizeof(owned_props) / sizeof(owned_props[0]); i++) {
+                if (strcmp(name, owned_props[i].name))
+                        continue;
+                if (owned_props[i].use)
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                           "%s: kafka.%s is set by drover: "
+                                           "use \"%s\"",
+                                           origin, name, owned_props[i].use);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "%s: kafka.%s is set by drover for "
+                                   "exactly-once processing",
+                                   origin, name);
+        }
+        kc = rd_kafka_conf_new();
         if (rd_kafka_conf_set(kc, name, value, kerr, sizeof(kerr)) !=
             RD_KAFKA_CONF_OK) {
                 rd_kafka_conf_destroy(kc);

@@ -26,6 +26,8 @@ expect 65 "badkafka.yaml:2: kafka.max.poll.interval.ms" -- \
   --config "$WORK/badkafka.yaml"
 expect 65 "flag --concurrency: invalid value \"-1\"" -- --concurrency -1
 expect 65 "assignment_strategy" -- --set assignment_strategy=roundrobin
+expect 65 "flag -X: kafka.partition.assignment.strategy is set by drover: use \"assignment_strategy\"" -- \
+  -X partition.assignment.strategy=range
 expect 2 "unknown option \"--bogus\"" -- --bogus x
 expect 65 "cannot read config" -- --config "$WORK/missing.yaml"
 bad_db="postgresql://drover:s3cret@127.0.0.1:1/drover"

@@ -107,6 +107,12 @@ static void test_bad_files_name_file_and_line(void **state) {
             {"kafka.max.poll.interval.ms: soon\n", 1, "max.poll.interval.ms"},
             {"allow_sql: maybe\n", 1, "expected true or false"},
             {"assignment_strategy: roundrobin\n", 1, "cooperative-sticky"},
+            {"kafka:\n  partition.assignment.strategy: range\n", 2,
+             "kafka.partition.assignment.strategy is set by drover: use "
+             "\"assignment_strategy\""},
+            {"kafka.isolation.level: read_uncommitted\n", 1,
+             "set by drover for exactly-once"},
+            {"kafka:\n  group.id: other\n", 2, "use \"group\""},
             {"brokers: [a, b]\n", 1, "a list is not a valid value"},
             {"topic: t\n  bad: indentation\n", 2, ""},
         };
