@@ -34,6 +34,10 @@ static void on_signal(int sig) {
                 _exit(128 + sig); /* a second signal: exit at once */
 }
 
+int drv_worker_signalled(void) {
+        return signals_seen > 0;
+}
+
 /*
  * ------------------------------------------------------------------------
  * Partitions

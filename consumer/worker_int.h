@@ -96,6 +96,9 @@ void drv_worker_lag_tick(drv_worker_t *w);
 void drv_worker_lag_set(drv_worker_t *w, int32_t partition, int64_t end,
                         int64_t lo);
 
+/* worker.c: has SIGTERM/SIGINT come (for waits outside the loop)? */
+int drv_worker_signalled(void);
+
 /* worker_kafka.c */
 drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,
                                size_t errstr_size);

@@ -5,6 +5,7 @@
  */
 #include "worker_int.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,7 +177,9 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
                 : RD_KAFKA_OFFSET_BEGINNING;
         /* with the eager `range` assignor a re-assignment outside the
          * rebalance callback raced the group's own (duplicates in the
-         * range rebalance test): it keeps auto.offset.reset */
+         * range rebalance test): the worker decides the start offsets in
+         * the callback (eager_start_offsets), and auto.offset.reset only
+         * applies to an offset out of range */
         if (!strcmp(w->conf->assignment_strategy, "cooperative-sticky") &&
             rd_kafka_conf_set(kc, "auto.offset.reset", "error", errstr,
                               errstr_size) != RD_KAFKA_CONF_OK) {
@@ -410,6 +413,79 @@ static void refresh_group_metadata(drv_worker_t *w) {
         w->cgmd = md;
 }
 
+static const char *start_name(int64_t start) {
+        return start == RD_KAFKA_OFFSET_END ? "end" : "beginning";
+}
+
+/* The eager (range) assignor hands over the whole assignment in the
+ * rebalance callback, and a re-assignment outside it raced the group's
+ * own rebalance.  So the worker decides where each partition starts here,
+ * before rd_kafka_assign(): its committed offset, read while this
+ * callback waits (a transaction holding offsets for it may still be open:
+ * UNSTABLE_OFFSET_COMMIT until it ends, at most its transaction timeout),
+ * else the configured start.  librdkafka then never asks for the
+ * committed offset itself, so it cannot start the partition at
+ * auto.offset.reset when the answer is unstable (see "Where a partition
+ * starts" below).  Should the offsets stay unreadable past the timeout
+ * (the coordinator down), librdkafka asks for them itself, as before. */
+static void eager_start_offsets(drv_worker_t *w,
+                                rd_kafka_topic_partition_list_t *parts) {
+        rd_kafka_topic_partition_list_t *list;
+        rd_kafka_resp_err_t err;
+        int64_t deadline =
+            drv_mono_ms() + w->conf->transaction_timeout_ms + 10000;
+        int i, logged = 0;
+
+        if (parts->cnt == 0)
+                return;
+        list = rd_kafka_topic_partition_list_copy(parts);
+        for (;;) {
+                err = rd_kafka_committed(w->rk, list, RESET_READ_MS);
+                for (i = 0; !err && i < list->cnt; i++)
+                        err = list->elems[i].err;
+                if (!err)
+                        break;
+                if (drv_mono_ms() >= deadline || drv_worker_signalled()) {
+                        drv_log(DRV_LOG_WARN,
+                                "committed offsets not readable (%s): "
+                                "librdkafka will read them itself",
+                                rd_kafka_err2str(err));
+                        rd_kafka_topic_partition_list_destroy(list);
+                        return;
+                }
+                if (!logged)
+                        drv_log(DRV_LOG_WARN,
+                                "committed offsets not readable yet (%s): "
+                                "waiting",
+                                rd_kafka_err2str(err));
+                logged = 1;
+                poll(NULL, 0, RESET_RETRY_MS);
+        }
+        for (i = 0; i < list->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &list->elems[i];
+                rd_kafka_topic_partition_t *dst = &parts->elems[i]; /* copy */
+                drv_part_t *p = drv_worker_part(w, tp->partition);
+
+                if (tp->offset >= 0) {
+                        drv_log(DRV_LOG_INFO,
+                                "partition %d: starting at committed offset "
+                                "%lld",
+                                (int)tp->partition, (long long)tp->offset);
+                        dst->offset = tp->offset;
+                        if (p)
+                                p->next_offset = tp->offset;
+                } else {
+                        drv_log(DRV_LOG_INFO,
+                                "partition %d: no committed offset: starting "
+                                "at the %s",
+                                (int)tp->partition,
+                                start_name(w->no_offset_start));
+                        dst->offset = w->no_offset_start;
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+}
+
 void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *parts,
                              void *opaque) {
@@ -421,10 +497,12 @@ void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 w->ever_assigned = 1;
                 on_assign(w, parts);
-                if (coop)
+                if (coop) {
                         error = rd_kafka_incremental_assign(rk, parts);
-                else
+                } else {
+                        eager_start_offsets(w, parts);
                         aerr = rd_kafka_assign(rk, parts);
+                }
                 refresh_group_metadata(w);
         } else {
                 on_revoke(w, parts, rd_kafka_assignment_lost(rk));
@@ -495,10 +573,6 @@ static void restart(drv_worker_t *w, rd_kafka_topic_partition_list_t *list) {
         if (paused->cnt > 0)
                 rd_kafka_pause_partitions(w->rk, paused);
         rd_kafka_topic_partition_list_destroy(paused);
-}
-
-static const char *start_name(int64_t start) {
-        return start == RD_KAFKA_OFFSET_END ? "end" : "beginning";
 }
 
 void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
