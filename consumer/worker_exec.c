@@ -423,9 +423,12 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
         return err;
 }
 
-/* Whether the task's row was final done/skipped before this delivery
- * (a replay or a duplicate record, not a crash redelivery: those find
- * the row running).  DRV_OK or the database error. */
+/* Whether an outcome done/skipped of the task had committed before this
+ * delivery (a replay or a duplicate record, not a crash redelivery of a
+ * delivery that never committed).  committed_status, not status: an
+ * earlier replayed delivery may have written the row `running` and died
+ * (or lost its partition) before its own commit.  DRV_OK or the database
+ * error. */
 static drv_err_t job_load_prior(drv_exec_t *ex, drv_job_t *job, char *errstr,
                                 size_t errstr_size) {
         const char *params[1] = {job->task->task_id};
@@ -434,7 +437,8 @@ static drv_err_t job_load_prior(drv_exec_t *ex, drv_job_t *job, char *errstr,
 
         err = exec_sql(ex,
                        "SELECT 1 FROM drover.task_runs WHERE task_id = $1"
-                       " AND status IN ('done', 'skipped')",
+                       " AND (committed_status IN ('done', 'skipped') OR"
+                       " status IN ('done', 'skipped'))",
                        1, params, &res, errstr, errstr_size);
         if (err)
                 return err;

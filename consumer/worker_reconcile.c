@@ -71,6 +71,7 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
         snprintf(off, sizeof(off), "%lld", (long long)committed);
         return rc_exec(conn,
                        "UPDATE drover.task_runs SET status = pending_status,"
+                       " committed_status = pending_status,"
                        " steps_done = CASE WHEN pending_status IN ('done',"
                        " 'skipped') THEN coalesce(steps_total, steps_done)"
                        " ELSE steps_done END,"

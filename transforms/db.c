@@ -245,6 +245,13 @@ static const char *const db_migrations[] = {
     "CREATE INDEX IF NOT EXISTS task_runs_pending_idx ON drover.task_runs"
     " (kafka_topic, kafka_partition, kafka_offset) WHERE pending_status"
     " IS NOT NULL AND status IN ('queued', 'running', 'retrying')",
+    /* 3: the status of the last outcome that committed to Kafka, kept
+     * when a later delivery (a replay) writes the row `running`: that
+     * delivery may die before its commit, and the next one must still
+     * know the task had committed (consumer/worker_exec.c,
+     * job_load_prior) */
+    "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS committed_status"
+    " text",
 };
 
 #define DB_MIGRATIONS_CNT (sizeof(db_migrations) / sizeof(db_migrations[0]))
@@ -332,12 +339,13 @@ static const char *db_task_run_sql =
     "INSERT INTO drover.task_runs AS r (task_id, entity_ref, dataset,"
     " status, attempts, steps_total, steps_done, rows_done, worker,"
     " last_error, kafka_partition, kafka_offset, started_at, completed_at,"
-    " first_failure_at)"
+    " first_failure_at, committed_status)"
     " VALUES ($1, $2, $3, $4, $5::int, $6::int, $7::int, $8::bigint, $9,"
     " $10::jsonb, $11::int, $12::bigint,"
     " CASE WHEN $4 = 'running' THEN now() END,"
     " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN now() END,"
-    " CASE WHEN $4 IN ('retrying','dead') THEN now() END)"
+    " CASE WHEN $4 IN ('retrying','dead') THEN now() END,"
+    " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN $4 END)"
     " ON CONFLICT (task_id) DO UPDATE SET"
     " entity_ref = coalesce(EXCLUDED.entity_ref, r.entity_ref),"
     " dataset = coalesce(EXCLUDED.dataset, r.dataset),"
@@ -355,6 +363,8 @@ static const char *db_task_run_sql =
     " completed_at = EXCLUDED.completed_at,"
     " first_failure_at = coalesce(r.first_failure_at,"
     " EXCLUDED.first_failure_at),"
+    " committed_status = coalesce(EXCLUDED.committed_status,"
+    " r.committed_status),"
     " updated_at = now()";
 
 drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
