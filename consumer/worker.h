@@ -86,6 +86,8 @@ void drv_jobq_push(drv_jobq_t *q, drv_job_t *job);
 drv_job_t *drv_jobq_pop(drv_jobq_t *q, int timeout_ms);
 /* Take the whole list (FIFO order); the caller owns it. */
 drv_job_t *drv_jobq_take_all(drv_jobq_t *q);
+/* Take the jobs of one partition (FIFO order); the caller owns them. */
+drv_job_t *drv_jobq_take_partition(drv_jobq_t *q, int32_t partition);
 /* Wake every waiter; pop returns NULL once empty. */
 void drv_jobq_close(drv_jobq_t *q);
 

@@ -123,6 +123,26 @@ drv_job_t *drv_jobq_take_all(drv_jobq_t *q) {
         return head;
 }
 
+drv_job_t *drv_jobq_take_partition(drv_jobq_t *q, int32_t partition) {
+        drv_job_t **pp, *j, *taken = NULL, **tail = &taken;
+
+        pthread_mutex_lock(&q->lock);
+        q->tail = NULL;
+        for (pp = &q->head; (j = *pp);) {
+                if (j->partition == partition) {
+                        *pp = j->next;
+                        j->next = NULL;
+                        *tail = j;
+                        tail = &j->next;
+                } else {
+                        q->tail = j;
+                        pp = &j->next;
+                }
+        }
+        pthread_mutex_unlock(&q->lock);
+        return taken;
+}
+
 void drv_jobq_close(drv_jobq_t *q) {
         pthread_mutex_lock(&q->lock);
         q->closed = 1;

@@ -187,6 +187,35 @@ static void test_abortable_error_rewinds_and_redelivers(void **state) {
         assert_int_equal(drv_worker_part(f->w, 0)->committed, NMSGS);
 }
 
+/* A task no executor has started when its partition is rewound (or
+ * revoked) is taken off the executor queue: started later it would run
+ * behind the partition's next delivery (or new owner).  Another
+ * partition's queued task stays. */
+static void test_rewind_takes_unstarted_tasks_off_the_queue(void **state) {
+        fixture_t *f = *state;
+        drv_job_t *mine = calloc(1, sizeof(*mine));
+        drv_job_t *other = calloc(1, sizeof(*other));
+        drv_job_t *left;
+
+        rd_kafka_mock_push_request_errors(f->mcluster, APIKEY_TXN_OFFSET_COMMIT,
+                                          1,
+                                          RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION);
+        make_pending(f);
+        mine->partition = 0;
+        mine->offset = NMSGS;
+        mine->epoch = drv_worker_part(f->w, 0)->epoch;
+        other->partition = 7;
+        drv_jobq_push(&f->w->jobs, mine);
+        drv_jobq_push(&f->w->jobs, other);
+        f->w->inflight = 2;
+        assert_int_equal(drv_worker_commit(f->w), 1); /* aborted: rewound */
+        assert_int_equal(f->w->inflight, 1);
+        left = drv_jobq_take_all(&f->w->jobs);
+        assert_ptr_equal(left, other);
+        assert_null(left->next);
+        drv_job_destroy(left);
+}
+
 static void test_fenced_producer_is_fatal(void **state) {
         fixture_t *f = *state;
 
@@ -203,6 +232,9 @@ int main(void) {
                 test_commit_succeeds_after_a_retriable_error, setup, teardown),
             cmocka_unit_test_setup_teardown(
                 test_abortable_error_rewinds_and_redelivers, setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                test_rewind_takes_unstarted_tasks_off_the_queue, setup,
+                teardown),
             cmocka_unit_test_setup_teardown(test_fenced_producer_is_fatal,
                                             setup, teardown),
         };
