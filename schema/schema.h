@@ -5,7 +5,8 @@
  * utilities) and the migration task record: its Avro schemas, both wire
  * formats, decode/encode and the schema registry client.
  *
- * Dependencies point one way: consumer -> dlq -> transforms -> schema.
+ * Dependencies point one way: cli -> worker -> admin -> dlq -> transforms
+ * -> schema (cli, worker and admin are the folders of consumer/).
  */
 #ifndef DRV_SCHEMA_H
 #define DRV_SCHEMA_H

@@ -4,7 +4,7 @@
 #ifndef DRV_TESTUTIL_H
 #define DRV_TESTUTIL_H
 
-#include "consumer.h"
+#include "cli.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -238,7 +238,7 @@ static const char *const db_migrations[] = {
     " updated_at timestamptz NOT NULL DEFAULT now(), task_id text,"
     " plan_fingerprint text)",
     /* 2: the outcome a worker is about to commit to Kafka, recorded
-     * before the Kafka transaction (consumer/worker_reconcile.c), and the
+     * before the Kafka transaction (consumer/worker/worker_reconcile.c), and the
      * tasks topic the row's partition/offset belong to */
     "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS pending_status"
     " text, ADD COLUMN IF NOT EXISTS kafka_topic text;"
@@ -248,7 +248,7 @@ static const char *const db_migrations[] = {
     /* 3: the status of the last outcome that committed to Kafka, kept
      * when a later delivery (a replay) writes the row `running`: that
      * delivery may die before its commit, and the next one must still
-     * know the task had committed (consumer/worker_exec.c,
+     * know the task had committed (consumer/worker/worker_exec.c,
      * job_load_prior) */
     "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS committed_status"
     " text",

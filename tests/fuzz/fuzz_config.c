@@ -1,6 +1,6 @@
 /*
  * drover - tests/fuzz/fuzz_config.c: libFuzzer target for the worker's
- * configuration (consumer/config.c).
+ * configuration (consumer/worker/config.c).
  *
  * The first byte picks the path: even -> the rest is a drover.yaml file
  * (written to a private temp file, since drv_config_load_file reads a

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_http_request.c: libFuzzer target for the admin server's
- * request-handling helpers (consumer/admin_req.c): routing of method +
+ * request-handling helpers (consumer/admin/admin_req.c): routing of method +
  * path + query, text validation of query values, the bearer check, and
  * the JSON body of POST /api/tasks.
  *

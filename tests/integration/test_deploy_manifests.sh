@@ -56,7 +56,7 @@ for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")
     port = pr.get("port")
     check(port in ports or port in ports.values(), f"{probe} port {port} not declared")
 # the probe paths are routes of the admin server
-routes = open(f"{src}/consumer/admin_req.c").read()
+routes = open(f"{src}/consumer/admin/admin_req.c").read()
 for path in ("/readyz", "/healthz", "/metrics"):
     check(f'{{"{path}", ' in routes, f"admin server has no route {path}")
 ann = spec["template"]["metadata"].get("annotations", {})

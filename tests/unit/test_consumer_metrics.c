@@ -1,6 +1,6 @@
 /*
  * drover - tests/unit/test_consumer_metrics.c: the Prometheus rendering
- * of consumer/metrics.c.
+ * of consumer/admin/metrics.c.
  */
 #include "admin.h"
 #include "testutil.h"

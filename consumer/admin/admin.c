@@ -1,0 +1,572 @@
+/*
+ * drover - consumer/admin/admin.c: the admin HTTP server (libmicrohttpd).
+ *
+ * One thread per connection (bounded by a connection limit), so neither a
+ * slow client nor a slow query ever blocks the worker's poll thread or
+ * the other requests.  Requests are bounded: header memory, body size,
+ * an idle timeout.  Routes (admin_req.c):
+ *   GET  /metrics          Prometheus text (metrics.c)
+ *   GET  /healthz          the process is alive
+ *   GET  /readyz           assigned partitions and database reachable
+ *   GET  /api/migrations   drover.task_runs as JSON (?dataset=&status=)
+ *   POST /api/tasks        submit a task (bearer token)
+ *   GET  /                 the status page (embedded consumer/admin/web/)
+ */
+#include "admin_int.h"
+#include "admin_kafka.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADMIN_CONN_LIMIT         64
+#define ADMIN_CONN_TIMEOUT_S     10
+#define ADMIN_HEADER_MEMORY      (32 * 1024)
+#define MIGRATIONS_LIMIT_DEFAULT 200
+#define MIGRATIONS_LIMIT_MAX     1000
+
+struct drv_admin_s {
+        struct MHD_Daemon *mhd;
+        int port;
+        char *token;
+        char *database_url;
+        char *topic;
+        drv_admin_kafka_t *kafka;        /* NULL: no brokers configured */
+        drv_schema_store_t *store;       /* encoder for submissions */
+        drv_schema_store_t *owned_store; /* when we created it */
+        pthread_mutex_t db_lock;         /* guards conn */
+        PGconn *conn;                    /* lazily (re)connected */
+};
+
+/* Per-request state, freed in request_completed(). */
+typedef struct request_s {
+        drv_admin_route_t route;
+        char *body;
+        size_t len;
+        int too_large;
+        int answered; /* a response was queued before the body */
+} request_t;
+
+/*
+ * ------------------------------------------------------------------------
+ * Responses
+ * ------------------------------------------------------------------------
+ */
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status,
+                                const char *type, void *buf, size_t len,
+                                enum MHD_ResponseMemoryMode mode) {
+        struct MHD_Response *res;
+        enum MHD_Result ret;
+
+        res = MHD_create_response_from_buffer(len, buf, mode);
+        if (!res)
+                return MHD_NO;
+        MHD_add_response_header(res, "Content-Type", type);
+        MHD_add_response_header(res, "Cache-Control", "no-store");
+        MHD_add_response_header(res, "X-Content-Type-Options", "nosniff");
+        if (status == MHD_HTTP_UNAUTHORIZED)
+                MHD_add_response_header(res, "WWW-Authenticate",
+                                        "Bearer realm=\"drover\"");
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+                MHD_add_response_header(res, "Allow", "GET, HEAD, POST");
+        ret = MHD_queue_response(c, status, res);
+        MHD_destroy_response(res);
+        return ret;
+}
+
+/* Send `obj` (reference stolen) as JSON. */
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
+                                 json_t *obj) {
+        char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+        json_decref(obj);
+        if (!text)
+                return MHD_NO;
+        return send_buf(c, status, "application/json", text, strlen(text),
+                        MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
+                                  const char *msg) {
+        return send_json(c, status, json_pack("{ss}", "error", msg));
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
+                                 const char *text) {
+        return send_buf(c, status, "text/plain; charset=utf-8", (void *)text,
+                        strlen(text), MHD_RESPMEM_PERSISTENT);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Database: one connection, shared under a lock, reconnected on loss
+ * ------------------------------------------------------------------------
+ */
+
+/* A usable connection in admin->conn.  Called with db_lock held. */
+static drv_err_t db_ensure(drv_admin_t *admin, char *errstr,
+                           size_t errstr_size) {
+        PGresult *res;
+        drv_err_t err;
+
+        if (admin->conn && PQstatus(admin->conn) == CONNECTION_OK)
+                return DRV_OK;
+        PQfinish(admin->conn);
+        admin->conn = NULL;
+        if (!admin->database_url)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "no database configured");
+        if ((err = drv_db_connect(admin->database_url, &admin->conn, errstr,
+                                  errstr_size)))
+                return err;
+        res = PQexec(admin->conn, "SET statement_timeout = 5000");
+        PQclear(res);
+        return DRV_OK;
+}
+
+/* 1 if the database answers SELECT 1 now. */
+static int db_ping(drv_admin_t *admin) {
+        char errstr[256];
+        PGresult *res;
+        int ok = 0;
+
+        pthread_mutex_lock(&admin->db_lock);
+        if (!db_ensure(admin, errstr, sizeof(errstr))) {
+                res = PQexec(admin->conn, "SELECT 1");
+                ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+                PQclear(res);
+                if (!ok)
+                        PQreset(admin->conn);
+        }
+        pthread_mutex_unlock(&admin->db_lock);
+        return ok;
+}
+
+static const char migrations_sql[] =
+    "SELECT coalesce(json_agg(r), '[]'::json)::text FROM ("
+    " SELECT * FROM drover.task_runs"
+    " WHERE ($1::text IS NULL OR dataset = $1::text)"
+    "   AND ($2::text IS NULL OR status = $2::text)"
+    " ORDER BY (status IN ('running', 'retrying', 'queued')) DESC,"
+    "          coalesce(completed_at, started_at) DESC NULLS FIRST, task_id"
+    " LIMIT $3::int) r";
+
+/* The migrations as a JSON array text (malloc'ed) in *jsonp. */
+static drv_err_t db_migrations(drv_admin_t *admin, const char *dataset,
+                               const char *status, int limit, char **jsonp,
+                               char *errstr, size_t errstr_size) {
+        const char *vals[3] = {dataset, status, NULL};
+        char lim[16], sqlstate[6];
+        PGresult *res;
+        drv_err_t err;
+
+        snprintf(lim, sizeof(lim), "%d", limit);
+        vals[2] = lim;
+        *jsonp = NULL;
+        pthread_mutex_lock(&admin->db_lock);
+        if ((err = db_ensure(admin, errstr, errstr_size)))
+                goto out;
+        res = PQexecParams(admin->conn, migrations_sql, 3, NULL, vals, NULL,
+                           NULL, 0);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+                if (!(*jsonp = strdup(PQgetvalue(res, 0, 0))))
+                        err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                          "out of memory");
+        } else {
+                err = drv_db_error(admin->conn, res, sqlstate, errstr,
+                                   errstr_size);
+                /* no drover schema yet: no task has run, nothing to show */
+                if (!strcmp(sqlstate, "42P01") || !strcmp(sqlstate, "3F000"))
+                        err = (*jsonp = strdup("[]")) ? DRV_OK : DRV_ERR_NOMEM;
+        }
+        PQclear(res);
+out:
+        pthread_mutex_unlock(&admin->db_lock);
+        return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Handlers
+ * ------------------------------------------------------------------------
+ */
+static enum MHD_Result handle_metrics(struct MHD_Connection *c) {
+        char *text = drv_metrics_render();
+
+        if (!text)
+                return send_text(c, 500, "out of memory\n");
+        return send_buf(c, MHD_HTTP_OK, "text/plain; version=0.0.4", text,
+                        strlen(text), MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result handle_readyz(drv_admin_t *admin,
+                                     struct MHD_Connection *c) {
+        int assigned, db_ok, live;
+
+        drv_admin_get_ready(&assigned, &db_ok);
+        live = admin->database_url ? db_ping(admin) : db_ok;
+        db_ok = db_ok && live;
+        return send_json(
+            c, assigned && db_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+            json_pack("{sbsbsb}", "ready", assigned && db_ok, "assignment",
+                      assigned, "database", db_ok));
+}
+
+/* A query argument, validated; *outp NULL when absent.  0 or -1. */
+static int query_arg(struct MHD_Connection *c, const char *key,
+                     const char **outp) {
+        const char *v =
+            MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+        *outp = NULL;
+        if (!v || !*v)
+                return 0;
+        if (!drv_admin_text_valid(v, strlen(v)))
+                return -1;
+        *outp = v;
+        return 0;
+}
+
+static enum MHD_Result handle_migrations(drv_admin_t *admin,
+                                         struct MHD_Connection *c) {
+        const char *dataset, *status, *limit_s;
+        char errstr[512], *rows, *body;
+        int limit = MIGRATIONS_LIMIT_DEFAULT, n;
+        size_t len;
+
+        if (query_arg(c, "dataset", &dataset) ||
+            query_arg(c, "status", &status) || query_arg(c, "limit", &limit_s))
+                return send_error(c, MHD_HTTP_BAD_REQUEST,
+                                  "query argument too long or not text");
+        if (limit_s &&
+            (sscanf(limit_s, "%d%n", &limit, &n) != 1 || limit_s[n] ||
+             limit < 1 || limit > MIGRATIONS_LIMIT_MAX))
+                return send_error(c, MHD_HTTP_BAD_REQUEST,
+                                  "limit must be an integer from 1 to 1000");
+        if (db_migrations(admin, dataset, status, limit, &rows, errstr,
+                          sizeof(errstr)))
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errstr);
+        len = strlen(rows) + 32;
+        if (!(body = malloc(len))) {
+                free(rows);
+                return MHD_NO;
+        }
+        snprintf(body, len, "{\"migrations\":%s}", rows);
+        free(rows);
+        return send_buf(c, MHD_HTTP_OK, "application/json", body, strlen(body),
+                        MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result handle_static(struct MHD_Connection *c,
+                                     const char *url) {
+        const char *name = strcmp(url, "/") ? url + 1 : "index.html";
+        const drv_web_asset_t *a = drv_web_asset_find(name);
+
+        if (!a)
+                return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
+        return send_buf(c, MHD_HTTP_OK, drv_admin_mime_type(a->name),
+                        (void *)a->data, a->len, MHD_RESPMEM_PERSISTENT);
+}
+
+/* The complete POST /api/tasks body is in req: parse, encode, produce. */
+static enum MHD_Result handle_submit(drv_admin_t *admin,
+                                     struct MHD_Connection *c, request_t *req) {
+        char errstr[512];
+        drv_task_t *task = NULL;
+        void *buf = NULL;
+        size_t len = 0;
+        enum MHD_Result ret;
+
+        if (req->too_large)
+                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body too large (at most 65536 "
+                                  "bytes)");
+        if (drv_admin_parse_task_body(req->body, req->len, admin->topic, &task,
+                                      errstr, sizeof(errstr)))
+                return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+        if (!admin->kafka || !admin->store)
+                ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "kafka is not configured for submissions");
+        else if (drv_task_encode(admin->store, task, &buf, &len, errstr,
+                                 sizeof(errstr)))
+                ret = send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+        else if (drv_admin_kafka_produce(admin->kafka, task->dataset, buf, len,
+                                         errstr, sizeof(errstr))) {
+                drv_log(DRV_LOG_WARN, "task submission failed: %s", errstr);
+                ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errstr);
+        } else {
+                drv_log(DRV_LOG_INFO,
+                        "task %s submitted over http for dataset \"%s\"",
+                        task->task_id, task->dataset);
+                ret = send_json(c, MHD_HTTP_ACCEPTED,
+                                json_pack("{ssssss}", "task_id", task->task_id,
+                                          "dataset", task->dataset, "topic",
+                                          admin->topic));
+        }
+        free(buf);
+        drv_task_destroy(task);
+        return ret;
+}
+
+/* First call of a POST /api/tasks: refuse before reading the body when
+ * the token or the declared length is wrong.  MHD_YES with *donep set
+ * when a response was queued. */
+static enum MHD_Result submit_precheck(drv_admin_t *admin,
+                                       struct MHD_Connection *c, int *donep) {
+        const char *auth, *clen;
+
+        *donep = 1;
+        if (!admin->token)
+                return send_error(c, MHD_HTTP_FORBIDDEN,
+                                  "submissions are disabled (no admin token "
+                                  "configured)");
+        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!drv_admin_bearer_ok(admin->token, auth))
+                return send_error(c, MHD_HTTP_UNAUTHORIZED,
+                                  "missing or wrong bearer token");
+        clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (clen && strtoull(clen, NULL, 10) > DRV_ADMIN_BODY_MAX)
+                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body too large (at most 65536 "
+                                  "bytes)");
+        *donep = 0;
+        return MHD_YES;
+}
+
+/* Append upload data to req, up to the cap. */
+static void body_append(request_t *req, const char *data, size_t len) {
+        char *nb;
+
+        if (req->too_large || !len)
+                return;
+        if (req->len + len > DRV_ADMIN_BODY_MAX ||
+            !(nb = realloc(req->body, req->len + len + 1))) {
+                req->too_large = 1;
+                return;
+        }
+        memcpy(nb + req->len, data, len);
+        req->body = nb;
+        req->len += len;
+        req->body[req->len] = '\0';
+}
+
+static enum MHD_Result dispatch(drv_admin_t *admin, struct MHD_Connection *c,
+                                const char *url, request_t *req) {
+        switch (req->route) {
+        case DRV_ADMIN_ROUTE_METRICS:
+                return handle_metrics(c);
+        case DRV_ADMIN_ROUTE_HEALTHZ:
+                return send_json(c, MHD_HTTP_OK,
+                                 json_pack("{ss}", "status", "ok"));
+        case DRV_ADMIN_ROUTE_READYZ:
+                return handle_readyz(admin, c);
+        case DRV_ADMIN_ROUTE_MIGRATIONS:
+                return handle_migrations(admin, c);
+        case DRV_ADMIN_ROUTE_TASKS:
+                return handle_submit(admin, c, req);
+        case DRV_ADMIN_ROUTE_STATIC:
+                return handle_static(c, url);
+        case DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED:
+                return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                  "method not allowed");
+        default:
+                return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
+        }
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+        drv_admin_t *admin = cls;
+        request_t *req = *con_cls;
+        int done;
+        enum MHD_Result ret;
+
+        if (!req) { /* first call: headers only */
+                if (!(req = calloc(1, sizeof(*req))))
+                        return MHD_NO;
+                req->route = drv_admin_route(method, url);
+                *con_cls = req;
+                if (req->route != DRV_ADMIN_ROUTE_TASKS)
+                        return MHD_YES;
+                ret = submit_precheck(admin, c, &done);
+                req->answered = done;
+                return done ? ret : MHD_YES;
+        }
+        if (req->answered) {
+                *upload_size = 0;
+                return MHD_YES;
+        }
+        if (*upload_size) {
+                if (req->route == DRV_ADMIN_ROUTE_TASKS)
+                        body_append(req, upload, *upload_size);
+                *upload_size = 0; /* consumed (or discarded) */
+                return MHD_YES;
+        }
+        return dispatch(admin, c, url, req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        request_t *req = *con_cls;
+
+        if (req) {
+                free(req->body);
+                free(req);
+                *con_cls = NULL;
+        }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+        char line[512];
+        size_t n;
+
+        vsnprintf(line, sizeof(line), fmt, ap);
+        n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+        drv_log(DRV_LOG_DEBUG, "admin http: %s", line);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Start and stop
+ * ------------------------------------------------------------------------
+ */
+
+/* Parse "host:port" (IPv4 address, "localhost", or "*" / "" for any
+ * address; port 0 picks a free one). */
+static drv_err_t parse_listen(const char *listen, struct sockaddr_in *sa,
+                              char *errstr, size_t errstr_size) {
+        const char *colon = strrchr(listen, ':');
+        char host[64];
+        long port;
+        char *end;
+
+        memset(sa, 0, sizeof(*sa));
+        sa->sin_family = AF_INET;
+        if (!colon || (size_t)(colon - listen) >= sizeof(host))
+                goto bad;
+        port = strtol(colon + 1, &end, 10);
+        if (*end || end == colon + 1 || port < 0 || port > 65535)
+                goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+        if (!strcmp(host, "localhost"))
+                snprintf(host, sizeof(host), "127.0.0.1");
+        if (!*host || !strcmp(host, "*"))
+                sa->sin_addr.s_addr = htonl(INADDR_ANY);
+        else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                goto bad;
+        sa->sin_port = htons((uint16_t)port);
+        return DRV_OK;
+bad:
+        return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                           "bad http listen address \"%s\" (want "
+                           "ipv4:port, e.g. 127.0.0.1:9464)",
+                           listen);
+}
+
+static drv_err_t copy_conf(drv_admin_t *admin, const drv_admin_conf_t *conf,
+                           char *errstr, size_t errstr_size) {
+        admin->topic = strdup(conf->topic ? conf->topic : "dataset-migrations");
+        if (conf->token && *conf->token)
+                admin->token = strdup(conf->token);
+        if (conf->database_url && *conf->database_url)
+                admin->database_url = strdup(conf->database_url);
+        if (!admin->topic || (conf->token && *conf->token && !admin->token) ||
+            (conf->database_url && *conf->database_url && !admin->database_url))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        if (!conf->brokers || !*conf->brokers)
+                return DRV_OK;
+        admin->store = conf->store;
+        if (!admin->store &&
+            !(admin->store = admin->owned_store =
+                  drv_schema_store_new(NULL, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        if (!(admin->kafka = drv_admin_kafka_new(conf->brokers, admin->topic,
+                                                 errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        return DRV_OK;
+}
+
+static void admin_free(drv_admin_t *admin) {
+        drv_admin_kafka_destroy(admin->kafka);
+        drv_schema_store_destroy(admin->owned_store);
+        PQfinish(admin->conn);
+        pthread_mutex_destroy(&admin->db_lock);
+        free(admin->token);
+        free(admin->database_url);
+        free(admin->topic);
+        free(admin);
+}
+
+static struct MHD_Daemon *mhd_start(drv_admin_t *admin,
+                                    const struct sockaddr_in *sa) {
+        return MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                MHD_USE_AUTO | MHD_USE_ERROR_LOG,
+            0, NULL, NULL, on_request, admin, MHD_OPTION_SOCK_ADDR, sa,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_CONN_LIMIT,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_CONN_TIMEOUT_S,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_HEADER_MEMORY,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, admin,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, admin, MHD_OPTION_END);
+}
+
+drv_admin_t *drv_admin_start(const drv_admin_conf_t *conf, char *errstr,
+                             size_t errstr_size) {
+        const char *listen =
+            conf && conf->listen ? conf->listen : "127.0.0.1:9464";
+        const union MHD_DaemonInfo *info;
+        struct sockaddr_in sa;
+        drv_admin_t *admin;
+
+        if (parse_listen(listen, &sa, errstr, errstr_size))
+                return NULL;
+        if (!(admin = calloc(1, sizeof(*admin)))) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                            "out of memory");
+                return NULL;
+        }
+        pthread_mutex_init(&admin->db_lock, NULL);
+        if (conf && copy_conf(admin, conf, errstr, errstr_size))
+                goto err;
+        if (!conf &&
+            copy_conf(admin, &(drv_admin_conf_t){0}, errstr, errstr_size))
+                goto err;
+        if (!(admin->mhd = mhd_start(admin, &sa))) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                            "cannot listen on %s for http: address in use "
+                            "or not available",
+                            listen);
+                goto err;
+        }
+        info = MHD_get_daemon_info(admin->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        admin->port = info ? info->port : ntohs(sa.sin_port);
+        drv_log(DRV_LOG_INFO, "admin http server listening on %s:%d",
+                inet_ntoa(sa.sin_addr), admin->port);
+        return admin;
+err:
+        admin_free(admin);
+        return NULL;
+}
+
+int drv_admin_port(const drv_admin_t *admin) {
+        return admin ? admin->port : -1;
+}
+
+void drv_admin_stop(drv_admin_t *admin) {
+        if (!admin)
+                return;
+        /* joins every connection thread: no handler runs after this */
+        MHD_stop_daemon(admin->mhd);
+        admin_free(admin);
+}

@@ -1,0 +1,80 @@
+/*
+ * drover - consumer/admin/admin_int.h: request-handling helpers of the admin
+ * server, private to consumer/admin/ (and to its unit tests and fuzz target).
+ *
+ * Everything here is pure: no sockets, no Kafka, no PostgreSQL, so it can
+ * be unit-tested and fuzzed byte by byte.
+ */
+#ifndef DRV_ADMIN_INT_H
+#define DRV_ADMIN_INT_H
+
+#include "admin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest POST /api/tasks body accepted (413 beyond). */
+#define DRV_ADMIN_BODY_MAX (64 * 1024)
+/* Longest filter value, entity ref, dataset, param key or value. */
+#define DRV_ADMIN_FIELD_MAX 512
+/* Most params in one submitted task. */
+#define DRV_ADMIN_PARAMS_MAX 64
+
+typedef enum drv_admin_route_e {
+        DRV_ADMIN_ROUTE_NOT_FOUND,
+        DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED,
+        DRV_ADMIN_ROUTE_METRICS,
+        DRV_ADMIN_ROUTE_HEALTHZ,
+        DRV_ADMIN_ROUTE_READYZ,
+        DRV_ADMIN_ROUTE_MIGRATIONS,
+        DRV_ADMIN_ROUTE_TASKS,
+        DRV_ADMIN_ROUTE_STATIC, /* GET of a file of the status page */
+} drv_admin_route_t;
+
+/* Route a request by method and path (the URL without its query; a query
+ * left in `url` is ignored).  Either may be NULL (-> NOT_FOUND).  HEAD is
+ * accepted wherever GET is.  Never fails otherwise. */
+drv_admin_route_t drv_admin_route(const char *method, const char *url);
+
+/* 1 if `s` (len bytes) is valid UTF-8 without control characters and no
+ * longer than DRV_ADMIN_FIELD_MAX: what a filter value, entity ref,
+ * dataset or param may be. */
+int drv_admin_text_valid(const char *s, size_t len);
+
+/* 1 if the Authorization header value `header` (may be NULL) is
+ * "Bearer <expected>" (scheme case-insensitive).  The token comparison
+ * takes the same time wherever the first difference is.  0 when
+ * `expected` is NULL or empty. */
+int drv_admin_bearer_ok(const char *expected, const char *header);
+
+/* Parse a POST /api/tasks body (len bytes, need not be NUL-terminated):
+ *   {"queue": Q?, "payload": {"entity_ref": R, "dataset": D,
+ *    "dry_run"?: bool, "params"?: {k: "v", ...}}}
+ * `queue`, when present, must equal `topic` (may be NULL: any queue).
+ * On DRV_OK *taskp is a new task (fresh task_id, requested_at now,
+ * requested_by "admin-api") the caller destroys.  On failure returns
+ * DRV_ERR_INVALID_PARAM (or DRV_ERR_NOMEM) and fills errstr with a line
+ * naming the offending field; *taskp is NULL. */
+drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
+                                    const char *topic, drv_task_t **taskp,
+                                    char *errstr, size_t errstr_size);
+
+/* Content type for a static file name by its extension. */
+const char *drv_admin_mime_type(const char *name);
+
+/* The status page's files, embedded at build time (web_assets.c,
+ * generated from consumer/admin/web/).  NULL when `name` ("index.html",
+ * "app.js", ...) is not one of them. */
+typedef struct drv_web_asset_s {
+        const char *name;
+        const unsigned char *data;
+        size_t len;
+} drv_web_asset_t;
+
+const drv_web_asset_t *drv_web_asset_find(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DRV_ADMIN_INT_H */

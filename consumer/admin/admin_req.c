@@ -1,0 +1,291 @@
+/*
+ * drover - consumer/admin/admin_req.c: pure request-handling helpers of the
+ * admin server (routing, input validation, bearer check, the body of
+ * POST /api/tasks).  Fuzzed by tests/fuzz/fuzz_http_request.c.
+ */
+#include "admin_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/*
+ * ------------------------------------------------------------------------
+ * Routing: a flat table of path -> route and the methods it takes.
+ * ------------------------------------------------------------------------
+ */
+static const struct {
+        const char *path;
+        drv_admin_route_t route;
+        int post; /* 1: POST only, 0: GET/HEAD only */
+} routes[] = {
+    {"/metrics", DRV_ADMIN_ROUTE_METRICS, 0},
+    {"/healthz", DRV_ADMIN_ROUTE_HEALTHZ, 0},
+    {"/readyz", DRV_ADMIN_ROUTE_READYZ, 0},
+    {"/api/migrations", DRV_ADMIN_ROUTE_MIGRATIONS, 0},
+    {"/api/tasks", DRV_ADMIN_ROUTE_TASKS, 1},
+    {"/", DRV_ADMIN_ROUTE_STATIC, 0},
+    {"/index.html", DRV_ADMIN_ROUTE_STATIC, 0},
+    {"/app.js", DRV_ADMIN_ROUTE_STATIC, 0},
+    {"/style.css", DRV_ADMIN_ROUTE_STATIC, 0},
+};
+
+drv_admin_route_t drv_admin_route(const char *method, const char *url) {
+        size_t i, len;
+        int is_get, is_post;
+
+        if (!method || !url)
+                return DRV_ADMIN_ROUTE_NOT_FOUND;
+        len = strcspn(url, "?#");
+        is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+        is_post = !strcmp(method, "POST");
+        for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+                if (strlen(routes[i].path) != len ||
+                    strncmp(routes[i].path, url, len))
+                        continue;
+                if (routes[i].post ? is_post : is_get)
+                        return routes[i].route;
+                return DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED;
+        }
+        return DRV_ADMIN_ROUTE_NOT_FOUND;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Input validation
+ * ------------------------------------------------------------------------
+ */
+
+/* Length of the UTF-8 sequence at s (at most `left` bytes), 0 if it is
+ * not a valid, shortest-form encoding of a scalar value. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left) {
+        size_t n, i;
+        uint32_t cp;
+
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                n = 2, cp = s[0] & 0x1f;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                n = 3, cp = s[0] & 0x0f;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                n = 4, cp = s[0] & 0x07;
+        else
+                return 0;
+        if (n > left)
+                return 0;
+        for (i = 1; i < n; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+int drv_admin_text_valid(const char *s, size_t len) {
+        const unsigned char *p = (const unsigned char *)s;
+        size_t i = 0, n;
+
+        if (!s || len > DRV_ADMIN_FIELD_MAX)
+                return 0;
+        while (i < len) {
+                if (p[i] < 0x20 || p[i] == 0x7f)
+                        return 0;
+                if (!(n = utf8_seq_len(p + i, len - i)))
+                        return 0;
+                i += n;
+        }
+        return 1;
+}
+
+int drv_admin_bearer_ok(const char *expected, const char *header) {
+        const char *tok;
+        size_t elen, tlen, i;
+        unsigned char diff;
+
+        if (!expected || !*expected || !header)
+                return 0;
+        if (strncasecmp(header, "Bearer ", 7))
+                return 0;
+        tok = header + 7;
+        while (*tok == ' ')
+                tok++;
+        elen = strlen(expected);
+        tlen = strlen(tok);
+        /* Compare every byte of the expected token whatever the input:
+         * the time depends on the token's length only, never on where
+         * the first mismatch is. */
+        diff = (unsigned char)(elen != tlen);
+        for (i = 0; i < elen; i++)
+                diff |= (unsigned char)(expected[i] ^ (i < tlen ? tok[i] : 0));
+        return diff == 0;
+}
+
+const char *drv_admin_mime_type(const char *name) {
+        const char *dot = name ? strrchr(name, '.') : NULL;
+
+        if (!dot)
+                return "application/octet-stream";
+        if (!strcmp(dot, ".html"))
+                return "text/html; charset=utf-8";
+        if (!strcmp(dot, ".js"))
+                return "text/javascript; charset=utf-8";
+        if (!strcmp(dot, ".css"))
+                return "text/css; charset=utf-8";
+        return "application/octet-stream";
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * POST /api/tasks body
+ * ------------------------------------------------------------------------
+ */
+
+/* The string member `key` of `obj`: required (1) or optional (0).  Sets
+ * *outp to it (borrowed) or NULL when optional and absent. */
+static drv_err_t get_text(const json_t *obj, const char *key, int required,
+                          const char **outp, char *errstr, size_t errstr_size) {
+        const json_t *v = json_object_get(obj, key);
+
+        *outp = NULL;
+        if (!v && !required)
+                return DRV_OK;
+        if (!v)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "missing field \"%s\"", key);
+        if (!json_is_string(v) || json_string_length(v) == 0)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "field \"%s\" must be a non-empty string",
+                                   key);
+        if (!drv_admin_text_valid(json_string_value(v), json_string_length(v)))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "field \"%s\" is too long or holds control "
+                                   "characters",
+                                   key);
+        *outp = json_string_value(v);
+        return DRV_OK;
+}
+
+static drv_err_t add_params(drv_task_t *task, const json_t *params,
+                            char *errstr, size_t errstr_size) {
+        const char *key;
+        json_t *v;
+
+        if (!params || json_is_null(params))
+                return DRV_OK;
+        if (!json_is_object(params))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "field \"params\" must be an object");
+        if (json_object_size(params) > DRV_ADMIN_PARAMS_MAX)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "too many params (at most %d)",
+                                   DRV_ADMIN_PARAMS_MAX);
+        json_object_foreach((json_t *)params, key, v) {
+                if (!drv_admin_text_valid(key, strlen(key)) || !*key)
+                        return drv_err_set(errstr, errstr_size,
+                                           DRV_ERR_INVALID_PARAM,
+                                           "a param name is empty, too long "
+                                           "or holds control characters");
+                if (!json_is_string(v) ||
+                    !drv_admin_text_valid(json_string_value(v),
+                                          json_string_length(v)))
+                        return drv_err_set(errstr, errstr_size,
+                                           DRV_ERR_INVALID_PARAM,
+                                           "param \"%.64s\" must be a string "
+                                           "without control characters",
+                                           key);
+                if (drv_task_add_param(task, key, json_string_value(v)))
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                           "out of memory");
+        }
+        return DRV_OK;
+}
+
+/* Fill `task` from the payload object. */
+static drv_err_t fill_task(drv_task_t *task, const json_t *payload,
+                           char *errstr, size_t errstr_size) {
+        const char *ref, *dataset;
+        const json_t *dry;
+        drv_err_t err;
+        char id[37];
+
+        if (!json_is_object(payload))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "field \"payload\" must be an object");
+        if ((err = get_text(payload, "entity_ref", 1, &ref, errstr,
+                            errstr_size)) ||
+            (err = get_text(payload, "dataset", 1, &dataset, errstr,
+                            errstr_size)))
+                return err;
+        dry = json_object_get(payload, "dry_run");
+        if (dry && !json_is_boolean(dry))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "field \"dry_run\" must be a boolean");
+        drv_uuid4(id);
+        task->task_id = strdup(id);
+        task->entity_ref = strdup(ref);
+        task->dataset = strdup(dataset);
+        task->requested_by = strdup("admin-api");
+        task->requested_at = drv_now_ms();
+        task->dry_run = json_is_true(dry);
+        if (!task->task_id || !task->entity_ref || !task->dataset ||
+            !task->requested_by)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        return add_params(task, json_object_get(payload, "params"), errstr,
+                          errstr_size);
+}
+
+drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
+                                    const char *topic, drv_task_t **taskp,
+                                    char *errstr, size_t errstr_size) {
+        json_error_t jerr;
+        json_t *root;
+        const char *queue;
+        drv_task_t *task = NULL;
+        drv_err_t err;
+
+        *taskp = NULL;
+        if (!body || len > DRV_ADMIN_BODY_MAX)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "request body is missing or too large");
+        /* jansson rejects invalid UTF-8 and NUL bytes in strings */
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "request body is not valid json: %s "
+                                   "(line %d, column %d)",
+                                   jerr.text, jerr.line, jerr.column);
+        if (!json_is_object(root)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "request body must be a json object");
+                goto out;
+        }
+        if ((err = get_text(root, "queue", 0, &queue, errstr, errstr_size)))
+                goto out;
+        if (queue && topic && strcmp(queue, topic)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "unknown queue \"%.128s\" (this server "
+                                  "submits to \"%s\")",
+                                  queue, topic);
+                goto out;
+        }
+        if (!(task = drv_task_new())) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                  "out of memory");
+                goto out;
+        }
+        if ((err = fill_task(task, json_object_get(root, "payload"), errstr,
+                             errstr_size)))
+                goto out;
+        *taskp = task;
+        task = NULL;
+out:
+        drv_task_destroy(task);
+        json_decref(root);
+        return err;
+}

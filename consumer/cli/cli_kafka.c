@@ -1,0 +1,156 @@
+/*
+ * drover - consumer/cli/cli_kafka.c: Kafka defaults for the operator commands.
+ */
+#include "cli_kafka.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern char **environ;
+
+static const char *pick(const char *flag, const char *env, const char *dflt) {
+        const char *v;
+
+        if (flag && *flag)
+                return flag;
+        v = getenv(env);
+        return v && *v ? v : dflt;
+}
+
+const char *drv_cli_brokers(const char *flag) {
+        return pick(flag, "DROVER_BROKERS", "127.0.0.1:9092");
+}
+
+const char *drv_cli_topic(const char *flag) {
+        return pick(flag, "DROVER_TOPIC", "dataset-migrations");
+}
+
+const char *drv_cli_group(const char *flag) {
+        return pick(flag, "DROVER_GROUP", "drover");
+}
+
+void drv_cli_suffixed(const char *name, const char *suffix, char *out,
+                      size_t out_size) {
+        snprintf(out, out_size, "%s%s", name, suffix);
+}
+
+/* librdkafka's log callback: one drv_log line per librdkafka line. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf) {
+        drv_log_level_t lvl = level <= 3   ? DRV_LOG_ERROR
+                              : level <= 5 ? DRV_LOG_WARN
+                              : level == 6 ? DRV_LOG_INFO
+                                           : DRV_LOG_DEBUG;
+
+        drv_log(lvl, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-", fac,
+                buf);
+}
+
+int drv_cli_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                      char *errstr, size_t errstr_size) {
+        char rderr[256];
+
+        if (rd_kafka_conf_set(conf, key, value, rderr, sizeof(rderr)) !=
+            RD_KAFKA_CONF_OK) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                            "invalid kafka property \"%s\": %s", key, rderr);
+                return -1;
+        }
+        return 0;
+}
+
+/* DROVER_KAFKA_SECURITY_PROTOCOL=ssl -> security.protocol=ssl */
+static int set_from_env(rd_kafka_conf_t *conf, char *errstr,
+                        size_t errstr_size) {
+        static const char prefix[] = "DROVER_KAFKA_";
+        char key[128];
+        char **e;
+        size_t i;
+
+        for (e = environ; e && *e; e++) {
+                const char *eq = strchr(*e, '=');
+                size_t klen;
+
+                if (strncmp(*e, prefix, sizeof(prefix) - 1) || !eq)
+                        continue;
+                klen = (size_t)(eq - *e) - (sizeof(prefix) - 1);
+                if (klen == 0 || klen >= sizeof(key))
+                        continue;
+                for (i = 0; i < klen; i++) {
+                        char c = (*e)[sizeof(prefix) - 1 + i];
+                        key[i] = c == '_' ? '.' : (char)tolower((int)c);
+                }
+                key[klen] = '\0';
+                if (drv_cli_kafka_set(conf, key, eq + 1, errstr, errstr_size))
+                        return -1;
+        }
+        return 0;
+}
+
+rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
+                                        size_t errstr_size) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+        rd_kafka_conf_set_log_cb(conf, log_cb);
+        if (drv_cli_kafka_set(conf, "bootstrap.servers",
+                              drv_cli_brokers(brokers), errstr, errstr_size) ||
+            drv_cli_kafka_set(conf, "client.id", "drover-cli", errstr,
+                              errstr_size) ||
+            set_from_env(conf, errstr, errstr_size)) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+        }
+        return conf;
+}
+
+int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err) {
+        switch (err) {
+        case RD_KAFKA_RESP_ERR__TRANSPORT:
+        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+        case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+        case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+                return DRV_EXIT_UNAVAILABLE;
+        default:
+                return DRV_EXIT_SOFTWARE;
+        }
+}
+
+int drv_cli_opt_value(int argc, char **argv, int *i, const char *name,
+                      const char **valp) {
+        size_t n = strlen(name);
+        const char *a = argv[*i];
+
+        if (strncmp(a, name, n))
+                return 0;
+        if (a[n] == '=') {
+                *valp = a + n + 1;
+                return 1;
+        }
+        if (a[n] != '\0')
+                return 0;
+        if (*i + 1 >= argc) {
+                drv_cli_error("option %s needs a value", name);
+                return -1;
+        }
+        *valp = argv[++*i];
+        return 1;
+}
+
+int drv_cli_parse_long(const char *s, long *out) {
+        char *end;
+        long v;
+
+        if (!s || *s < '0' || *s > '9')
+                return -1;
+        v = strtol(s, &end, 10);
+        if (*end || v < 0)
+                return -1;
+        *out = v;
+        return 0;
+}

@@ -1,0 +1,233 @@
+/*
+ * drover - consumer/cli/cmd_plan.c: 'drover plan check | show | run'.
+ *
+ *   drover plan check [--no-sql] FILE...
+ *       validate plan files; prints "FILE: ok ..." per file, or
+ *       "file:line: message" on stderr and exits 65.
+ *   drover plan show REF|FILE [--catalog DIR] [--backstage URL] [--json]
+ *       print a plan: ref, dataset, versions, steps with fingerprints.
+ *   drover plan run ...   (consumer/cli/cmd_plan_run.c)
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char plan_usage[] =
+    "usage: drover plan check [--no-sql] FILE...\n"
+    "       drover plan show REF|FILE [--catalog DIR] [--backstage URL] "
+    "[--json]\n"
+    "       drover plan run REF|FILE --dataset D [--dry-run] ...\n"
+    "\n"
+    "check  validate plan files statically (exit 0, or 65 with\n"
+    "       \"file:line: message\"); --no-sql refuses raw sql steps\n"
+    "show   print a plan from a file or a catalog: the catalog directory\n"
+    "       (--catalog, DROVER_CATALOG_DIR) or a Backstage backend\n"
+    "       (--backstage, BACKSTAGE_URL; token from BACKSTAGE_TOKEN)\n"
+    "run    run one plan now against PostgreSQL (see 'drover plan run -h')\n";
+
+static int plan_check_file(const char *path, int allow_sql) {
+        char errstr[512];
+        drv_plan_t **plans;
+        size_t cnt, i;
+        drv_err_t err;
+
+        err = drv_plan_load_file(path, &plans, &cnt, errstr, sizeof(errstr));
+        for (i = 0; !err && i < cnt; i++)
+                err = drv_plan_validate(plans[i], allow_sql, errstr,
+                                        sizeof(errstr));
+        if (!err && cnt == 0)
+                err = drv_err_set(errstr, sizeof(errstr), DRV_ERR_INVALID_PLAN,
+                                  "%s: no migration plan in file (kind "
+                                  "Component with spec.type migration-plan)",
+                                  path);
+        if (err) {
+                /* compiler style, so editors and CI annotations can jump */
+                fprintf(stderr, "%s\n", errstr);
+                drv_plan_array_free(plans, cnt);
+                return drv_err_exit_code(err);
+        }
+        for (i = 0; i < cnt; i++)
+                printf("%s: ok: %s (%s, %d -> %d, %zu steps)\n", path,
+                       plans[i]->ref, plans[i]->dataset, plans[i]->from_version,
+                       plans[i]->to_version, plans[i]->steps_cnt);
+        drv_plan_array_free(plans, cnt);
+        return DRV_EXIT_OK;
+}
+
+static int plan_check(int argc, char **argv) {
+        int i, allow_sql = 1, files = 0, rc = DRV_EXIT_OK, frc;
+
+        for (i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--no-sql")) {
+                        allow_sql = 0;
+                } else if (argv[i][0] == '-' && argv[i][1]) {
+                        drv_cli_error("plan check: unknown option \"%s\"",
+                                      argv[i]);
+                        return DRV_EXIT_USAGE;
+                }
+        }
+        for (i = 1; i < argc; i++) {
+                if (argv[i][0] == '-' && argv[i][1])
+                        continue;
+                files++;
+                if ((frc = plan_check_file(argv[i], allow_sql)) != 0 &&
+                    rc == DRV_EXIT_OK)
+                        rc = frc;
+        }
+        if (!files) {
+                fputs(plan_usage, stderr);
+                return DRV_EXIT_USAGE;
+        }
+        return rc;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * show
+ * ------------------------------------------------------------------------
+ */
+static void plan_print(const drv_plan_t *plan) {
+        size_t i;
+
+        printf("plan         %s\n", plan->ref);
+        if (plan->line > 0)
+                printf("source       %s:%d\n", plan->source, plan->line);
+        else
+                printf("source       %s\n", plan->source);
+        printf("dataset      %s\n", plan->dataset);
+        printf("version      %d -> %d\n", plan->from_version, plan->to_version);
+        printf("etag         %s\n", plan->etag ? plan->etag : "-");
+        printf("fingerprint  %s\n", plan->fingerprint);
+        printf("steps        %zu\n", plan->steps_cnt);
+        for (i = 0; i < plan->steps_cnt; i++) {
+                const drv_step_t *st = &plan->steps[i];
+                char *def = json_dumps(st->def, JSON_SORT_KEYS | JSON_COMPACT);
+                printf("  %2d  %-13s  %s  %s\n", st->index, drv_op_name(st->op),
+                       st->fingerprint, def ? def : "");
+                free(def);
+        }
+}
+
+typedef struct show_opts_s {
+        const char *ref;
+        const char *dir;
+        const char *url;
+        int json;
+} show_opts_t;
+
+static int show_parse(int argc, char **argv, show_opts_t *o) {
+        int i;
+
+        for (i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--json"))
+                        o->json = 1;
+                else if (!strcmp(argv[i], "--catalog") && i + 1 < argc)
+                        o->dir = argv[++i];
+                else if (!strcmp(argv[i], "--backstage") && i + 1 < argc)
+                        o->url = argv[++i];
+                else if (argv[i][0] != '-' && !o->ref)
+                        o->ref = argv[i];
+                else {
+                        drv_cli_error("plan show: unexpected argument \"%s\"",
+                                      argv[i]);
+                        return -1;
+                }
+        }
+        if (!o->ref) {
+                fputs(plan_usage, stderr);
+                return -1;
+        }
+        if (!o->dir && !o->url) {
+                o->url = getenv("BACKSTAGE_URL");
+                if (!o->url || !*o->url) {
+                        o->url = NULL;
+                        o->dir = getenv("DROVER_CATALOG_DIR");
+                }
+        }
+        return 0;
+}
+
+/* REF names a plan file when it exists as a regular file. */
+static drv_err_t show_load(const show_opts_t *o, drv_plan_t **planp,
+                           char *errstr, size_t errstr_size) {
+        drv_catalog_conf_t conf = {.dir = o->dir, .backstage_url = o->url};
+        struct stat st;
+        drv_catalog_t *cat;
+        drv_plan_t **plans;
+        size_t cnt;
+        drv_err_t err;
+
+        if (stat(o->ref, &st) == 0 && S_ISREG(st.st_mode)) {
+                err = drv_plan_load_file(o->ref, &plans, &cnt, errstr,
+                                         errstr_size);
+                if (!err && cnt == 0)
+                        err = drv_err_set(
+                            errstr, errstr_size, DRV_ERR_UNKNOWN_PLAN,
+                            "%s: no migration plan in file", o->ref);
+                *planp = err ? NULL : drv_plan_retain(plans[0]);
+                drv_plan_array_free(plans, cnt);
+                return err;
+        }
+        if (o->url)
+                conf.backstage_token = getenv("BACKSTAGE_TOKEN");
+        if (!(cat = drv_catalog_new(&conf, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        err = drv_catalog_resolve(cat, o->ref, planp, errstr, errstr_size);
+        drv_catalog_destroy(cat);
+        return err;
+}
+
+static int plan_show(int argc, char **argv) {
+        show_opts_t o = {0};
+        char errstr[768];
+        drv_plan_t *plan;
+        drv_err_t err;
+
+        if (show_parse(argc, argv, &o))
+                return DRV_EXIT_USAGE;
+        if (!o.dir && !o.url && access(o.ref, F_OK) != 0) {
+                drv_cli_error("plan show: no catalog: pass --catalog DIR or "
+                              "--backstage URL (or set DROVER_CATALOG_DIR / "
+                              "BACKSTAGE_URL)");
+                return DRV_EXIT_USAGE;
+        }
+        if ((err = show_load(&o, &plan, errstr, sizeof(errstr)))) {
+                drv_cli_error("%s", errstr);
+                return drv_err_exit_code(err);
+        }
+        if (o.json) {
+                json_t *j = drv_plan_to_json(plan);
+                char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+                printf("%s\n", text ? text : "null");
+                free(text);
+                json_decref(j);
+        } else {
+                plan_print(plan);
+        }
+        drv_plan_release(plan);
+        return DRV_EXIT_OK;
+}
+
+int drv_cmd_plan(int argc, char **argv) {
+        if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+                fputs(plan_usage, argc < 2 ? stderr : stdout);
+                return argc < 2 ? DRV_EXIT_USAGE : DRV_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "run"))
+                return drv_cmd_plan_run(argc - 1, argv + 1);
+        if (drv_cli_wants_help(argc - 1, argv + 1)) {
+                fputs(plan_usage, stdout);
+                return DRV_EXIT_OK;
+        }
+        if (!strcmp(argv[1], "check"))
+                return plan_check(argc - 1, argv + 1);
+        if (!strcmp(argv[1], "show"))
+                return plan_show(argc - 1, argv + 1);
+        drv_cli_error("plan: unknown subcommand \"%s\" (check, show, run)",
+                      argv[1]);
+        return DRV_EXIT_USAGE;
+}

@@ -1,0 +1,256 @@
+/*
+ * drover - consumer/cli/cmd_plan_run.c: 'drover plan run'.
+ *
+ *   drover plan run REF|FILE --dataset D [--dry-run] [--database URL]
+ *                   [--catalog DIR] [--task-id ID] [--allow-sql]
+ *                   [--param k=v]... [--batch-pause-ms N] [--no-wait]
+ *
+ * Runs one plan now, without Kafka, through the same runner the worker
+ * uses (drv_plan_run): dataset lock, version guard, ledger, per-step
+ * transactions.  Progress goes to stderr: one line updated in place with
+ * \r on a terminal, plain lines otherwise.  The outcome is one line on
+ * stdout.  A killed run resumes from its checkpoints when run again with
+ * the same --task-id (or any task id: the ledger matches the plan).
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char plan_run_usage[] =
+    "usage: drover plan run REF|FILE --dataset D [options]\n"
+    "  REF|FILE          an entity ref (resolved in --catalog / "
+    "BACKSTAGE_URL)\n"
+    "                    or a catalog-info.yaml file with one plan\n"
+    "  --dataset D       the dataset to migrate (must match the plan)\n"
+    "  --dry-run         run every step in a transaction that is rolled back\n"
+    "  --database URL    PostgreSQL (default DATABASE_URL)\n"
+    "  --catalog DIR     local catalog (default DROVER_CATALOG_DIR)\n"
+    "  --task-id ID      idempotency key (default: a new uuid)\n"
+    "  --allow-sql       permit raw 'sql' steps\n"
+    "  --param k=v       a task param (repeatable)\n"
+    "  --batch-pause-ms N  sleep between batches\n"
+    "  --no-wait         fail at once if another runner holds the dataset\n";
+
+typedef struct pr_opts_s {
+        const char *target;
+        const char *dataset;
+        const char *url;
+        const char *catalog;
+        const char *task_id;
+        int dry_run, allow_sql, no_wait;
+        long pause_ms;
+        drv_task_t *params; /* holds the --param pairs */
+} pr_opts_t;
+
+static volatile int pr_cancel;
+
+static void pr_on_signal(int sig) {
+        (void)sig;
+        pr_cancel = 1;
+}
+
+typedef struct pr_progress_s {
+        int tty;
+        int open_line; /* a \r line is on screen */
+        int64_t last_ms;
+} pr_progress_t;
+
+static void pr_progress(void *opaque, int step, const char *op,
+                        int64_t rows_done, int64_t rows_total) {
+        pr_progress_t *p = opaque;
+        int64_t now = drv_mono_ms();
+        int finished = rows_done >= rows_total;
+
+        /* Plain lines at most every second, plus the final one. */
+        if (!p->tty && !finished && now - p->last_ms < 1000)
+                return;
+        p->last_ms = now;
+        fprintf(stderr, "%sstep %d %-13s rows %lld/%lld (%.0f%%)%s",
+                p->tty ? "\r" : "", step, op, (long long)rows_done,
+                (long long)rows_total,
+                rows_total > 0 ? 100.0 * (double)rows_done / (double)rows_total
+                               : 100.0,
+                p->tty && !finished ? "\033[K" : "\n");
+        p->open_line = p->tty && !finished;
+        fflush(stderr);
+}
+
+static int pr_parse(int argc, char **argv, pr_opts_t *o) {
+        int i;
+
+        for (i = 1; i < argc; i++) {
+                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+                if (!strcmp(a, "--dry-run"))
+                        o->dry_run = 1;
+                else if (!strcmp(a, "--allow-sql"))
+                        o->allow_sql = 1;
+                else if (!strcmp(a, "--no-wait"))
+                        o->no_wait = 1;
+                else if (a[0] != '-' && !o->target)
+                        o->target = a;
+                else if (!v || a[0] != '-') {
+                        drv_cli_error("plan run: unexpected argument \"%s\"",
+                                      a);
+                        return -1;
+                } else if (!strcmp(a, "--dataset"))
+                        o->dataset = argv[++i];
+                else if (!strcmp(a, "--database"))
+                        o->url = argv[++i];
+                else if (!strcmp(a, "--catalog"))
+                        o->catalog = argv[++i];
+                else if (!strcmp(a, "--task-id"))
+                        o->task_id = argv[++i];
+                else if (!strcmp(a, "--batch-pause-ms"))
+                        o->pause_ms = atol(argv[++i]);
+                else if (!strcmp(a, "--param")) {
+                        const char *eq = strchr(v, '=');
+                        char key[256];
+
+                        if (!eq || eq == v || (size_t)(eq - v) >= sizeof(key)) {
+                                drv_cli_error("plan run: --param wants k=v");
+                                return -1;
+                        }
+                        snprintf(key, sizeof(key), "%.*s", (int)(eq - v), v);
+                        if (drv_task_add_param(o->params, key, eq + 1))
+                                return -1;
+                        i++;
+                } else {
+                        drv_cli_error("plan run: unknown option \"%s\"", a);
+                        return -1;
+                }
+        }
+        if (!o->target || !o->dataset) {
+                drv_cli_error("plan run: %s is required",
+                              !o->target ? "a plan (REF or FILE)"
+                                         : "--dataset");
+                return -1;
+        }
+        return 0;
+}
+
+/* A file path (exists) or an entity ref resolved in the catalog. */
+static drv_err_t pr_load(const pr_opts_t *o, drv_plan_t **planp, char *errstr,
+                         size_t errstr_size) {
+        drv_catalog_conf_t cc = {0};
+        drv_plan_t **plans = NULL;
+        drv_catalog_t *cat;
+        size_t cnt = 0, i;
+        drv_err_t err;
+
+        *planp = NULL;
+        if (access(o->target, F_OK) == 0) {
+                err = drv_plan_load_file(o->target, &plans, &cnt, errstr,
+                                         errstr_size);
+                if (!err && cnt != 1)
+                        err = drv_err_set(errstr, errstr_size,
+                                          DRV_ERR_INVALID_PLAN,
+                                          "%s: want exactly one migration "
+                                          "plan, found %zu",
+                                          o->target, cnt);
+                if (!err)
+                        *planp = drv_plan_retain(plans[0]);
+                for (i = 0; i < cnt; i++)
+                        drv_plan_release(plans[i]);
+                free(plans);
+                return err;
+        }
+        cc.dir = o->catalog ? o->catalog : getenv("DROVER_CATALOG_DIR");
+        cc.backstage_url = getenv("BACKSTAGE_URL");
+        cc.backstage_token = getenv("BACKSTAGE_TOKEN");
+        if (!(cat = drv_catalog_new(&cc, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        err = drv_catalog_resolve(cat, o->target, planp, errstr, errstr_size);
+        drv_catalog_destroy(cat);
+        return err;
+}
+
+static const char *pr_outcome(drv_run_outcome_t oc) {
+        switch (oc) {
+        case DRV_RUN_DONE:
+                return "done";
+        case DRV_RUN_SKIPPED:
+                return "skipped";
+        case DRV_RUN_DRY_RUN:
+                return "dry_run";
+        default:
+                return "failed";
+        }
+}
+
+static int pr_run(const pr_opts_t *o, PGconn *conn, const drv_plan_t *plan) {
+        pr_progress_t prog = {isatty(STDERR_FILENO), 0, 0};
+        drv_run_opts_t ro = {0};
+        drv_run_result_t res;
+        drv_err_t err;
+
+        ro.task_id = o->task_id;
+        ro.dataset = o->dataset;
+        ro.dry_run = o->dry_run;
+        ro.params = o->params->params;
+        ro.params_cnt = o->params->params_cnt;
+        ro.allow_sql = o->allow_sql;
+        ro.worker = "drover plan run";
+        ro.batch_pause_ms = o->pause_ms;
+        ro.wait_for_lock = !o->no_wait;
+        ro.cancel = &pr_cancel;
+        ro.progress = pr_progress;
+        ro.progress_opaque = &prog;
+        err = drv_plan_run(conn, plan, &ro, &res);
+        if (prog.open_line)
+                fputc('\n', stderr);
+        if (err) {
+                drv_cli_error("plan run: %s", res.errmsg);
+                return drv_err_exit_code(err);
+        }
+        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s\n", plan->ref,
+               pr_outcome(res.outcome), plan->dataset, o->task_id,
+               res.steps_done, res.steps_total, (long long)res.rows,
+               res.outcome == DRV_RUN_DRY_RUN ? " (would change)" : "");
+        return DRV_EXIT_OK;
+}
+
+int drv_cmd_plan_run(int argc, char **argv) {
+        pr_opts_t o = {0};
+        drv_plan_t *plan = NULL;
+        PGconn *conn = NULL;
+        char errstr[512], uuid[37];
+        drv_err_t err;
+        int rc;
+
+        if (drv_cli_wants_help(argc, argv)) {
+                fputs(plan_run_usage, stdout);
+                return DRV_EXIT_OK;
+        }
+        if (!(o.params = drv_task_new()))
+                return DRV_EXIT_SOFTWARE;
+        if (pr_parse(argc, argv, &o)) {
+                fputs(plan_run_usage, stderr);
+                drv_task_destroy(o.params);
+                return DRV_EXIT_USAGE;
+        }
+        if (!o.url)
+                o.url = getenv("DATABASE_URL");
+        if (!o.task_id) {
+                drv_uuid4(uuid);
+                o.task_id = uuid;
+        }
+        signal(SIGINT, pr_on_signal);
+        signal(SIGTERM, pr_on_signal);
+        if ((err = pr_load(&o, &plan, errstr, sizeof(errstr))) ||
+            (err = drv_db_connect(o.url, &conn, errstr, sizeof(errstr))) ||
+            (err = drv_db_migrate(conn, errstr, sizeof(errstr)))) {
+                drv_cli_error("plan run: %s", errstr);
+                rc = drv_err_exit_code(err);
+        } else {
+                rc = pr_run(&o, conn, plan);
+        }
+        PQfinish(conn);
+        drv_plan_release(plan);
+        drv_task_destroy(o.params);
+        return rc;
+}

@@ -1,0 +1,234 @@
+/*
+ * drover - consumer/cli/cmd_status.c: 'drover status'.
+ *
+ * The migration table from drover.task_runs: Dataset | Status | Started |
+ * Completed, plus steps, rows and the last error.  --watch redraws every
+ * second (in place on a terminal); --until-done stops once nothing is
+ * queued, running or retrying (and, with --expect N, at least N tasks
+ * have reached a final status).
+ */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *fp) {
+        fprintf(fp, "usage: drover status [--watch] [--json] [--dataset D]\n"
+                    "                     [--database URL] [--until-done] "
+                    "[--expect N] [--limit N]\n\n"
+                    "The migration table from drover.task_runs.\n"
+                    "  --watch        redraw every second until interrupted\n"
+                    "  --until-done   with --watch: exit once nothing is "
+                    "queued/running/retrying\n"
+                    "  --expect N     with --until-done: also wait for N final "
+                    "tasks\n"
+                    "  --json         JSON rows instead of the table\n"
+                    "  --dataset D    only dataset D\n"
+                    "  --limit N      at most N rows, newest first (default "
+                    "50; 0: all)\n"
+                    "  --database URL default DATABASE_URL\n"
+                    "Exit codes: 0 ok, 2 usage, 69 database unreachable.\n");
+}
+
+typedef struct status_opts_s {
+        int watch, json, until_done;
+        long expect, limit;
+        const char *dataset, *url;
+} status_opts_t;
+
+static volatile sig_atomic_t interrupted;
+static void on_int(int sig) {
+        (void)sig;
+        interrupted = 1;
+}
+
+static const char *const query =
+    "SELECT dataset, status,"
+    " coalesce(to_char(started_at AT TIME ZONE 'UTC',"
+    "  'YYYY-MM-DD HH24:MI:SS'), ''),"
+    " coalesce(to_char(completed_at AT TIME ZONE 'UTC',"
+    "  'YYYY-MM-DD HH24:MI:SS'), ''),"
+    " coalesce(steps_done, 0), coalesce(steps_total, 0), rows_done,"
+    " coalesce(last_error->>'class', ''),"
+    " coalesce(last_error->>'message', ''), task_id, attempts,"
+    " coalesce(worker, '')"
+    " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)"
+    " ORDER BY coalesce(started_at, updated_at) DESC, task_id"
+    " LIMIT CASE WHEN $2::int > 0 THEN $2::int END";
+
+static const char *const counts_query =
+    "SELECT count(*) FILTER (WHERE status IN"
+    " ('queued', 'running', 'retrying')),"
+    " count(*) FILTER (WHERE status IN"
+    " ('done', 'skipped', 'dry_run', 'dead'))"
+    " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)";
+
+static void print_table(PGresult *res) {
+        int i, n = PQntuples(res);
+
+        printf("%-24s %-9s %-19s %-19s %7s %10s  %s\n", "DATASET", "STATUS",
+               "STARTED", "COMPLETED", "STEPS", "ROWS", "LAST ERROR");
+        for (i = 0; i < n; i++) {
+                char steps[32], err[128];
+                snprintf(steps, sizeof(steps), "%s/%s", PQgetvalue(res, i, 4),
+                         PQgetvalue(res, i, 5));
+                snprintf(err, sizeof(err), "%s%s%.90s", PQgetvalue(res, i, 7),
+                         *PQgetvalue(res, i, 7) ? ": " : "",
+                         PQgetvalue(res, i, 8));
+                printf("%-24.24s %-9s %-19s %-19s %7s %10s  %s\n",
+                       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), steps,
+                       PQgetvalue(res, i, 6), err);
+        }
+        if (n == 0)
+                printf("(no migrations yet)\n");
+}
+
+static void print_json(PGresult *res) {
+        static const char *names[] = {
+            "dataset",    "status",      "started_at", "completed_at",
+            "steps_done", "steps_total", "rows",       "error_class",
+            "error",      "task_id",     "attempts",   "worker"};
+        json_t *arr = json_array();
+        char *s;
+        int i, c;
+
+        for (i = 0; i < PQntuples(res); i++) {
+                json_t *o = json_object();
+                for (c = 0; c < 12; c++) {
+                        const char *v = PQgetvalue(res, i, c);
+                        if ((c == 4 || c == 5 || c == 6 || c == 10))
+                                json_object_set_new(
+                                    o, names[c],
+                                    json_integer(strtoll(v, NULL, 10)));
+                        else if (*v || c < 2 || c == 9)
+                                json_object_set_new(o, names[c],
+                                                    json_string(v));
+                        else
+                                json_object_set_new(o, names[c], json_null());
+                }
+                json_array_append_new(arr, o);
+        }
+        s = json_dumps(arr, JSON_INDENT(2));
+        printf("%s\n", s ? s : "[]");
+        free(s);
+        json_decref(arr);
+}
+
+/* One frame.  Returns 1 when --until-done is satisfied, 0 to go on, -1
+ * on a database error (errstr set). */
+static int frame(PGconn *conn, const status_opts_t *o, char *errstr,
+                 size_t errstr_size) {
+        char limit[32];
+        const char *params[2] = {o->dataset, limit};
+        PGresult *res;
+        char state[6];
+        long active, final;
+
+        snprintf(limit, sizeof(limit), "%ld", o->limit);
+        res = PQexecParams(conn, query, 2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                drv_db_error(conn, res, state, errstr, errstr_size);
+                PQclear(res);
+                return -1;
+        }
+        if (o->watch && isatty(STDOUT_FILENO))
+                printf("\033[H\033[2J");
+        if (o->json)
+                print_json(res);
+        else
+                print_table(res);
+        PQclear(res);
+        res = PQexecParams(conn, counts_query, 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                drv_db_error(conn, res, state, errstr, errstr_size);
+                PQclear(res);
+                return -1;
+        }
+        active = atol(PQgetvalue(res, 0, 0));
+        final = atol(PQgetvalue(res, 0, 1));
+        PQclear(res);
+        if (!o->json)
+                printf("%ld active, %ld finished\n", active, final);
+        fflush(stdout);
+        return o->until_done && active == 0 && final > 0 && final >= o->expect;
+}
+
+static int parse_args(status_opts_t *o, int argc, char **argv) {
+        int i;
+
+        for (i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                if (!strcmp(a, "--watch"))
+                        o->watch = 1;
+                else if (!strcmp(a, "--json"))
+                        o->json = 1;
+                else if (!strcmp(a, "--until-done"))
+                        o->until_done = o->watch = 1;
+                else if (i + 1 < argc && !strcmp(a, "--dataset"))
+                        o->dataset = argv[++i];
+                else if (i + 1 < argc && !strcmp(a, "--database"))
+                        o->url = argv[++i];
+                else if (i + 1 < argc && !strcmp(a, "--expect"))
+                        o->expect = atol(argv[++i]);
+                else if (i + 1 < argc && !strcmp(a, "--limit"))
+                        o->limit = atol(argv[++i]);
+                else {
+                        drv_cli_error("unknown option \"%s\" (see 'drover "
+                                      "status --help')",
+                                      a);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+int drv_cmd_status(int argc, char **argv) {
+        status_opts_t o = {0};
+        char errstr[512];
+        PGconn *conn = NULL;
+        drv_err_t err;
+        int r;
+
+        if (drv_cli_wants_help(argc, argv)) {
+                usage(stdout);
+                return DRV_EXIT_OK;
+        }
+        o.limit = 50;
+        if (parse_args(&o, argc, argv))
+                return DRV_EXIT_USAGE;
+        if (!o.url)
+                o.url = getenv("DATABASE_URL");
+        if (!o.url || !*o.url) {
+                drv_cli_error("no database: set DATABASE_URL or --database");
+                return DRV_EXIT_USAGE;
+        }
+        if ((err = drv_db_connect(o.url, &conn, errstr, sizeof(errstr))) ||
+            (err = drv_db_migrate(conn, errstr, sizeof(errstr)))) {
+                drv_cli_error("%s", errstr);
+                PQfinish(conn);
+                return drv_err_exit_code(err);
+        }
+        signal(SIGINT, on_int);
+        signal(SIGTERM, on_int);
+        for (;;) {
+                r = frame(conn, &o, errstr, sizeof(errstr));
+                if (r < 0) {
+                        drv_cli_error("cannot read drover.task_runs: %s",
+                                      errstr);
+                        PQfinish(conn);
+                        return DRV_EXIT_UNAVAILABLE;
+                }
+                if (r == 1 || !o.watch || interrupted)
+                        break;
+                sleep(1);
+                if (interrupted)
+                        break;
+        }
+        PQfinish(conn);
+        return DRV_EXIT_OK;
+}

@@ -1,0 +1,594 @@
+/*
+ * drover - consumer/worker/worker.c: the poll loop.
+ *
+ * The poll thread keeps calling rd_kafka_consumer_poll with a short
+ * timeout (so max.poll.interval.ms is never exceeded, however long a task
+ * runs) and, between polls: hands fetched tasks to executors (one task in
+ * flight per partition, in offset order; anything fetched beyond it waits
+ * in the partition's backlog), collects outcomes,
+ * schedules retries, commits a batch of outcomes once per commit interval,
+ * probes the database while it is down, and drains on SIGTERM.
+ */
+#include "worker_int.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POLL_MS 20
+/* A partition is paused only while its backlog is long (memory bound),
+ * and resumed once it is short again, so the refetch overlaps the work.
+ * Pausing on every task made librdkafka drop what it had prefetched and
+ * cost one commit interval plus one fetch long-poll per task (bench B1). */
+#define BACKLOG_HIGH   256
+#define BACKLOG_LOW    64
+#define DB_PROBE_MS    2000
+#define READY_EVERY_MS 1000
+
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig) {
+        if (signals_seen++ > 0)
+                _exit(128 + sig); /* a second signal: exit at once */
+}
+
+int drv_worker_signalled(void) {
+        return signals_seen > 0;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Partitions
+ * ------------------------------------------------------------------------
+ */
+drv_part_t *drv_worker_part(drv_worker_t *w, int32_t partition) {
+        drv_part_t *np;
+        int n, i;
+
+        if (partition < 0 || partition > 100000)
+                return NULL;
+        if (partition >= w->parts_cnt) {
+                n = partition + 16;
+                if (!(np = realloc(w->parts, (size_t)n * sizeof(*np))))
+                        return NULL;
+                memset(np + w->parts_cnt, 0,
+                       (size_t)(n - w->parts_cnt) * sizeof(*np));
+                for (i = w->parts_cnt; i < n; i++)
+                        np[i].next_offset = np[i].commit_offset = -1;
+                w->parts = np;
+                w->parts_cnt = n;
+        }
+        return &w->parts[partition];
+}
+
+static void pause_resume(drv_worker_t *w, int32_t partition, int pause) {
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_resp_err_t err;
+
+        rd_kafka_topic_partition_list_add(l, w->conf->topic, partition);
+        err = pause ? rd_kafka_pause_partitions(w->rk, l)
+                    : rd_kafka_resume_partitions(w->rk, l);
+        if (err || l->elems[0].err)
+                drv_log(DRV_LOG_WARN, "cannot %s partition %d: %s",
+                        pause ? "pause" : "resume", (int)partition,
+                        rd_kafka_err2str(err ? err : l->elems[0].err));
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
+void drv_worker_pause(drv_worker_t *w, int32_t partition) {
+        drv_part_t *p = drv_worker_part(w, partition);
+
+        if (!p || p->paused)
+                return;
+        pause_resume(w, partition, 1);
+        p->paused = 1;
+}
+
+void drv_worker_resume(drv_worker_t *w, int32_t partition) {
+        drv_part_t *p = drv_worker_part(w, partition);
+
+        /* only resume what we paused (librdkafka #4686) */
+        if (!p || !p->paused)
+                return;
+        pause_resume(w, partition, 0);
+        p->paused = 0;
+}
+
+void drv_worker_part_reset(drv_worker_t *w, int32_t partition) {
+        drv_part_t *p = drv_worker_part(w, partition);
+        drv_job_t *j, *next;
+        size_t i;
+
+        if (!p)
+                return;
+        /* its tasks that no executor has started yet: their outcomes would
+         * be dropped by the epoch, and a task started after the partition
+         * moved would write task_runs behind its new owner's back (a
+         * revoked task started 1.6 s later, after the new owner had
+         * committed it, and its pending `skipped` overwrote the committed
+         * `done`: chaos batch G run 5, wrong=6) */
+        for (j = drv_jobq_take_partition(&w->jobs, partition); j; j = next) {
+                next = j->next;
+                w->inflight--;
+                drv_job_destroy(j);
+        }
+        drv_metrics_set_inflight(w->inflight);
+        for (i = 0; i < p->bl_cnt; i++)
+                rd_kafka_message_destroy(p->backlog[i]);
+        p->bl_cnt = 0;
+        drv_job_destroy(p->retry);
+        p->retry = NULL;
+        p->busy = 0;
+        p->epoch++;
+        p->next_offset = -1;
+        p->commit_offset = -1;
+}
+
+/* Hand a task to the executors.  The partition's next task starts when
+ * this one's PostgreSQL work is done (its outcome then waits for the next
+ * commit); order is kept, and a crash or an aborted commit redelivers
+ * every task after the committed offset, which the ledger makes
+ * idempotent. */
+static void dispatch(drv_worker_t *w, drv_part_t *p, drv_job_t *job) {
+        job->epoch = p->epoch;
+        p->busy = 1;
+        w->inflight++;
+        drv_metrics_set_inflight(w->inflight);
+        drv_jobq_push(&w->jobs, job);
+}
+
+static void dispatch_msg(drv_worker_t *w, drv_part_t *p,
+                         rd_kafka_message_t *m) {
+        drv_job_t *job = calloc(1, sizeof(*job));
+
+        if (!job) {
+                drv_log(DRV_LOG_ERROR, "out of memory");
+                w->fatal = 1;
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        job->msg = m;
+        job->partition = m->partition;
+        job->offset = m->offset;
+        job->started_ms = drv_mono_ms();
+        dispatch(w, p, job);
+}
+
+void drv_worker_settle(drv_worker_t *w, int32_t partition) {
+        drv_part_t *p = drv_worker_part(w, partition);
+        rd_kafka_message_t *m;
+
+        if (!p || !p->assigned || p->busy || w->stopping || w->db_down)
+                return;
+        if (p->bl_cnt > 0) {
+                m = p->backlog[0];
+                memmove(p->backlog, p->backlog + 1,
+                        (p->bl_cnt - 1) * sizeof(*p->backlog));
+                p->bl_cnt--;
+                dispatch_msg(w, p, m);
+        }
+        if (p->bl_cnt <= BACKLOG_LOW)
+                drv_worker_resume(w, partition);
+}
+
+static void backlog_push(drv_worker_t *w, drv_part_t *p,
+                         rd_kafka_message_t *m) {
+        rd_kafka_message_t **nb;
+
+        if (p->bl_cnt == p->bl_cap) {
+                size_t cap = p->bl_cap ? p->bl_cap * 2 : 16;
+                if (!(nb = realloc(p->backlog, cap * sizeof(*nb)))) {
+                        drv_log(DRV_LOG_ERROR, "out of memory");
+                        w->fatal = 1;
+                        rd_kafka_message_destroy(m);
+                        return;
+                }
+                p->backlog = nb;
+                p->bl_cap = cap;
+        }
+        p->backlog[p->bl_cnt++] = m;
+}
+
+static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
+        drv_part_t *p;
+
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                drv_worker_offset_reset(w, m->partition, m->offset);
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                        drv_log(DRV_LOG_WARN, "consumer: %s",
+                                rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        p = drv_worker_part(w, m->partition);
+        /* not ours any more, or already seen (refetched after a pause) */
+        if (!p || !p->assigned || w->stopping ||
+            (p->next_offset >= 0 && m->offset < p->next_offset)) {
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        p->next_offset = m->offset + 1;
+        if (p->busy || p->bl_cnt > 0 || w->db_down) {
+                backlog_push(w, p, m);
+                if (p->bl_cnt >= BACKLOG_HIGH)
+                        drv_worker_pause(w, m->partition);
+                return;
+        }
+        dispatch_msg(w, p, m);
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Outcomes, retries, the database
+ * ------------------------------------------------------------------------
+ */
+static void set_db_down(drv_worker_t *w) {
+        int i;
+
+        if (w->db_down)
+                return;
+        drv_log(DRV_LOG_WARN, "database unreachable: pausing all partitions");
+        w->db_down = 1;
+        w->next_db_probe = drv_mono_ms() + DB_PROBE_MS;
+        for (i = 0; i < w->parts_cnt; i++)
+                if (w->parts[i].assigned)
+                        drv_worker_pause(w, i);
+}
+
+static void on_outcome(drv_worker_t *w, drv_job_t *job) {
+        drv_part_t *p = drv_worker_part(w, job->partition);
+
+        w->inflight--;
+        if (!p || !p->assigned || p->epoch != job->epoch || w->cancel) {
+                drv_log(DRV_LOG_INFO,
+                        "dropping outcome of partition %d offset %lld "
+                        "(no longer ours)",
+                        (int)job->partition, (long long)job->offset);
+                drv_job_destroy(job);
+                return;
+        }
+        switch (job->outcome) {
+        case DRV_OUT_RETRY:
+                drv_metrics_task("retry", 0);
+                job->retry_due = drv_mono_ms() + job->backoff_ms;
+                p->retry = job;
+                return;
+        case DRV_OUT_DB_DOWN:
+                job->retry_due = 0;
+                p->retry = job;
+                set_db_down(w);
+                return;
+        default:
+                break;
+        }
+        p->commit_offset = job->offset + 1;
+        job->next = NULL;
+        if (w->pending_tail)
+                w->pending_tail->next = job;
+        else
+                w->pending = job;
+        w->pending_tail = job;
+        /* its outcome waits for the next commit; the next task may start */
+        p->busy = 0;
+        drv_worker_settle(w, job->partition);
+}
+
+static void run_due_retries(drv_worker_t *w) {
+        int64_t now = drv_mono_ms();
+        drv_job_t *job;
+        int i;
+
+        if (w->db_down || w->stopping)
+                return;
+        for (i = 0; i < w->parts_cnt; i++) {
+                drv_part_t *p = &w->parts[i];
+                if (!p->assigned || !p->retry || p->retry->retry_due > now)
+                        continue;
+                job = p->retry;
+                p->retry = NULL;
+                dispatch(w, p, job);
+        }
+}
+
+static void probe_db(drv_worker_t *w) {
+        char errstr[256];
+        PGconn *conn = NULL;
+        int i;
+
+        if (!w->db_down || drv_mono_ms() < w->next_db_probe)
+                return;
+        if (drv_db_connect(w->conf->database_url, &conn, errstr,
+                           sizeof(errstr))) {
+                w->next_db_probe = drv_mono_ms() + DB_PROBE_MS;
+                drv_log(DRV_LOG_WARN, "database still unreachable: %s", errstr);
+                return;
+        }
+        PQfinish(conn);
+        drv_log(DRV_LOG_INFO, "database reachable again: resuming");
+        w->db_down = 0;
+        for (i = 0; i < w->parts_cnt; i++) {
+                if (!w->parts[i].assigned)
+                        continue;
+                if (w->parts[i].retry && !w->parts[i].retry->retry_due)
+                        w->parts[i].retry->retry_due = drv_mono_ms();
+                drv_worker_settle(w, i);
+        }
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * The loop
+ * ------------------------------------------------------------------------
+ */
+static void drain_outcomes(drv_worker_t *w) {
+        drv_job_t *job = drv_jobq_take_all(&w->outcomes), *next;
+
+        for (; job; job = next) {
+                next = job->next;
+                on_outcome(w, job);
+        }
+        drv_metrics_set_inflight(w->inflight);
+}
+
+/* SIGTERM: stop fetching, forget what has not started (it will be
+ * redelivered to the next owner). */
+static void begin_stop(drv_worker_t *w) {
+        drv_job_t *job, *next;
+        int i;
+
+        drv_log(DRV_LOG_INFO, "stopping: draining %d task(s) in flight",
+                w->inflight);
+        w->stopping = 1;
+        for (job = drv_jobq_take_all(&w->jobs); job; job = next) {
+                next = job->next;
+                w->inflight--;
+                drv_job_destroy(job);
+        }
+        for (i = 0; i < w->parts_cnt; i++) {
+                drv_part_t *p = &w->parts[i];
+                if (!p->assigned)
+                        continue;
+                drv_worker_pause(w, i);
+                while (p->bl_cnt > 0)
+                        rd_kafka_message_destroy(p->backlog[--p->bl_cnt]);
+                if (p->retry) {
+                        drv_job_destroy(p->retry);
+                        p->retry = NULL;
+                        p->busy = 0;
+                }
+        }
+}
+
+static void tick(drv_worker_t *w) {
+        int64_t now = drv_mono_ms();
+
+        drain_outcomes(w);
+        run_due_retries(w);
+        probe_db(w);
+        drv_worker_reconcile(w);
+        drv_worker_restart_tick(w);
+        drv_worker_lag_tick(w);
+        if (w->pending && now >= w->next_commit) {
+                drv_worker_commit(w);
+                w->next_commit = now + w->conf->commit_interval_ms;
+        }
+        if (now >= w->next_ready) {
+                int i, paused = 0;
+                for (i = 0; i < w->parts_cnt; i++)
+                        paused += w->parts[i].assigned && w->parts[i].paused;
+                drv_metrics_set_paused(paused);
+                drv_admin_set_ready(w->assigned_cnt > 0, !w->db_down);
+                w->next_ready = now + READY_EVERY_MS;
+        }
+        rd_kafka_poll(w->rkp, 0);
+}
+
+static void install_signals(void) {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+}
+
+/* librdkafka 2.0.2 aborts (assertion in the sticky assignor, #4381,
+ * fixed in 2.3.0) when a cooperative-sticky consumer that never received
+ * an assignment is closed or destroyed.  Such a worker holds nothing: no
+ * partition, no task, no open transaction.  So it leaves without closing:
+ * the handle is kept (reachable, for leak checkers) until the process
+ * exits, and the coordinator drops the member after session.timeout.ms. */
+static rd_kafka_t *abandoned_rk;
+
+static void abandon_consumer(drv_worker_t *w) {
+        drv_log(DRV_LOG_INFO, "stopping before the first assignment: "
+                              "leaving the group by session timeout");
+        abandoned_rk = w->rk;
+        w->rk = NULL;
+}
+
+int drv_worker_run(drv_worker_t *w, char *errstr, size_t errstr_size) {
+        rd_kafka_message_t *m;
+        int64_t deadline = 0;
+
+        drv_log(DRV_LOG_INFO, "worker %s joining group \"%s\" on \"%s\"",
+                w->conf->instance, w->conf->group, w->conf->topic);
+        while (!w->fatal) {
+                if (signals_seen && !w->stopping) {
+                        begin_stop(w);
+                        deadline = drv_mono_ms() + w->conf->drain_timeout_ms;
+                }
+                if (w->stopping && w->inflight == 0 && !w->pending)
+                        break;
+                if (w->stopping && drv_mono_ms() >= deadline) {
+                        drv_log(DRV_LOG_WARN,
+                                "drain deadline passed with %d task(s) in "
+                                "flight: abandoning them",
+                                w->inflight);
+                        w->cancel = 1;
+                        break;
+                }
+                if ((m = rd_kafka_consumer_poll(w->rk, POLL_MS)))
+                        on_message(w, m);
+                tick(w);
+        }
+        if (w->fatal) {
+                snprintf(errstr, errstr_size,
+                         "kafka transactional state is fatal (see log): "
+                         "exiting");
+                return DRV_EXIT_SOFTWARE;
+        }
+        drain_outcomes(w);
+        drv_worker_commit(w);
+        if (!w->ever_assigned &&
+            !strcmp(w->conf->assignment_strategy, "cooperative-sticky")) {
+                abandon_consumer(w);
+                return w->fatal ? DRV_EXIT_SOFTWARE : DRV_EXIT_OK;
+        }
+        drv_log(DRV_LOG_INFO, "leaving the group");
+        rd_kafka_consumer_close(w->rk);
+        drv_worker_commit(w);
+        return w->fatal ? DRV_EXIT_SOFTWARE : DRV_EXIT_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Construction
+ * ------------------------------------------------------------------------
+ */
+static drv_err_t setup_db(drv_worker_t *w, char *errstr, size_t errstr_size) {
+        PGconn *conn = NULL;
+        drv_err_t err;
+
+        if ((err = drv_db_connect(w->conf->database_url, &conn, errstr,
+                                  errstr_size)))
+                return err;
+        err = drv_db_migrate(conn, errstr, errstr_size);
+        PQfinish(conn);
+        return err;
+}
+
+static drv_err_t setup_deps(drv_worker_t *w, char *errstr, size_t errstr_size) {
+        drv_schema_conf_t sc = {0};
+        drv_catalog_conf_t cc = {0};
+
+        sc.registry_url = w->conf->registry_url;
+        if (!(w->store = drv_schema_store_new(&sc, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        cc.dir = w->conf->catalog_dir;
+        cc.backstage_url = w->conf->backstage_url;
+        cc.backstage_token = w->conf->backstage_token;
+        if (!(w->catalog = drv_catalog_new(&cc, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        return setup_db(w, errstr, errstr_size);
+}
+
+/* An executor queued an outcome: cut the poll thread's
+ * rd_kafka_consumer_poll short, so the partition's next task starts now
+ * rather than when the poll times out (bench B1: 10 ms per task). */
+static void wake_poll(void *opaque) {
+        drv_worker_t *w = opaque;
+        rd_kafka_queue_yield(w->wakeq);
+}
+
+static drv_err_t setup_threads(drv_worker_t *w, char *errstr,
+                               size_t errstr_size) {
+        drv_pool_conf_t pc = {w->conf,  w->store,     w->catalog,
+                              &w->jobs, &w->outcomes, &w->cancel};
+        drv_admin_conf_t ac = {0};
+
+        if (!(w->wakeq = rd_kafka_queue_get_consumer(w->rk)))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INTERNAL,
+                                   "cannot get the consumer queue");
+        w->outcomes.wake_opaque = w;
+        w->outcomes.wake = wake_poll;
+        if (!(w->pool = drv_pool_start(&pc, errstr, errstr_size)))
+                return DRV_ERR_INTERNAL;
+        if (!w->conf->http_listen[0])
+                return DRV_OK;
+        ac.listen = w->conf->http_listen;
+        ac.token = w->conf->admin_token;
+        ac.database_url = w->conf->database_url;
+        ac.brokers = w->conf->brokers;
+        ac.topic = w->conf->topic;
+        ac.store = w->store;
+        if (!(w->admin = drv_admin_start(&ac, errstr, errstr_size)))
+                return DRV_ERR_CONFIG;
+        drv_log(DRV_LOG_INFO, "status page at http://%s/",
+                w->conf->http_listen);
+        return DRV_OK;
+}
+
+drv_worker_t *drv_worker_new(drv_config_t *conf, drv_err_t *errp, char *errstr,
+                             size_t errstr_size) {
+        drv_worker_t *w = calloc(1, sizeof(*w));
+        drv_err_t err;
+
+        /* before the Kafka clients, the database and the catalog: a
+         * SIGTERM while they come up (a second or more with a large
+         * catalog or a slow machine) is a clean stop, not a kill */
+        install_signals();
+        if (!w) {
+                *errp = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                    "out of memory");
+                return NULL;
+        }
+        w->conf = conf;
+        drv_jobq_init(&w->jobs);
+        drv_jobq_init(&w->outcomes);
+        if ((err = setup_deps(w, errstr, errstr_size)) ||
+            (err = drv_worker_kafka_new(w, errstr, errstr_size)) ||
+            (err = setup_threads(w, errstr, errstr_size))) {
+                *errp = err;
+                drv_worker_destroy(w);
+                return NULL;
+        }
+        *errp = DRV_OK;
+        return w;
+}
+
+void drv_worker_destroy(drv_worker_t *w) {
+        drv_job_t *j, *next;
+        int i;
+
+        if (!w)
+                return;
+        drv_admin_stop(w->admin);
+        if (drv_pool_stop(w->pool, 3000))
+                return; /* executors still running: the process exits */
+        for (j = w->pending; j; j = next) {
+                next = j->next;
+                drv_job_destroy(j);
+        }
+        w->pending = w->pending_tail = NULL;
+        w->outcomes.wake = NULL; /* no executor left to call it */
+        if (w->wakeq)
+                rd_kafka_queue_destroy(w->wakeq);
+        /* closing the consumer may call the rebalance callback, which
+         * still needs the partition table */
+        if (w->rk)
+                rd_kafka_destroy(w->rk);
+        for (i = 0; i < w->parts_cnt; i++) {
+                drv_worker_part_reset(w, i);
+                free(w->parts[i].backlog);
+        }
+        free(w->parts);
+        if (w->cgmd)
+                rd_kafka_consumer_group_metadata_destroy(w->cgmd);
+        if (w->rkp)
+                rd_kafka_destroy(w->rkp);
+        drv_catalog_destroy(w->catalog);
+        drv_schema_store_destroy(w->store);
+        drv_jobq_fini(&w->jobs);
+        drv_jobq_fini(&w->outcomes);
+        free(w);
+}

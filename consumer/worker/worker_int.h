@@ -1,0 +1,267 @@
+/*
+ * drover - consumer/worker/worker_int.h: the worker's parts, private to
+ * consumer/worker/ (and to white-box tests).
+ *
+ * Jobs, their queues and the executor pool are shared by every thread of
+ * the worker; the poll thread's state (drv_part_t, struct drv_worker_s)
+ * is shared by worker.c (loop, dispatch, rebalance), worker_txn.c
+ * (transactional commits) and worker_kafka.c (clients, topics) and is
+ * touched by the poll thread only.
+ */
+#ifndef DRV_WORKER_INT_H
+#define DRV_WORKER_INT_H
+
+#include "admin.h"
+#include "worker.h"
+
+#include <pthread.h>
+
+/*
+ * ------------------------------------------------------------------------
+ * Jobs: one task delivery, from dispatch to commit.
+ * ------------------------------------------------------------------------
+ */
+typedef enum drv_outcome_e {
+        DRV_OUT_NONE,
+        DRV_OUT_DONE,
+        DRV_OUT_SKIPPED,
+        DRV_OUT_DRY_RUN,
+        DRV_OUT_DEAD,
+        DRV_OUT_RETRY,   /* transient: retry after backoff_ms */
+        DRV_OUT_DB_DOWN, /* PostgreSQL unreachable: pause all, probe */
+} drv_outcome_t;
+
+typedef struct drv_job_s {
+        struct drv_job_s *next;
+        rd_kafka_message_t *msg; /* owned; destroyed on the poll thread */
+        int32_t partition;
+        int64_t offset;
+        unsigned epoch; /* partition epoch at dispatch; stale: dropped */
+        int attempts_loaded;
+        int attempts; /* failures so far */
+        int64_t first_failure_ms;
+        int64_t started_ms; /* monotonic, first dispatch */
+        int64_t retry_due;  /* monotonic; 0: when the database is back */
+        drv_task_t *task;   /* decoded once; NULL if poison */
+        drv_outcome_t outcome;
+        drv_run_result_t res;
+        int64_t backoff_ms;
+        drv_dlq_info_t dlq; /* error details (dead letters and retries) */
+        int redrive_count;  /* carried by a redriven task's headers */
+        int prior_done;     /* task_runs said done/skipped before this delivery:
+                               a replay, not a crash redelivery */
+        int steps_ran;      /* a step ran in this attempt (progress seen) */
+        void *exec;         /* the executor running the job (progress writes) */
+        int64_t progress_ms; /* monotonic, last progress write */
+        /* finalizer only: committed offsets of partitions to reconcile */
+        rd_kafka_topic_partition_list_t *reconcile;
+} drv_job_t;
+
+/* Free a job, its task and its message.  NULL is a no-op. */
+void drv_job_destroy(drv_job_t *job);
+
+/* "done", "skipped", "dry_run", "dead", "retrying". */
+const char *drv_outcome_status(drv_outcome_t out);
+
+/*
+ * ------------------------------------------------------------------------
+ * A FIFO of jobs under a mutex; pop can block.
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_jobq_s {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        drv_job_t *head, *tail;
+        int closed;
+        /* called (outside the lock) after each push when set: wakes a
+         * consumer that waits elsewhere than on `cond` */
+        void (*wake)(void *opaque);
+        void *wake_opaque;
+} drv_jobq_t;
+
+void drv_jobq_init(drv_jobq_t *q);
+void drv_jobq_fini(drv_jobq_t *q);
+void drv_jobq_push(drv_jobq_t *q, drv_job_t *job);
+/* Next job; waits up to timeout_ms (<0: forever).  NULL on timeout or
+ * when the queue is closed and empty. */
+drv_job_t *drv_jobq_pop(drv_jobq_t *q, int timeout_ms);
+/* Take the whole list (FIFO order); the caller owns it. */
+drv_job_t *drv_jobq_take_all(drv_jobq_t *q);
+/* Take the jobs of one partition (FIFO order); the caller owns them. */
+drv_job_t *drv_jobq_take_partition(drv_jobq_t *q, int32_t partition);
+/* Wake every waiter; pop returns NULL once empty. */
+void drv_jobq_close(drv_jobq_t *q);
+
+/*
+ * ------------------------------------------------------------------------
+ * The executor pool (worker_exec.c)
+ * ------------------------------------------------------------------------
+ */
+typedef struct drv_pool_s drv_pool_t;
+
+typedef struct drv_pool_conf_s {
+        const drv_config_t *conf;
+        drv_schema_store_t *store;
+        drv_catalog_t *catalog;
+        drv_jobq_t *jobs;     /* in: tasks to run */
+        drv_jobq_t *outcomes; /* out: finished jobs */
+        volatile int *cancel; /* set at the drain deadline */
+} drv_pool_conf_t;
+
+/* Start conf->concurrency executors and one finalizer thread.  NULL and
+ * errstr on failure (threads that started are stopped). */
+drv_pool_t *drv_pool_start(const drv_pool_conf_t *pc, char *errstr,
+                           size_t errstr_size);
+/* Queue the final task_runs status of a committed job: a copy that takes
+ * over job->task (set to NULL). */
+void drv_pool_finalize(drv_pool_t *pool, drv_job_t *job);
+/* Queue a reconciliation of task_runs for the partitions of `offsets`
+ * (their committed offsets; entries < 0 are ignored).  Takes ownership
+ * of offsets.  NULL pool: offsets freed. */
+void drv_pool_reconcile(drv_pool_t *pool,
+                        rd_kafka_topic_partition_list_t *offsets);
+/* Close the queues and join the threads for up to wait_ms; threads still
+ * running after that are left to die with the process (returns 1: the
+ * pool, its queues and what the threads use must then not be freed).
+ * Returns 0 when every thread was joined and the pool freed.  NULL: 0. */
+int drv_pool_stop(drv_pool_t *pool, int wait_ms);
+
+/*
+ * task_runs pending outcomes (worker_reconcile.c)
+ */
+/* Record the final status `pending` a task is about to commit to Kafka,
+ * with the topic, partition and offset of its delivery.  *rowsp (may be
+ * NULL): rows changed (0: no row yet).  DRV_OK or the error, errstr set. */
+drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
+                                   const char *pending, const char *topic,
+                                   int32_t partition, int64_t offset,
+                                   long *rowsp, char *errstr,
+                                   size_t errstr_size);
+/* Rows of topic/partition with a pending status, still non-final, below
+ * the group's committed offset: their outcome committed, so set status =
+ * pending.  *rowsp (may be NULL): rows settled. */
+drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
+                                  int32_t partition, int64_t committed,
+                                  long *rowsp, char *errstr,
+                                  size_t errstr_size);
+
+/* Test hooks: DROVER_CRASH_AT=<point>[:<nth>] -> _exit(137) at the nth
+ * time `point` is reached; DROVER_STOP_AT=<point>[:<nth>] -> the process
+ * stops itself there (SIGSTOP) until SIGCONT.  Points: after_pg_commit,
+ * between_steps, before_send_offsets, in_kafka_commit, after_kafka_commit.
+ * No-op without DROVER_TEST_HOOKS. */
+void drv_crash_point(const char *point);
+
+/*
+ * ------------------------------------------------------------------------
+ * The poll thread's state
+ * ------------------------------------------------------------------------
+ */
+/* One partition of the tasks topic, as this worker sees it. */
+typedef struct drv_part_s {
+        int assigned;
+        int paused;            /* paused by us (only resume what we paused) */
+        int busy;              /* a job in flight or waiting to retry */
+        int reconcile;         /* assigned: reconcile its task_runs rows */
+        unsigned epoch;        /* bumped on assign/revoke/rewind */
+        int64_t next_offset;   /* next offset expected from fetch; -1 */
+        int64_t commit_offset; /* last completed + 1 awaiting commit; -1 */
+        int64_t committed;     /* last offset we committed; -1 unknown */
+        rd_kafka_message_t **backlog; /* fetched while busy, in order;
+                                         paused above BACKLOG_HIGH */
+        size_t bl_cnt, bl_cap;
+        drv_job_t *retry;        /* waiting for its retry time / the database */
+        int64_t lag_query_ms;    /* monotonic, last watermark query */
+        int64_t stats_committed; /* committed per statistics; -1 */
+        int64_t restart_due;     /* monotonic: read its committed offset
+                                    and start it (worker_kafka.c); 0 */
+        int restart_logged;
+} drv_part_t;
+
+struct drv_worker_s {
+        drv_config_t *conf;      /* not owned */
+        rd_kafka_t *rk;          /* consumer */
+        rd_kafka_queue_t *wakeq; /* rk's consumer queue: an outcome wakes
+                                    the poll thread out of its poll */
+        rd_kafka_t *rkp;         /* transactional producer */
+        rd_kafka_consumer_group_metadata_t *cgmd;
+        drv_schema_store_t *store;
+        drv_catalog_t *catalog;
+        drv_admin_t *admin;
+        drv_pool_t *pool;
+        drv_jobq_t jobs, outcomes;
+        volatile int cancel;
+
+        drv_part_t *parts;
+        int parts_cnt;
+        int assigned_cnt;
+        int ever_assigned;  /* a rebalance callback assigned (maybe none) */
+        int inflight;       /* jobs handed to executors */
+        drv_job_t *pending; /* outcomes awaiting the next commit */
+        drv_job_t *pending_tail;
+        int64_t next_commit; /* monotonic */
+        int db_down;
+        int64_t next_db_probe;
+        int stopping;
+        int fatal; /* exit 70 */
+        int64_t next_ready;
+        int lag_cursor;          /* next partition to consider (worker_lag.c) */
+        int64_t lag_next_ms;     /* monotonic, earliest next watermark query */
+        int lag_interval_ms;     /* statistics.interval.ms (0: off) */
+        int64_t no_offset_start; /* BEGINNING or END: a partition without
+                                    a committed offset starts there */
+};
+
+/* worker.c */
+drv_part_t *drv_worker_part(drv_worker_t *w, int32_t partition);
+void drv_worker_pause(drv_worker_t *w, int32_t partition);
+void drv_worker_resume(drv_worker_t *w, int32_t partition);
+/* Partition is free again: start its next backlog task or resume it. */
+void drv_worker_settle(drv_worker_t *w, int32_t partition);
+/* Forget partition state (revoke/rewind): drop backlog and retry job,
+ * bump the epoch so outcomes still in flight are dropped. */
+void drv_worker_part_reset(drv_worker_t *w, int32_t partition);
+
+/* worker_txn.c */
+/* Commit every pending outcome in one transaction.  Returns 0 (committed
+ * or nothing to do), 1 (aborted: the affected partitions were rewound),
+ * -1 (fatal: w->fatal set). */
+int drv_worker_commit(drv_worker_t *w);
+/* Rewind partitions to their committed offsets (after an abort). */
+void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt);
+
+/* worker_reconcile.c */
+/* Hand the committed offsets of newly assigned partitions to the
+ * finalizer, which settles their rows with a pending status. */
+void drv_worker_reconcile(drv_worker_t *w);
+
+/* worker_lag.c */
+/* drover_consumer_lag for paused partitions, whose end offsets librdkafka
+ * no longer refreshes: at most one watermark query per call, each paused
+ * partition at most once per statistics interval. */
+void drv_worker_lag_tick(drv_worker_t *w);
+/* Lag of a partition from an end offset and what we know was committed
+ * (ours, the statistics', else the log start as KEDA counts it). */
+void drv_worker_lag_set(drv_worker_t *w, int32_t partition, int64_t end,
+                        int64_t lo);
+
+/* worker.c: has SIGTERM/SIGINT come (for waits outside the loop)? */
+int drv_worker_signalled(void);
+
+/* worker_kafka.c */
+drv_err_t drv_worker_kafka_new(drv_worker_t *w, char *errstr,
+                               size_t errstr_size);
+void drv_worker_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *parts,
+                             void *opaque);
+/* librdkafka could not start a partition (auto.offset.reset=error;
+ * err_offset: the offset it had, RD_KAFKA_OFFSET_INVALID when it had no
+ * committed offset): out of range starts at the configured start; else
+ * the partition waits for drv_worker_restart_tick(). */
+void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
+                             int64_t err_offset);
+/* Start the waiting partitions at their committed offsets (else at the
+ * configured start); unreadable ones wait a second more. */
+void drv_worker_restart_tick(drv_worker_t *w);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * drover - consumer/worker/worker_txn.c: one short Kafka transaction per commit
+ * interval: status events, dead letters and the consumer offsets
+ * ("last completed offset + 1" per partition), never open while
+ * PostgreSQL work runs.  Error handling as FACTS.md: retriable -> call
+ * again with identical arguments; abortable -> abort, rewind, drop the
+ * outcomes (redelivered; the ledger makes PostgreSQL idempotent); fatal
+ * -> exit 70.
+ */
+#include "worker_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TXN_TIMEOUT_MS 30000
+#define TXN_RETRIES    10
+
+typedef enum { TXN_OK, TXN_ABORT, TXN_FATAL } txn_res_t;
+
+/* Classify a txn API error; destroys it. */
+static txn_res_t txn_error(drv_worker_t *w, rd_kafka_error_t *error,
+                           const char *what, int *retry) {
+        *retry = 0;
+        if (!error)
+                return TXN_OK;
+        if (rd_kafka_error_is_fatal(error)) {
+                drv_log(DRV_LOG_ERROR,
+                        "kafka transaction %s failed fatally: %s", what,
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                w->fatal = 1;
+                return TXN_FATAL;
+        }
+        if (rd_kafka_error_txn_requires_abort(error)) {
+                drv_log(DRV_LOG_WARN, "kafka transaction %s must abort: %s",
+                        what, rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                return TXN_ABORT;
+        }
+        *retry = rd_kafka_error_is_retriable(error);
+        drv_log(DRV_LOG_WARN, "kafka transaction %s failed%s: %s", what,
+                *retry ? " (retrying)" : "", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return *retry ? TXN_OK : TXN_ABORT;
+}
+
+/* The status event of a job (malloc'ed JSON) */
+static char *status_event(drv_worker_t *w, const drv_job_t *job) {
+        const drv_task_t *t = job->task;
+        char ts[40], *s;
+        json_t *o;
+
+        drv_format_time(drv_now_ms(), ts, sizeof(ts));
+        o = json_pack(
+            "{s:s?, s:s?, s:s?, s:s, s:i, s:i, s:i, s:I, s:i, s:I, s:s, s:s}",
+            "task_id", t ? t->task_id : NULL, "dataset", t ? t->dataset : NULL,
+            "entity_ref", t ? t->entity_ref : NULL, "status",
+            drv_outcome_status(job->outcome), "attempts", job->attempts,
+            "steps_done", job->res.steps_done, "steps_total",
+            job->res.steps_total, "rows", (json_int_t)job->res.rows,
+            "partition", (int)job->partition, "offset", (json_int_t)job->offset,
+            "worker", w->conf->instance, "ts", ts);
+        if (!o)
+                return NULL;
+        if (job->dlq.error_class[0]) {
+                json_object_set_new(o, "error_class",
+                                    json_string(job->dlq.error_class));
+                json_object_set_new(o, "error",
+                                    json_string(job->dlq.error_message));
+        }
+        s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return s;
+}
+
+static void dlq_fill(drv_worker_t *w, drv_job_t *job) {
+        drv_dlq_info_t *d = &job->dlq;
+        const rd_kafka_message_t *m = job->msg;
+        rd_kafka_timestamp_type_t tstype;
+
+        if (job->task) {
+                snprintf(d->task_id, sizeof(d->task_id), "%s",
+                         job->task->task_id);
+                snprintf(d->dataset, sizeof(d->dataset), "%s",
+                         job->task->dataset);
+        }
+        d->attempts = job->attempts;
+        d->redrive_count = job->redrive_count;
+        if (!d->last_failure_ms)
+                d->last_failure_ms = drv_now_ms();
+        if (!d->first_failure_ms)
+                d->first_failure_ms = job->first_failure_ms
+                                          ? job->first_failure_ms
+                                          : d->last_failure_ms;
+        snprintf(d->original_topic, sizeof(d->original_topic), "%s",
+                 w->conf->topic);
+        d->original_partition = job->partition;
+        d->original_offset = job->offset;
+        d->original_timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+        snprintf(d->worker, sizeof(d->worker), "%s", w->conf->instance);
+        snprintf(d->consumer_group, sizeof(d->consumer_group), "%s",
+                 w->conf->group);
+}
+
+/* Produce the outputs of one job into the open transaction. */
+static rd_kafka_resp_err_t produce_job(drv_worker_t *w, drv_job_t *job) {
+        const rd_kafka_message_t *m = job->msg;
+        const char *key = job->task ? job->task->task_id : NULL;
+        char *ev = status_event(w, job);
+        rd_kafka_resp_err_t err;
+
+        if (!ev)
+                return RD_KAFKA_RESP_ERR__FAIL;
+        err = rd_kafka_producev(w->rkp, RD_KAFKA_V_TOPIC(w->conf->status_topic),
+                                RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                                RD_KAFKA_V_VALUE(ev, strlen(ev)),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_END);
+        free(ev);
+        if (err || job->outcome != DRV_OUT_DEAD)
+                return err;
+        dlq_fill(w, job);
+        rd_kafka_headers_t *hdrs = drv_dlq_headers_new(&job->dlq);
+        err = rd_kafka_producev(
+            w->rkp, RD_KAFKA_V_TOPIC(w->conf->dlq_topic),
+            RD_KAFKA_V_KEY(m->key, m->key_len),
+            RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err)
+                rd_kafka_headers_destroy(hdrs);
+        return err;
+}
+
+static rd_kafka_topic_partition_list_t *pending_offsets(drv_worker_t *w) {
+        rd_kafka_topic_partition_list_t *offs =
+            rd_kafka_topic_partition_list_new(16);
+        int i;
+
+        for (i = 0; i < w->parts_cnt; i++)
+                if (w->parts[i].assigned && w->parts[i].commit_offset >= 0)
+                        rd_kafka_topic_partition_list_add(offs, w->conf->topic,
+                                                          i)
+                            ->offset = w->parts[i].commit_offset;
+        return offs;
+}
+
+/* begin; produce; send offsets (retried with identical arguments);
+ * commit (retried).  The transaction is left open on TXN_ABORT. */
+static txn_res_t txn_run(drv_worker_t *w) {
+        rd_kafka_topic_partition_list_t *offs;
+        rd_kafka_resp_err_t perr;
+        txn_res_t r;
+        drv_job_t *j;
+        int retry, n;
+
+        r = txn_error(w, rd_kafka_begin_transaction(w->rkp), "begin", &retry);
+        if (r != TXN_OK || retry)
+                return r == TXN_OK ? TXN_ABORT : r;
+        for (j = w->pending; j; j = j->next)
+                if ((perr = produce_job(w, j))) {
+                        drv_log(DRV_LOG_WARN, "cannot produce outcome: %s",
+                                rd_kafka_err2str(perr));
+                        return perr == RD_KAFKA_RESP_ERR__FATAL ? TXN_FATAL
+                                                                : TXN_ABORT;
+                }
+        drv_crash_point("before_send_offsets");
+        /* a lost assignment (session timeout) commits nothing: the
+         * revoke that follows drops these outcomes */
+        if (rd_kafka_assignment_lost(w->rk))
+                return TXN_ABORT;
+        offs = pending_offsets(w);
+        for (n = 0, retry = 1; retry && n < TXN_RETRIES; n++) {
+                r = txn_error(w,
+                              rd_kafka_send_offsets_to_transaction(
+                                  w->rkp, offs, w->cgmd, TXN_TIMEOUT_MS),
+                              "send_offsets", &retry);
+                if (r != TXN_OK)
+                        break;
+        }
+        rd_kafka_topic_partition_list_destroy(offs);
+        if (r != TXN_OK || retry)
+                return r == TXN_OK ? TXN_ABORT : r;
+        drv_crash_point("in_kafka_commit");
+        for (n = 0, retry = 1; retry && n < TXN_RETRIES; n++) {
+                r = txn_error(
+                    w, rd_kafka_commit_transaction(w->rkp, TXN_TIMEOUT_MS),
+                    "commit", &retry);
+                if (r != TXN_OK)
+                        break;
+        }
+        return r == TXN_OK && retry ? TXN_ABORT : r;
+}
+
+static void pending_committed(drv_worker_t *w) {
+        drv_job_t *j, *next;
+        double secs;
+
+        for (j = w->pending; j; j = next) {
+                next = j->next;
+                secs = (double)(drv_mono_ms() - j->started_ms) / 1000.0;
+                drv_metrics_task(drv_outcome_status(j->outcome), secs);
+                drv_metrics_step_rows(j->res.rows);
+                if (j->outcome == DRV_OUT_DEAD)
+                        drv_metrics_dlq(j->dlq.error_class);
+                drv_part_t *p = drv_worker_part(w, j->partition);
+                if (p && p->epoch == j->epoch) {
+                        p->committed = j->offset + 1;
+                        if (p->commit_offset == j->offset + 1)
+                                p->commit_offset = -1;
+                }
+                drv_pool_finalize(w->pool, j);
+                drv_job_destroy(j);
+        }
+        w->pending = w->pending_tail = NULL;
+}
+
+int drv_worker_commit(drv_worker_t *w) {
+        int32_t parts[1024];
+        int cnt = 0, retry, n;
+        drv_job_t *j, *next;
+        txn_res_t r;
+
+        if (!w->pending)
+                return 0;
+        r = txn_run(w);
+        if (r == TXN_OK) {
+                drv_crash_point("after_kafka_commit");
+                drv_metrics_txn_commit();
+                pending_committed(w);
+                return 0;
+        }
+        if (r == TXN_FATAL) {
+                w->fatal = 1;
+                return -1;
+        }
+        for (n = 0, retry = 1; retry && n < TXN_RETRIES; n++)
+                if (txn_error(
+                        w, rd_kafka_abort_transaction(w->rkp, TXN_TIMEOUT_MS),
+                        "abort", &retry) == TXN_FATAL)
+                        return -1;
+        drv_metrics_txn_abort();
+        for (j = w->pending; j; j = next) {
+                next = j->next;
+                if (cnt < 1024)
+                        parts[cnt++] = j->partition;
+                drv_job_destroy(j);
+        }
+        w->pending = w->pending_tail = NULL;
+        drv_worker_rewind(w, parts, cnt);
+        return 1;
+}
+
+void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt) {
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new(cnt > 0 ? cnt : 1);
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t err;
+        int i;
+
+        for (i = 0; i < cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, parts[i]);
+                if (!p || !p->assigned ||
+                    rd_kafka_topic_partition_list_find(list, w->conf->topic,
+                                                       parts[i]))
+                        continue;
+                drv_worker_part_reset(w, parts[i]);
+                /* resume before seeking: resume restarts the fetcher at
+                 * the application position, the seek then wins */
+                drv_worker_resume(w, parts[i]);
+                rd_kafka_topic_partition_list_add(list, w->conf->topic,
+                                                  parts[i]);
+        }
+        /* stopping: nothing more is dispatched and the reset above dropped
+         * these partitions' in-flight outcomes (epoch), so there is no
+         * position to restore: the next owner starts from the committed
+         * offsets.  (Reading them here failed when the coordinator was the
+         * broker being restarted, and the worker exited 70 on SIGTERM.) */
+        if (list->cnt == 0 || w->stopping)
+                goto out;
+        err = rd_kafka_committed(w->rk, list, 10000);
+        if (err) {
+                drv_log(DRV_LOG_ERROR, "cannot read committed offsets: %s",
+                        rd_kafka_err2str(err));
+                w->fatal = 1;
+                goto out;
+        }
+        for (i = 0; i < list->cnt; i++)
+                if (list->elems[i].offset < 0)
+                        list->elems[i].offset = w->no_offset_start;
+        if ((error = rd_kafka_seek_partitions(w->rk, list, 10000))) {
+                drv_log(DRV_LOG_ERROR, "cannot rewind partitions: %s",
+                        rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+                w->fatal = 1;
+        }
+        for (i = 0; i < list->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
+                /* what arrives from before the seek is dropped */
+                if (!w->fatal && list->elems[i].offset >= 0)
+                        p->next_offset = list->elems[i].offset;
+                drv_log(DRV_LOG_INFO, "rewound partition %d to offset %lld",
+                        (int)list->elems[i].partition,
+                        (long long)list->elems[i].offset);
+        }
+out:
+        rd_kafka_topic_partition_list_destroy(list);
+}
