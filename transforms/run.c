@@ -564,7 +564,7 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
         total = run_count(run, &b);
         start_rows = lg->rows;
         while (more) {
-                if (run->opts->cancel && *run->opts->cancel) {
+                if (run->opts->cancel && atomic_load(run->opts->cancel)) {
                         err = drv_err_set(run->errstr, sizeof(run->errstr),
                                           DRV_ERR_TIMEOUT,
                                           "cancelled after %lld rows (resumes "

@@ -14,6 +14,7 @@
 #include "schema.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <libpq-fe.h>
 
 #ifdef __cplusplus
@@ -355,7 +356,9 @@ typedef struct drv_run_opts_s {
         long batch_pause_ms;       /* sleep between batches; 0: none */
         int wait_for_lock;         /* 1: wait for the dataset lock; 0: fail
                                       with DRV_ERR_LOCKED at once */
-        volatile int *cancel;      /* set non-zero to stop between batches */
+        /* set non-zero (by another thread or a signal handler) to stop
+         * between batches; may be NULL */
+        const atomic_int *cancel;
         drv_progress_cb_t *progress;
         void *progress_opaque;
 } drv_run_opts_t;

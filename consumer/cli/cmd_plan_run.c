@@ -46,11 +46,14 @@ typedef struct pr_opts_s {
         drv_task_t *params; /* holds the --param pairs */
 } pr_opts_t;
 
-static volatile int pr_cancel;
+/* Set by the signal handler: a lock-free atomic_int is async-signal-safe
+ * (C11 7.14.1.1), and the executor reads it between batches. */
+static atomic_int pr_cancel;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "pr_cancel is set in a handler");
 
 static void pr_on_signal(int sig) {
         (void)sig;
-        pr_cancel = 1;
+        atomic_store(&pr_cancel, 1);
 }
 
 typedef struct pr_progress_s {

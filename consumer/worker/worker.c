@@ -246,7 +246,8 @@ static void on_outcome(drv_worker_t *w, drv_job_t *job) {
         drv_part_t *p = drv_worker_part(w, job->partition);
 
         w->inflight--;
-        if (!p || !p->assigned || p->epoch != job->epoch || w->cancel) {
+        if (!p || !p->assigned || p->epoch != job->epoch ||
+            atomic_load(&w->cancel)) {
                 drv_log(DRV_LOG_INFO,
                         "dropping outcome of partition %d offset %lld "
                         "(no longer ours)",
@@ -434,7 +435,7 @@ int drv_worker_run(drv_worker_t *w, char *errstr, size_t errstr_size) {
                                 "drain deadline passed with %d task(s) in "
                                 "flight: abandoning them",
                                 w->inflight);
-                        w->cancel = 1;
+                        atomic_store(&w->cancel, 1);
                         break;
                 }
                 if ((m = rd_kafka_consumer_poll(w->rk, POLL_MS)))

@@ -31,6 +31,19 @@ typedef enum drv_outcome_e {
         DRV_OUT_DB_DOWN, /* PostgreSQL unreachable: pause all, probe */
 } drv_outcome_t;
 
+/*
+ * Threads.  A job has one owner at a time and changes hands only through
+ * a drv_jobq_t (its mutex orders the writes before the hand-off with the
+ * reads after it):
+ *   poll thread   builds it (msg, partition, offset, epoch, started_ms)
+ *                 and sets retry_due when it parks a retry; it reads the
+ *                 outcome fields only after the job came back on the
+ *                 outcomes queue;
+ *   executor      writes everything else (task, attempts*, outcome, res,
+ *                 backoff_ms, dlq, redrive_count, prior_done, steps_ran,
+ *                 exec, progress_ms) while the job is on it;
+ *   finalizer     owns the copy drv_pool_finalize makes (and `reconcile`).
+ */
 typedef struct drv_job_s {
         struct drv_job_s *next;
         rd_kafka_message_t *msg; /* owned; destroyed on the poll thread */
@@ -105,7 +118,9 @@ typedef struct drv_pool_conf_s {
         drv_catalog_t *catalog;
         drv_jobq_t *jobs;     /* in: tasks to run */
         drv_jobq_t *outcomes; /* out: finished jobs */
-        volatile int *cancel; /* set at the drain deadline */
+        /* set by the poll thread at the drain deadline; read by the
+         * executors between batches */
+        atomic_int *cancel;
 } drv_pool_conf_t;
 
 /* Start conf->concurrency executors and one finalizer thread.  NULL and
@@ -155,6 +170,14 @@ void drv_crash_point(const char *point);
 /*
  * ------------------------------------------------------------------------
  * The poll thread's state
+ *
+ * Everything below is read and written by the poll thread only, including
+ * from librdkafka's callbacks, which run inside the poll calls that serve
+ * them: error_cb (sets `fatal`), stats_cb (lag, stats_committed) and
+ * drv_worker_rebalance_cb run inside rd_kafka_consumer_poll(rk) or
+ * rd_kafka_poll(rkp), both called only by the loop in worker.c.  The
+ * exception is the librdkafka log callback, which runs on librdkafka's
+ * own threads and touches nothing here (drv_log is thread-safe).
  * ------------------------------------------------------------------------
  */
 /* One partition of the tasks topic, as this worker sees it. */
@@ -190,7 +213,7 @@ struct drv_worker_s {
         drv_admin_t *admin;
         drv_pool_t *pool;
         drv_jobq_t jobs, outcomes;
-        volatile int cancel;
+        atomic_int cancel; /* see drv_pool_conf_t */
 
         drv_part_t *parts;
         int parts_cnt;
