@@ -89,15 +89,13 @@ typedef struct drv_op_ctx_s {
 typedef drv_err_t(drv_op_fn_t)(drv_op_ctx_t *ctx, char *errstr,
                                size_t errstr_size);
 
-/* The function for an op, or NULL.  Batched ops (copy_rows, backfill)
- * run through drv_op_batched(). */
+/* The function for an op (its op table row's, ops_int.h), or NULL.
+ * Batched ops (drv_op_is_batched) run through drv_op_batch_build(). */
 drv_op_fn_t *drv_op_fn(drv_op_t op);
 
-/* 1 for ops the runner drives batch by batch. */
-int drv_op_is_batched(drv_op_t op);
-
-/* 1 when the op must run outside a transaction (create_index with
- * concurrently: true, when not a dry run). */
+/* 1 when the step must run outside a transaction: its op's row names an
+ * autocommit field (create_index: concurrently) that is true in the step,
+ * and this is not a dry run. */
 int drv_op_needs_autocommit(const drv_step_t *step, int dry_run);
 
 /* The statements of a batched step (ops_batch.c).  In `next` and

@@ -8,8 +8,11 @@
  * that already happened is a no-op), so a step re-run after a crash
  * between its commit and the worker's bookkeeping does no harm.
  * copy_rows and backfill are batched: see ops_batch.c.
+ *
+ * The op table at the end of this file is the one place that names the
+ * ops: every other file reads it (see ops_int.h).
  */
-#include "db_int.h"
+#include "ops_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,11 +404,6 @@ static drv_err_t op_create_index(drv_op_ctx_t *ctx, char *errstr,
         return err;
 }
 
-int drv_op_needs_autocommit(const drv_step_t *step, int dry_run) {
-        return step->op == DRV_OP_CREATE_INDEX && !dry_run &&
-               json_is_true(json_object_get(step->def, "concurrently"));
-}
-
 /*
  * ------------------------------------------------------------------------
  * sql {sql, revert?}: the runner refuses it unless raw SQL is allowed.
@@ -440,31 +438,127 @@ static drv_err_t op_sql(drv_op_ctx_t *ctx, char *errstr, size_t errstr_size) {
 /* The validate op lives in ops_validate.c. */
 drv_err_t drv_op_validate(drv_op_ctx_t *ctx, char *errstr, size_t errstr_size);
 
-drv_op_fn_t *drv_op_fn(drv_op_t op) {
-        switch (op) {
-        case DRV_OP_CREATE_TABLE:
-                return op_create_table;
-        case DRV_OP_ADD_COLUMN:
-                return op_add_column;
-        case DRV_OP_RENAME_COLUMN:
-                return op_rename_column;
-        case DRV_OP_DROP_COLUMN:
-                return op_drop_column;
-        case DRV_OP_ALTER_TYPE:
-                return op_alter_type;
-        case DRV_OP_CREATE_INDEX:
-                return op_create_index;
-        case DRV_OP_VALIDATE:
-                return drv_op_validate;
-        case DRV_OP_SQL:
-                return op_sql;
-        default:
+/*
+ * ------------------------------------------------------------------------
+ * The op table, indexed by drv_op_t.  Fields: name, kind (ops_int.h),
+ * required.  Defaults of optional fields are the runner's (ops*.c).
+ * ------------------------------------------------------------------------
+ */
+static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
+    [DRV_OP_CREATE_TABLE] = {.name = "create_table",
+                             .fields = {{"table", DRV_F_TABLE, 1},
+                                        {"columns", DRV_F_COLDEFS, 1}},
+                             .apply = op_create_table,
+                             .inverse = DRV_OP_NONE},
+    [DRV_OP_ADD_COLUMN] = {.name = "add_column",
+                           .fields = {{"table", DRV_F_TABLE, 1},
+                                      {"column", DRV_F_COLDEF, 1}},
+                           .apply = op_add_column,
+                           .inverse = DRV_OP_DROP_COLUMN},
+    /* its inverse swaps from and to */
+    [DRV_OP_RENAME_COLUMN] = {.name = "rename_column",
+                              .fields = {{"table", DRV_F_TABLE, 1},
+                                         {"from", DRV_F_COLUMN, 1},
+                                         {"to", DRV_F_COLUMN, 1}},
+                              .apply = op_rename_column,
+                              .inverse = DRV_OP_RENAME_COLUMN},
+    /* the column's type and data are gone: nothing undoes it */
+    [DRV_OP_DROP_COLUMN] = {.name = "drop_column",
+                            .fields = {{"table", DRV_F_TABLE, 1},
+                                       {"column", DRV_F_COLUMN, 1}},
+                            .apply = op_drop_column,
+                            .inverse = DRV_OP_NONE},
+    /* the old type is not in the step */
+    [DRV_OP_ALTER_TYPE] = {.name = "alter_type",
+                           .fields = {{"table", DRV_F_TABLE, 1},
+                                      {"column", DRV_F_COLUMN, 1},
+                                      {"type", DRV_F_TYPE, 1},
+                                      {"using", DRV_F_EXPR, 0}},
+                           .apply = op_alter_type,
+                           .inverse = DRV_OP_NONE},
+    /* key: default "id" */
+    [DRV_OP_COPY_ROWS] = {.name = "copy_rows",
+                          .fields = {{"from", DRV_F_TABLE, 1},
+                                     {"to", DRV_F_TABLE, 1},
+                                     {"key", DRV_F_COLUMN, 0},
+                                     {"columns", DRV_F_EXPRMAP, 1},
+                                     {"where", DRV_F_EXPR, 0},
+                                     {"batch_size", DRV_F_POSINT, 0}},
+                          .batched = 1,
+                          .inverse = DRV_OP_NONE},
+    /* key: default "id" */
+    [DRV_OP_BACKFILL] = {.name = "backfill",
+                         .fields = {{"table", DRV_F_TABLE, 1},
+                                    {"key", DRV_F_COLUMN, 0},
+                                    {"set", DRV_F_EXPRMAP, 1},
+                                    {"where", DRV_F_EXPR, 0},
+                                    {"batch_size", DRV_F_POSINT, 0}},
+                         .batched = 1,
+                         .inverse = DRV_OP_NONE},
+    /* CREATE INDEX CONCURRENTLY cannot run in a transaction */
+    [DRV_OP_CREATE_INDEX] = {.name = "create_index",
+                             .fields = {{"table", DRV_F_TABLE, 1},
+                                        {"name", DRV_F_COLUMN, 1},
+                                        {"columns", DRV_F_COLLIST, 1},
+                                        {"unique", DRV_F_BOOL, 0},
+                                        {"concurrently", DRV_F_BOOL, 0}},
+                             .apply = op_create_index,
+                             .autocommit = "concurrently",
+                             .inverse = DRV_OP_NONE},
+    /* only reads: nothing to undo */
+    [DRV_OP_VALIDATE] = {.name = "validate",
+                         .fields = {{"not_null", DRV_F_NOTNULLS, 0},
+                                    {"row_count_equal", DRV_F_TABLEPAIR, 0},
+                                    {"checksum_equal", DRV_F_CHECKSUM, 0}},
+                         .one_of = 1,
+                         .apply = drv_op_validate,
+                         .inverse = DRV_OP_NONE},
+    /* its inverse runs its `revert` */
+    [DRV_OP_SQL] = {.name = "sql",
+                    .fields = {{"sql", DRV_F_TEXT, 1},
+                               {"revert", DRV_F_TEXT, 0}},
+                    .apply = op_sql,
+                    .inverse = DRV_OP_SQL},
+};
+
+const drv_opdef_t *drv_op_def(drv_op_t op) {
+        if ((int)op < 0 || op >= DRV_OP__CNT)
                 return NULL;
-        }
+        return &drv_ops[op];
+}
+
+const char *drv_op_name(drv_op_t op) {
+        const drv_opdef_t *def = drv_op_def(op);
+
+        return def ? def->name : NULL;
+}
+
+drv_op_t drv_op_from_name(const char *name) {
+        int i;
+
+        for (i = 0; name && i < DRV_OP__CNT; i++)
+                if (drv_ops[i].name && !strcmp(drv_ops[i].name, name))
+                        return (drv_op_t)i;
+        return DRV_OP_NONE;
+}
+
+drv_op_fn_t *drv_op_fn(drv_op_t op) {
+        const drv_opdef_t *def = drv_op_def(op);
+
+        return def ? def->apply : NULL;
 }
 
 int drv_op_is_batched(drv_op_t op) {
-        return op == DRV_OP_COPY_ROWS || op == DRV_OP_BACKFILL;
+        const drv_opdef_t *def = drv_op_def(op);
+
+        return def && def->batched;
+}
+
+int drv_op_needs_autocommit(const drv_step_t *step, int dry_run) {
+        const drv_opdef_t *def = drv_op_def(step->op);
+
+        return def && def->autocommit && !dry_run &&
+               json_is_true(json_object_get(step->def, def->autocommit));
 }
 
 /* Used by ops_validate.c. */

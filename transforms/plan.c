@@ -179,7 +179,7 @@ static int plan_fill(drv_plan_t *plan, const drv_linemap_t *lines,
                 drv_step_t *st = &plan->steps[i];
                 st->index = (int)i;
                 st->def = json_array_get(steps, i);
-                st->op = (drv_op_t)drv_op_from_name(
+                st->op = drv_op_from_name(
                     json_string_value(json_object_get(st->def, "op")));
                 st->line = drv_linemap_get(lines, json_array_get(orig_steps, i),
                                            doc_line);

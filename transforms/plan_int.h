@@ -58,9 +58,6 @@ drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
 drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
 
-/* Op from its name; -1 when unknown. */
-int drv_op_from_name(const char *name);
-
 /*
  * Catalog internals
  */

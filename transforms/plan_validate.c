@@ -1,13 +1,14 @@
 /*
  * drover - transforms/plan_validate.c: static validation of plan steps.
  *
- * Each op is a row of a table naming its fields, their kind and whether
- * they are required; unknown fields are refused (a typo such as "tabel"
- * must not silently become a default).  Kinds are checked by small
- * predicates: identifiers, types, expressions.  Nothing here touches a
+ * Each op's row in the op table (ops.c, ops_int.h) names its fields,
+ * their kind and whether they are required; unknown fields are refused (a typo
+ * such as "tabel" must not silently become a default).  Kinds are checked by
+ * small predicates: identifiers, types, expressions.  Nothing here touches a
  * database: a plan that passes can still fail at run time (a missing
  * table), but never because of its shape.
  */
+#include "ops_int.h"
 #include "plan_int.h"
 
 #include <ctype.h>
@@ -232,103 +233,21 @@ drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
 
 /*
  * ------------------------------------------------------------------------
- * Field kinds and the op table
+ * Fields, by kind
  * ------------------------------------------------------------------------
  */
-typedef enum fkind_e {
-        F_TABLE,     /* [schema.]name */
-        F_COLUMN,    /* name */
-        F_TYPE,      /* drv_type_valid */
-        F_EXPR,      /* drv_expr_valid */
-        F_TEXT,      /* non-empty string (raw sql) */
-        F_POSINT,    /* integer > 0 */
-        F_BOOL,      /* true / false */
-        F_DEFAULT,   /* expression, number or boolean */
-        F_COLDEFS,   /* [{name, type, primary_key?, not_null?, default?}] */
-        F_COLDEF,    /* {name, type, default?, not_null?} */
-        F_COLLIST,   /* [column...] */
-        F_EXPRMAP,   /* {column: expression} */
-        F_NOTNULLS,  /* ["[schema.]table.column"...] */
-        F_TABLEPAIR, /* [table, table] */
-        F_CHECKSUM,  /* {tables: pair, columns: list, key?} */
-} fkind_t;
-
-typedef struct field_s {
-        const char *name;
-        fkind_t kind;
-        int required;
-} field_t;
-
-#define FIELDS_MAX 8
-typedef struct opspec_s {
-        const char *op;
-        field_t fields[FIELDS_MAX];
-} opspec_t;
-
-/* Indexed by drv_op_t. */
-static const opspec_t opspecs[DRV_OP__CNT] = {
-    {"create_table", {{"table", F_TABLE, 1}, {"columns", F_COLDEFS, 1}}},
-    {"add_column", {{"table", F_TABLE, 1}, {"column", F_COLDEF, 1}}},
-    {"rename_column",
-     {{"table", F_TABLE, 1}, {"from", F_COLUMN, 1}, {"to", F_COLUMN, 1}}},
-    {"drop_column", {{"table", F_TABLE, 1}, {"column", F_COLUMN, 1}}},
-    {"alter_type",
-     {{"table", F_TABLE, 1},
-      {"column", F_COLUMN, 1},
-      {"type", F_TYPE, 1},
-      {"using", F_EXPR, 0}}},
-    {"copy_rows",
-     {{"from", F_TABLE, 1},
-      {"to", F_TABLE, 1},
-      {"key", F_COLUMN, 0},
-      {"columns", F_EXPRMAP, 1},
-      {"where", F_EXPR, 0},
-      {"batch_size", F_POSINT, 0}}},
-    {"backfill",
-     {{"table", F_TABLE, 1},
-      {"key", F_COLUMN, 0},
-      {"set", F_EXPRMAP, 1},
-      {"where", F_EXPR, 0},
-      {"batch_size", F_POSINT, 0}}},
-    {"create_index",
-     {{"table", F_TABLE, 1},
-      {"name", F_COLUMN, 1},
-      {"columns", F_COLLIST, 1},
-      {"unique", F_BOOL, 0},
-      {"concurrently", F_BOOL, 0}}},
-    {"validate",
-     {{"not_null", F_NOTNULLS, 0},
-      {"row_count_equal", F_TABLEPAIR, 0},
-      {"checksum_equal", F_CHECKSUM, 0}}},
-    {"sql", {{"sql", F_TEXT, 1}, {"revert", F_TEXT, 0}}},
-};
-
-const char *drv_op_name(drv_op_t op) {
-        if ((int)op < 0 || op >= DRV_OP__CNT)
-                return NULL;
-        return opspecs[op].op;
-}
-
-int drv_op_from_name(const char *name) {
-        int i;
-
-        for (i = 0; name && i < DRV_OP__CNT; i++)
-                if (!strcmp(opspecs[i].op, name))
-                        return i;
-        return -1;
-}
-
-static const field_t coldef_fields[] = {
-    {"name", F_COLUMN, 1},   {"type", F_TYPE, 1},   {"primary_key", F_BOOL, 0},
-    {"not_null", F_BOOL, 0}, {"unique", F_BOOL, 0}, {"default", F_DEFAULT, 0},
-    {NULL, F_BOOL, 0}};
-static const field_t checksum_fields[] = {{"tables", F_TABLEPAIR, 1},
-                                          {"columns", F_COLLIST, 1},
-                                          {"key", F_COLUMN, 0},
-                                          {NULL, F_BOOL, 0}};
+static const drv_field_t coldef_fields[] = {
+    {"name", DRV_F_COLUMN, 1},      {"type", DRV_F_TYPE, 1},
+    {"primary_key", DRV_F_BOOL, 0}, {"not_null", DRV_F_BOOL, 0},
+    {"unique", DRV_F_BOOL, 0},      {"default", DRV_F_DEFAULT, 0},
+    {NULL, DRV_F_BOOL, 0}};
+static const drv_field_t checksum_fields[] = {{"tables", DRV_F_TABLEPAIR, 1},
+                                              {"columns", DRV_F_COLLIST, 1},
+                                              {"key", DRV_F_COLUMN, 0},
+                                              {NULL, DRV_F_BOOL, 0}};
 
 static drv_err_t check_object(const drv_vctx_t *vc, const json_t *obj,
-                              const field_t *fields, const char *what,
+                              const drv_field_t *fields, const char *what,
                               const char *skip);
 
 static drv_err_t check_str(const drv_vctx_t *vc, const json_t *v,
@@ -439,24 +358,24 @@ static drv_err_t check_exprmap(const drv_vctx_t *vc, const json_t *v,
 }
 
 static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
-                             const field_t *f) {
+                             const drv_field_t *f) {
         switch (f->kind) {
-        case F_TABLE:
+        case DRV_F_TABLE:
                 return check_str(vc, v, f->name, drv_ident_valid, "table");
-        case F_COLUMN:
+        case DRV_F_COLUMN:
                 return check_str(vc, v, f->name, ident_simple, "identifier");
-        case F_TYPE:
+        case DRV_F_TYPE:
                 return check_str(vc, v, f->name, drv_type_valid, "type");
-        case F_EXPR:
+        case DRV_F_EXPR:
                 return check_expr(vc, v, f->name);
-        case F_TEXT:
+        case DRV_F_TEXT:
                 if (!json_is_string(v) || !*json_string_value(v))
                         return drv_vfail(vc, v,
                                          "\"%s\" must be a non-empty "
                                          "string",
                                          f->name);
                 return DRV_OK;
-        case F_POSINT:
+        case DRV_F_POSINT:
                 if (!json_is_integer(v) || json_integer_value(v) <= 0 ||
                     json_integer_value(v) > 100000000)
                         return drv_vfail(vc, v,
@@ -464,32 +383,32 @@ static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
                                          "integer",
                                          f->name);
                 return DRV_OK;
-        case F_BOOL:
+        case DRV_F_BOOL:
                 if (!json_is_boolean(v))
                         return drv_vfail(vc, v, "\"%s\" must be true or false",
                                          f->name);
                 return DRV_OK;
-        case F_DEFAULT:
+        case DRV_F_DEFAULT:
                 if (json_is_number(v) || json_is_boolean(v))
                         return DRV_OK;
                 return check_expr(vc, v, f->name);
-        case F_COLDEFS:
+        case DRV_F_COLDEFS:
                 return check_coldefs(vc, v, f->name);
-        case F_COLDEF:
+        case DRV_F_COLDEF:
                 return check_object(vc, v, coldef_fields, f->name, NULL);
-        case F_COLLIST:
+        case DRV_F_COLLIST:
                 return check_list(vc, v, f->name, ident_simple, "column");
-        case F_EXPRMAP:
+        case DRV_F_EXPRMAP:
                 return check_exprmap(vc, v, f->name);
-        case F_NOTNULLS:
+        case DRV_F_NOTNULLS:
                 return check_list(vc, v, f->name, table_column_valid,
                                   "table.column");
-        case F_TABLEPAIR:
+        case DRV_F_TABLEPAIR:
                 if (!json_is_array(v) || json_array_size(v) != 2)
                         return drv_vfail(vc, v, "\"%s\" must list two tables",
                                          f->name);
                 return check_list(vc, v, f->name, drv_ident_valid, "table");
-        case F_CHECKSUM:
+        case DRV_F_CHECKSUM:
                 return check_object(vc, v, checksum_fields, f->name, NULL);
         }
         return drv_vfail(vc, v, "internal: unknown field kind");
@@ -498,11 +417,11 @@ static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
 /* Check an object against a field table: unknown keys, required keys,
  * each value.  `skip` names one key the caller checks ("op"). */
 static drv_err_t check_object(const drv_vctx_t *vc, const json_t *obj,
-                              const field_t *fields, const char *what,
+                              const drv_field_t *fields, const char *what,
                               const char *skip) {
         const char *key;
         json_t *v;
-        const field_t *f;
+        const drv_field_t *f;
         drv_err_t err;
 
         if (!json_is_object(obj))
@@ -525,19 +444,39 @@ static drv_err_t check_object(const drv_vctx_t *vc, const json_t *obj,
         return DRV_OK;
 }
 
+/* A row with one_of: at least one of its fields is present. */
+static drv_err_t check_one_of(const drv_vctx_t *vc, const json_t *step,
+                              const drv_opdef_t *def, const char *what) {
+        char names[256] = "";
+        size_t len = 0;
+        int n;
+
+        for (n = 0; n < DRV_OP_FIELDS_MAX && def->fields[n].name; n++) {
+                if (json_object_get(step, def->fields[n].name))
+                        return DRV_OK;
+                if (len < sizeof(names))
+                        len += (size_t)snprintf(
+                            names + len, sizeof(names) - len, "%s\"%s\"",
+                            n ? ", " : "", def->fields[n].name);
+        }
+        return drv_vfail(vc, step, "%s needs one of %s", what, names);
+}
+
 drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
                             drv_op_t *opp, int allow_sql) {
-        field_t fields[FIELDS_MAX + 2];
+        drv_field_t fields[DRV_OP_FIELDS_MAX + 2];
+        const drv_opdef_t *def;
         const char *opname;
         char what[64];
-        int op, n;
+        drv_op_t op;
+        int n;
 
         if (!json_is_object(step))
                 return drv_vfail(vc, step, "step %d must be a mapping", index);
         opname = json_string_value(json_object_get(step, "op"));
         if (!opname)
                 return drv_vfail(vc, step, "step %d needs \"op\"", index);
-        if ((op = drv_op_from_name(opname)) < 0)
+        if ((op = drv_op_from_name(opname)) == DRV_OP_NONE)
                 return drv_vfail(vc, json_object_get(step, "op"),
                                  "step %d: unknown op \"%.60s\"", index,
                                  opname);
@@ -547,20 +486,16 @@ drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
                                  "(allow_sql is off)",
                                  index);
         /* every op may carry a human description */
-        for (n = 0; n < FIELDS_MAX && opspecs[op].fields[n].name; n++)
-                fields[n] = opspecs[op].fields[n];
-        fields[n++] = (field_t){"description", F_TEXT, 0};
-        fields[n] = (field_t){NULL, F_BOOL, 0};
+        def = drv_op_def(op);
+        for (n = 0; n < DRV_OP_FIELDS_MAX && def->fields[n].name; n++)
+                fields[n] = def->fields[n];
+        fields[n++] = (drv_field_t){"description", DRV_F_TEXT, 0};
+        fields[n] = (drv_field_t){NULL, DRV_F_BOOL, 0};
         snprintf(what, sizeof(what), "step %d (%s)", index, opname);
         if (check_object(vc, step, fields, what, "op"))
                 return DRV_ERR_INVALID_PLAN;
-        if (op == DRV_OP_VALIDATE && !json_object_get(step, "not_null") &&
-            !json_object_get(step, "row_count_equal") &&
-            !json_object_get(step, "checksum_equal"))
-                return drv_vfail(vc, step,
-                                 "%s needs one of \"not_null\", "
-                                 "\"row_count_equal\", \"checksum_equal\"",
-                                 what);
-        *opp = (drv_op_t)op;
+        if (def->one_of && check_one_of(vc, step, def, what))
+                return DRV_ERR_INVALID_PLAN;
+        *opp = op;
         return DRV_OK;
 }

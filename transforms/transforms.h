@@ -45,7 +45,12 @@ void drv_entity_ref_format(const drv_entity_ref_t *ref, char *out,
  * Plans
  * ------------------------------------------------------------------------
  */
+/* The ops a plan step may name.  Each has one row in the op table
+ * (transforms/ops.c, drv_op_def in ops_int.h): name, fields, function,
+ * inverse, batched, autocommit.  A new op is a value here and a row
+ * there. */
 typedef enum drv_op_e {
+        DRV_OP_NONE = -1, /* no op: an unknown name, no inverse */
         DRV_OP_CREATE_TABLE,
         DRV_OP_ADD_COLUMN,
         DRV_OP_RENAME_COLUMN,
@@ -59,8 +64,14 @@ typedef enum drv_op_e {
         DRV_OP__CNT
 } drv_op_t;
 
-/* "add_column" etc.; NULL for an out-of-range op. */
+/* "add_column" etc.; NULL for DRV_OP_NONE and other out-of-range ops. */
 const char *drv_op_name(drv_op_t op);
+/* The op named `name`; DRV_OP_NONE when unknown or NULL. */
+drv_op_t drv_op_from_name(const char *name);
+/* 1 for ops the runner drives batch by batch, each batch committed with
+ * its checkpoint (copy_rows, backfill); 0 for the others and for
+ * DRV_OP_NONE. */
+int drv_op_is_batched(drv_op_t op);
 
 typedef struct drv_step_s {
         int index; /* 0-based position in spec.steps */
@@ -141,31 +152,12 @@ json_t *drv_plan_to_json(const drv_plan_t *plan);
 /*
  * Reading a step (the contract between plan validation and the runner).
  *
- * A step that reached the runner passed drv_plan_validate, so for its op
- * every required field below is present with the right JSON type; optional
- * fields may be absent (the getter returns the default).  All pointers are
- * borrowed from the plan and live as long as the caller's reference.
- *
- *   op             fields (? = optional)                      JSON types
- *   create_table   table, columns[{name, type, primary_key?,  str, array of
- *                  not_null?, default?}]                       objects
- *   add_column     table, column{name, type, default?,        str, object
- *                  not_null?}
- *   rename_column  table, from, to                            str
- *   drop_column    table, column                              str
- *   alter_type     table, column, type, using?                str
- *   copy_rows      from, to (tables), key (column, default     str, object
- *                  "id"), columns{target_col: "expression"},  of str, int
- *                  batch_size (default 1000), where?
- *   backfill       table, key (default "id"), set{col:         str, object
- *                  "expression"}, where?, batch_size           of str, int
- *                  (default 1000)
- *   create_index   table, name, columns[col...], unique?,     str, array
- *                  concurrently?                               of str, bool
- *   validate       at least one of: not_null["table.col"...],  array of str,
- *                  row_count_equal[t1, t2], checksum_equal     object
- *                  {tables[t1, t2], columns[col...], key?}
- *   sql            sql, revert?                               str
+ * A step that reached the runner passed drv_plan_validate, so every
+ * required field of its op's row in the op table (transforms/ops.c; field
+ * kinds and their JSON types in ops_int.h) is present with the right JSON
+ * type; optional fields may be absent (the getter returns the default).
+ * All pointers are borrowed from the plan and live as long as the
+ * caller's reference.
  *
  * Identifiers (table, column, key, name, from/to of rename) satisfy
  * drv_ident_valid; tables may be "schema.table", columns may not.  Quote

@@ -365,8 +365,7 @@ static drv_err_t exec_sql(drv_exec_t *ex, const char *sql, int nparams,
  * step before res.rows counts them; plain ops after. */
 static void job_progress_write(drv_exec_t *ex, drv_job_t *job, int step,
                                const char *op, int64_t rows_done) {
-        int batched =
-            op && (!strcmp(op, "backfill") || !strcmp(op, "copy_rows"));
+        int batched = drv_op_is_batched(drv_op_from_name(op));
         int64_t rows = job->res.rows + (batched ? rows_done : 0);
         char sdone[16], srows[24], errstr[256];
         const char *params[3] = {job->task->task_id, sdone, srows};

@@ -1,0 +1,68 @@
+/*
+ * drover - transforms/ops_int.h: the op table, private to transforms/.
+ *
+ * One row per drv_op_t, owned by ops.c (drv_op_def): the op's name, the
+ * fields a step of it may carry, how it runs and what undoes it.  Name
+ * lookup, static validation (plan_validate.c), the runner's dispatch
+ * (run.c) and the batched / autocommit predicates all read the row, so
+ * adding an op is adding its enum value and its row (and its function);
+ * tests/unit/test_transforms_op_table.c fails for an op without a
+ * complete row.
+ */
+#ifndef DRV_OPS_INT_H
+#define DRV_OPS_INT_H
+
+#include "db_int.h"
+
+/* Kinds of step fields, each checked by plan_validate.c; the JSON type a
+ * runner reads is on the right. */
+typedef enum drv_fkind_e {
+        DRV_F_TABLE,     /* [schema.]name                       string */
+        DRV_F_COLUMN,    /* name                                string */
+        DRV_F_TYPE,      /* drv_type_valid                      string */
+        DRV_F_EXPR,      /* drv_expr_valid                      string */
+        DRV_F_TEXT,      /* non-empty string (raw sql)          string */
+        DRV_F_POSINT,    /* integer > 0                         integer */
+        DRV_F_BOOL,      /* true / false                        boolean */
+        DRV_F_DEFAULT,   /* expression, number or boolean       scalar */
+        DRV_F_COLDEFS,   /* [{name, type, primary_key?,         array of */
+                         /*   not_null?, unique?, default?}]    objects */
+        DRV_F_COLDEF,    /* {name, type, primary_key?,          object */
+                         /*  not_null?, unique?, default?} */
+        DRV_F_COLLIST,   /* [column...], no duplicates          array of str */
+        DRV_F_EXPRMAP,   /* {column: expression}                object of str */
+        DRV_F_NOTNULLS,  /* ["[schema.]table.column"...]        array of str */
+        DRV_F_TABLEPAIR, /* [table, table]                      array of str */
+        DRV_F_CHECKSUM,  /* {tables: pair, columns: list, key?} object */
+} drv_fkind_t;
+
+typedef struct drv_field_s {
+        const char *name;
+        drv_fkind_t kind;
+        int required;
+} drv_field_t;
+
+#define DRV_OP_FIELDS_MAX 8
+
+typedef struct drv_opdef_s {
+        const char *name; /* as plans spell it: "add_column" */
+        /* The fields a step of this op may carry, up to the first NULL
+         * name; any other field is refused ("op" and "description" are
+         * every op's). */
+        drv_field_t fields[DRV_OP_FIELDS_MAX];
+        int one_of;             /* 1: at least one of the fields is present */
+        drv_op_fn_t *apply;     /* runs the step; NULL when batched */
+        int batched;            /* 1: run batch by batch, through
+                                   drv_op_batch_build (ops_batch.c) */
+        const char *autocommit; /* boolean field that, when true, makes
+                                   the step run outside a transaction
+                                   (not in a dry run); NULL: never */
+        drv_op_t inverse;       /* the op that undoes a step of this op
+                                   (for rollback, not implemented);
+                                   DRV_OP_NONE when none does */
+} drv_opdef_t;
+
+/* The row of `op`; NULL for DRV_OP_NONE and other out-of-range values. */
+const drv_opdef_t *drv_op_def(drv_op_t op);
+
+#endif /* DRV_OPS_INT_H */
