@@ -109,27 +109,6 @@ int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err) {
         }
 }
 
-int drv_cli_opt_value(int argc, char **argv, int *i, const char *name,
-                      const char **valp) {
-        size_t n = strlen(name);
-        const char *a = argv[*i];
-
-        if (strncmp(a, name, n))
-                return 0;
-        if (a[n] == '=') {
-                *valp = a + n + 1;
-                return 1;
-        }
-        if (a[n] != '\0')
-                return 0;
-        if (*i + 1 >= argc) {
-                drv_cli_error("option %s needs a value", name);
-                return -1;
-        }
-        *valp = argv[++*i];
-        return 1;
-}
-
 int drv_cli_parse_long(const char *s, long *out) {
         char *end;
         long v;
