@@ -332,7 +332,7 @@ drv_err_t drv_replay_apply(rd_kafka_t *rk, const char *group, const char *topic,
 
 /*
  * ------------------------------------------------------------------------
- * Kafka helpers shared by the commands (dlq, replay, lag)
+ * Kafka helpers shared by the commands (dlq, replay, lag) and clients
  * ------------------------------------------------------------------------
  */
 
@@ -343,6 +343,14 @@ drv_err_t drv_replay_apply(rd_kafka_t *rk, const char *group, const char *topic,
 int drv_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
                               rd_kafka_resp_err_t *errp, char *errstr,
                               size_t errstr_size);
+
+/* librdkafka's log callback (rd_kafka_conf_set_log_cb), for every drover
+ * client: one drv_log line per librdkafka line, "librdkafka <client>
+ * <facility>: <text>", syslog level 0-3 as error, 4-5 warn, 6 info, 7
+ * debug.  rk may be NULL.  Called on librdkafka's threads: it touches
+ * nothing but drv_log. */
+void drv_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                      const char *buf);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,9 @@
 /*
  * drover - dlq/kafka_util.c: small librdkafka helpers shared by the
- * commands that read topics (dlq, replay, lag).
+ * commands that read topics (dlq, replay, lag), and the log callback of
+ * every drover client.  dlq/ is the lowest module linked with librdkafka
+ * (schema/ and transforms/ are not), so the worker, the admin producer
+ * and the CLI all reach it.
  */
 #include "dlq.h"
 
@@ -37,4 +40,15 @@ int drv_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
         if (errp)
                 *errp = err;
         return cnt;
+}
+
+void drv_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                      const char *buf) {
+        drv_log_level_t lvl = level <= 3   ? DRV_LOG_ERROR
+                              : level <= 5 ? DRV_LOG_WARN
+                              : level == 6 ? DRV_LOG_INFO
+                                           : DRV_LOG_DEBUG;
+
+        drv_log(lvl, "librdkafka %s %s: %s", rk ? rd_kafka_name(rk) : "-", fac,
+                buf);
 }

@@ -7,13 +7,6 @@
 
 #include "transforms.h"
 
-/* Run one statement with text parameters (types inferred by the server)
- * through the extended protocol, so a statement can never be stacked.
- * On DRV_OK and resp != NULL, *resp is the result the caller PQclear()s;
- * on failure nothing is left to free and errstr/sqlstate are set. */
-drv_err_t drv_db_exec(PGconn *conn, const char *sql, int nparams,
-                      const char *const *params, PGresult **resp,
-                      char sqlstate[6], char *errstr, size_t errstr_size);
 /* drv_db_exec without parameters or result. */
 drv_err_t drv_db_cmd(PGconn *conn, const char *sql, char *errstr,
                      size_t errstr_size);

@@ -286,6 +286,16 @@ drv_err_t drv_db_migrate(PGconn *conn, char *errstr, size_t errstr_size);
 drv_err_t drv_db_error(PGconn *conn, const PGresult *res, char sqlstate[6],
                        char *errstr, size_t errstr_size);
 
+/* Run one statement with text parameters (types inferred by the server)
+ * through the extended protocol, so a statement can never be stacked:
+ * the one "statement with parameters" helper of every module.  resp,
+ * sqlstate may be NULL.  On DRV_OK and resp != NULL, *resp is the result
+ * the caller PQclear()s; on failure nothing is left to free, *resp is
+ * NULL and errstr/sqlstate are set (see drv_db_error). */
+drv_err_t drv_db_exec(PGconn *conn, const char *sql, int nparams,
+                      const char *const *params, PGresult **resp,
+                      char sqlstate[6], char *errstr, size_t errstr_size);
+
 /* The drv_err_t for a SQLSTATE: DRV_ERR_DB_UNAVAILABLE when !conn_ok, for
  * no SQLSTATE, class 08 and 57P01-57P03; DRV_ERR_LOCKED for 55P03
  * (lock_timeout); else DRV_ERR_SQL (dlq/ classifies the SQLSTATE). */

@@ -70,16 +70,6 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
         pthread_mutex_unlock(&ak->lock);
 }
 
-/* librdkafka's own log lines go through drv_log (one JSON object per
- * line); they never contain our secrets: the admin producer has none. */
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf) {
-        drv_log(level <= 3   ? DRV_LOG_ERROR
-                : level <= 5 ? DRV_LOG_WARN
-                             : DRV_LOG_DEBUG,
-                "kafka (admin producer): %s: %s", fac, buf);
-}
-
 static void *poll_main(void *arg) {
         producer_t *pr = arg;
 
@@ -109,7 +99,7 @@ static rd_kafka_conf_t *producer_conf(drv_admin_kafka_t *ak, char *errstr,
                                       sizeof(kerr)) != RD_KAFKA_CONF_OK)
                         goto err;
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-        rd_kafka_conf_set_log_cb(conf, log_cb);
+        rd_kafka_conf_set_log_cb(conf, drv_kafka_log_cb);
         rd_kafka_conf_set_opaque(conf, ak);
         return conf;
 err:

@@ -36,18 +36,6 @@ void drv_cli_suffixed(const char *name, const char *suffix, char *out,
         snprintf(out, out_size, "%s%s", name, suffix);
 }
 
-/* librdkafka's log callback: one drv_log line per librdkafka line. */
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf) {
-        drv_log_level_t lvl = level <= 3   ? DRV_LOG_ERROR
-                              : level <= 5 ? DRV_LOG_WARN
-                              : level == 6 ? DRV_LOG_INFO
-                                           : DRV_LOG_DEBUG;
-
-        drv_log(lvl, "kafka %s: %s: %s", rk ? rd_kafka_name(rk) : "-", fac,
-                buf);
-}
-
 int drv_cli_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                       char *errstr, size_t errstr_size) {
         char rderr[256];
@@ -93,7 +81,7 @@ rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
                                         size_t errstr_size) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
-        rd_kafka_conf_set_log_cb(conf, log_cb);
+        rd_kafka_conf_set_log_cb(conf, drv_kafka_log_cb);
         if (drv_cli_kafka_set(conf, "bootstrap.servers",
                               drv_cli_brokers(brokers), errstr, errstr_size) ||
             drv_cli_kafka_set(conf, "client.id", "drover-cli", errstr,
@@ -119,27 +107,6 @@ int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err) {
         default:
                 return DRV_EXIT_SOFTWARE;
         }
-}
-
-int drv_cli_opt_value(int argc, char **argv, int *i, const char *name,
-                      const char **valp) {
-        size_t n = strlen(name);
-        const char *a = argv[*i];
-
-        if (strncmp(a, name, n))
-                return 0;
-        if (a[n] == '=') {
-                *valp = a + n + 1;
-                return 1;
-        }
-        if (a[n] != '\0')
-                return 0;
-        if (*i + 1 >= argc) {
-                drv_cli_error("option %s needs a value", name);
-                return -1;
-        }
-        *valp = argv[++*i];
-        return 1;
 }
 
 int drv_cli_parse_long(const char *s, long *out) {

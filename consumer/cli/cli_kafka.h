@@ -38,13 +38,6 @@ int drv_cli_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
  * reached or timed out, else 70. */
 int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err);
 
-/* Match argv[*i] against option `name` ("--class"), taking a value as
- * "--class C" or "--class=C".  Returns 1 (matched; *valp set, *i moved to
- * the value's index), 0 (not this option) or -1 (value missing: an error
- * is printed). */
-int drv_cli_opt_value(int argc, char **argv, int *i, const char *name,
-                      const char **valp);
-
 /* Parse a non-negative decimal into *out; 0 or -1. */
 int drv_cli_parse_long(const char *s, long *out);
 

@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,29 +51,40 @@ static unsigned char *read_stdin(size_t max, size_t *lenp) {
         return buf;
 }
 
-static int parse_args(int argc, char **argv, drv_schema_conf_t *conf) {
-        int i;
+enum { DECODE_REGISTRY = DRV_CLI_LONG, DECODE_READER_VERSION };
 
-        for (i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "--registry") && i + 1 < argc) {
-                        conf->registry_url = argv[++i];
-                } else if (!strcmp(argv[i], "--reader-version") &&
-                           i + 1 < argc) {
-                        conf->reader_version = atoi(argv[++i]);
-                        if (conf->reader_version != 1 &&
-                            conf->reader_version != 2) {
-                                drv_cli_error("--reader-version must be 1 "
-                                              "or 2");
-                                return -1;
-                        }
-                } else {
-                        drv_cli_error("unknown or incomplete option \"%s\" "
-                                      "(see 'drover decode --help')",
-                                      argv[i]);
+static const struct option decode_options[] = {
+    {"registry", required_argument, NULL, DECODE_REGISTRY},
+    {"reader-version", required_argument, NULL, DECODE_READER_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int decode_opt(void *opaque, int opt, const char *arg) {
+        drv_schema_conf_t *conf = opaque;
+
+        switch (opt) {
+        case DECODE_REGISTRY:
+                return conf->registry_url = arg, 0;
+        case DECODE_READER_VERSION:
+                conf->reader_version = atoi(arg);
+                if (conf->reader_version != 1 && conf->reader_version != 2) {
+                        drv_cli_error("--reader-version must be 1 or 2");
                         return -1;
                 }
+                return 0;
+        default: /* '?', ':', an operand */
+                drv_cli_error("unknown or incomplete option \"%s\" (see "
+                              "'drover decode --help')",
+                              arg);
+                return -1;
         }
-        return 0;
+}
+
+static int parse_args(int argc, char **argv, drv_schema_conf_t *conf) {
+        return drv_cli_getopt(argc, argv, "", decode_options, decode_opt, conf)
+                   ? -1
+                   : 0;
 }
 
 int drv_cmd_decode(int argc, char **argv) {

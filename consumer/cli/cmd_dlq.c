@@ -9,6 +9,7 @@
  */
 #include "cli_kafka.h"
 
+#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,62 +38,100 @@ typedef struct dlq_opts_s {
         int timeout_ms;
 } dlq_opts_t;
 
-/* One option at argv[*i]; 0 ok, -1 usage error. */
-static int parse_opt(dlq_opts_t *o, int argc, char **argv, int *i) {
-        const char *v = NULL, *a = argv[*i];
-        long n;
-        int m;
+enum {
+        DLQ_JSON = DRV_CLI_LONG,
+        DLQ_DUE,
+        DLQ_EXECUTE,
+        DLQ_CLASS,
+        DLQ_DATASET,
+        DLQ_BROKERS,
+        DLQ_TOPIC,
+        DLQ_GROUP,
+        DLQ_SINCE,
+        DLQ_MAX_REDRIVES,
+        DLQ_MAX
+};
 
-        if (!strcmp(a, "--json"))
-                return o->json = 1, 0;
-        if (o->redrive && !strcmp(a, "--due"))
-                return o->filter.due = 1, 0;
-        if (o->redrive && !strcmp(a, "--execute"))
-                return o->execute = 1, 0;
-        if ((m = drv_cli_opt_value(argc, argv, i, "--class", &v)))
-                return m < 0 ? -1 : (o->filter.error_class = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--dataset", &v)))
-                return m < 0 ? -1 : (o->filter.dataset = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--brokers", &v)))
-                return m < 0 ? -1 : (o->brokers = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--topic", &v)))
-                return m < 0 ? -1 : (o->topic = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--group", &v)))
-                return m < 0 ? -1 : (o->group = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--since", &v))) {
-                if (m < 0 || drv_parse_time(v, &o->filter.since_ms))
-                        return drv_cli_error("invalid --since \"%s\"",
-                                             v ? v : ""),
-                               -1;
-                return 0;
-        }
-        if ((m = drv_cli_opt_value(argc, argv, i, "--max-redrives", &v))) {
-                if (m < 0 || drv_cli_parse_long(v, &n) || n < 1 || n > 1000)
-                        return drv_cli_error("invalid --max-redrives"), -1;
-                return o->filter.max_redrives = (int)n, 0;
-        }
-        if (o->redrive && (m = drv_cli_opt_value(argc, argv, i, "--max", &v))) {
-                if (m < 0 || drv_cli_parse_long(v, &n) || n < 1)
-                        return drv_cli_error("invalid --max"), -1;
-                return o->filter.max = n, 0;
-        }
-        drv_cli_error("unknown option \"%s\" for 'dlq %s' (see --help)", a,
+/* One table for list and redrive: getopt_long would take "--max" for an
+ * abbreviation of "--max-redrives" in a table without "--max", so the
+ * redrive-only options are refused by dlq_opt. */
+static const struct option dlq_options[] = {
+    {"json", no_argument, NULL, DLQ_JSON},
+    {"due", no_argument, NULL, DLQ_DUE},
+    {"execute", no_argument, NULL, DLQ_EXECUTE},
+    {"class", required_argument, NULL, DLQ_CLASS},
+    {"dataset", required_argument, NULL, DLQ_DATASET},
+    {"brokers", required_argument, NULL, DLQ_BROKERS},
+    {"topic", required_argument, NULL, DLQ_TOPIC},
+    {"group", required_argument, NULL, DLQ_GROUP},
+    {"since", required_argument, NULL, DLQ_SINCE},
+    {"max-redrives", required_argument, NULL, DLQ_MAX_REDRIVES},
+    {"max", required_argument, NULL, DLQ_MAX},
+    {NULL, 0, NULL, 0},
+};
+
+static int dlq_unknown(const dlq_opts_t *o, const char *arg) {
+        drv_cli_error("unknown option \"%s\" for 'dlq %s' (see --help)", arg,
                       o->redrive ? "redrive" : "list");
         return -1;
 }
 
-static int parse_args(dlq_opts_t *o, int argc, char **argv) {
-        int i;
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int dlq_opt(void *opaque, int opt, const char *arg) {
+        dlq_opts_t *o = opaque;
+        long n;
 
+        switch (opt) {
+        case DLQ_JSON:
+                return o->json = 1, 0;
+        case DLQ_DUE:
+                return o->redrive ? (o->filter.due = 1, 0)
+                                  : dlq_unknown(o, "--due");
+        case DLQ_EXECUTE:
+                return o->redrive ? (o->execute = 1, 0)
+                                  : dlq_unknown(o, "--execute");
+        case DLQ_CLASS:
+                return o->filter.error_class = arg, 0;
+        case DLQ_DATASET:
+                return o->filter.dataset = arg, 0;
+        case DLQ_BROKERS:
+                return o->brokers = arg, 0;
+        case DLQ_TOPIC:
+                return o->topic = arg, 0;
+        case DLQ_GROUP:
+                return o->group = arg, 0;
+        case DLQ_SINCE:
+                if (drv_parse_time(arg, &o->filter.since_ms))
+                        return drv_cli_error("invalid --since \"%s\"", arg), -1;
+                return 0;
+        case DLQ_MAX_REDRIVES:
+                if (drv_cli_parse_long(arg, &n) || n < 1 || n > 1000)
+                        return drv_cli_error("invalid --max-redrives"), -1;
+                return o->filter.max_redrives = (int)n, 0;
+        case DLQ_MAX:
+                if (!o->redrive)
+                        return dlq_unknown(o, "--max");
+                if (drv_cli_parse_long(arg, &n) || n < 1)
+                        return drv_cli_error("invalid --max"), -1;
+                return o->filter.max = n, 0;
+        case ':':
+                drv_cli_error("option %s needs a value", arg);
+                return -1;
+        default: /* '?', an operand */
+                return dlq_unknown(o, arg);
+        }
+}
+
+/* argv[1] is "list" or "redrive", its options follow. */
+static int parse_args(dlq_opts_t *o, int argc, char **argv) {
         memset(o, 0, sizeof(*o));
         o->filter.max_redrives = 5;
         o->filter.now_ms = drv_now_ms();
         o->timeout_ms = 30000;
         o->redrive = !strcmp(argv[1], "redrive");
-        for (i = 2; i < argc; i++)
-                if (parse_opt(o, argc, argv, &i))
-                        return -1;
-        return 0;
+        return drv_cli_getopt(argc - 1, argv + 1, "", dlq_options, dlq_opt, o)
+                   ? -1
+                   : 0;
 }
 
 /*

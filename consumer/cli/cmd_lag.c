@@ -19,6 +19,7 @@
  */
 #include "cli_kafka.h"
 
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -60,49 +61,81 @@ static void usage(FILE *fp) {
                     "dataset-migrations,\nDROVER_BROKERS or 127.0.0.1:9092.\n");
 }
 
-/* 0, 1 (help printed) or -1 (usage error printed). */
-static int parse_args(int argc, char **argv, lag_opts_t *o) {
-        const char *group = NULL, *topic = NULL, *brokers = NULL, *th = NULL;
-        int i, r;
+enum {
+        LAG_GROUP = DRV_CLI_LONG,
+        LAG_TOPIC,
+        LAG_BROKERS,
+        LAG_THRESHOLD,
+        LAG_JSON,
+        LAG_ONLY_LAGGING,
+        LAG_HELP
+};
 
-        for (i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-                        usage(stdout);
-                        return 1;
-                }
-                if (!strcmp(argv[i], "--json")) {
-                        o->json = 1;
-                        continue;
-                }
-                if (!strcmp(argv[i], "--only-lagging")) {
-                        o->only_lagging = 1;
-                        continue;
-                }
-                if ((r = drv_cli_opt_value(argc, argv, &i, "--group",
-                                           &group)) ||
-                    (r = drv_cli_opt_value(argc, argv, &i, "--topic",
-                                           &topic)) ||
-                    (r = drv_cli_opt_value(argc, argv, &i, "--brokers",
-                                           &brokers)) ||
-                    (r = drv_cli_opt_value(argc, argv, &i, "--lag-threshold",
-                                           &th))) {
-                        if (r < 0)
-                                return -1;
-                        continue;
-                }
+static const struct option lag_options[] = {
+    {"group", required_argument, NULL, LAG_GROUP},
+    {"topic", required_argument, NULL, LAG_TOPIC},
+    {"brokers", required_argument, NULL, LAG_BROKERS},
+    {"lag-threshold", required_argument, NULL, LAG_THRESHOLD},
+    {"json", no_argument, NULL, LAG_JSON},
+    {"only-lagging", no_argument, NULL, LAG_ONLY_LAGGING},
+    {"help", no_argument, NULL, LAG_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* The flags as given; lag_opts_t gets the defaults filled in. */
+typedef struct lag_args_s {
+        lag_opts_t *o;
+        const char *group, *topic, *brokers, *threshold;
+} lag_args_t;
+
+/* drv_cli_opt_fn: 0, 1 (help printed) or -1 (usage error printed). */
+static int lag_opt(void *opaque, int opt, const char *arg) {
+        lag_args_t *a = opaque;
+
+        switch (opt) {
+        case 'h':
+        case LAG_HELP:
+                usage(stdout);
+                return 1;
+        case LAG_JSON:
+                return a->o->json = 1, 0;
+        case LAG_ONLY_LAGGING:
+                return a->o->only_lagging = 1, 0;
+        case LAG_GROUP:
+                return a->group = arg, 0;
+        case LAG_TOPIC:
+                return a->topic = arg, 0;
+        case LAG_BROKERS:
+                return a->brokers = arg, 0;
+        case LAG_THRESHOLD:
+                return a->threshold = arg, 0;
+        case ':':
+                drv_cli_error("option %s needs a value", arg);
+                return -1;
+        default: /* '?', an operand */
                 drv_cli_error("unknown option \"%s\" for lag (see 'drover "
                               "lag --help')",
-                              argv[i]);
+                              arg);
                 return -1;
         }
-        o->group = drv_cli_group(group);
-        o->topic = drv_cli_topic(topic);
-        o->brokers = drv_cli_brokers(brokers);
+}
+
+/* 0, 1 (help printed) or -1 (usage error printed). */
+static int parse_args(int argc, char **argv, lag_opts_t *o) {
+        lag_args_t a = {o, NULL, NULL, NULL, NULL};
+        int r;
+
+        if ((r = drv_cli_getopt(argc, argv, "h", lag_options, lag_opt, &a)))
+                return r;
+        o->group = drv_cli_group(a.group);
+        o->topic = drv_cli_topic(a.topic);
+        o->brokers = drv_cli_brokers(a.brokers);
         o->threshold = 10;
-        if (th && (drv_cli_parse_long(th, &o->threshold) || o->threshold < 1)) {
+        if (a.threshold && (drv_cli_parse_long(a.threshold, &o->threshold) ||
+                            o->threshold < 1)) {
                 drv_cli_error("--lag-threshold must be a positive integer, "
                               "not \"%s\"",
-                              th);
+                              a.threshold);
                 return -1;
         }
         return 0;

@@ -10,6 +10,7 @@
  */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,27 +59,48 @@ static int plan_check_file(const char *path, int allow_sql) {
         return DRV_EXIT_OK;
 }
 
-static int plan_check(int argc, char **argv) {
-        int i, allow_sql = 1, files = 0, rc = DRV_EXIT_OK, frc;
+static const struct option check_options[] = {
+    {"no-sql", no_argument, NULL, DRV_CLI_LONG},
+    {NULL, 0, NULL, 0},
+};
 
-        for (i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "--no-sql")) {
-                        allow_sql = 0;
-                } else if (argv[i][0] == '-' && argv[i][1]) {
-                        drv_cli_error("plan check: unknown option \"%s\"",
-                                      argv[i]);
-                        return DRV_EXIT_USAGE;
-                }
+typedef struct check_opts_s {
+        int allow_sql;
+        const char **files; /* the operands, in order */
+        int files_cnt;
+} check_opts_t;
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int check_opt(void *opaque, int opt, const char *arg) {
+        check_opts_t *o = opaque;
+
+        switch (opt) {
+        case DRV_CLI_LONG:
+                return o->allow_sql = 0, 0;
+        case 1:
+                return o->files[o->files_cnt++] = arg, 0;
+        default: /* '?' */
+                drv_cli_error("plan check: unknown option \"%s\"", arg);
+                return -1;
         }
-        for (i = 1; i < argc; i++) {
-                if (argv[i][0] == '-' && argv[i][1])
-                        continue;
-                files++;
-                if ((frc = plan_check_file(argv[i], allow_sql)) != 0 &&
+}
+
+static int plan_check(int argc, char **argv) {
+        check_opts_t o = {1, NULL, 0};
+        int i, rc = DRV_EXIT_OK, frc;
+
+        if (!(o.files = calloc((size_t)argc, sizeof(*o.files))))
+                return DRV_EXIT_SOFTWARE;
+        if (drv_cli_getopt(argc, argv, "", check_options, check_opt, &o)) {
+                free(o.files);
+                return DRV_EXIT_USAGE;
+        }
+        for (i = 0; i < o.files_cnt; i++)
+                if ((frc = plan_check_file(o.files[i], o.allow_sql)) != 0 &&
                     rc == DRV_EXIT_OK)
                         rc = frc;
-        }
-        if (!files) {
+        free(o.files);
+        if (!o.files_cnt) {
                 fputs(plan_usage, stderr);
                 return DRV_EXIT_USAGE;
         }
@@ -119,24 +141,40 @@ typedef struct show_opts_s {
         int json;
 } show_opts_t;
 
-static int show_parse(int argc, char **argv, show_opts_t *o) {
-        int i;
+enum { SHOW_JSON = DRV_CLI_LONG, SHOW_CATALOG, SHOW_BACKSTAGE };
 
-        for (i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "--json"))
-                        o->json = 1;
-                else if (!strcmp(argv[i], "--catalog") && i + 1 < argc)
-                        o->dir = argv[++i];
-                else if (!strcmp(argv[i], "--backstage") && i + 1 < argc)
-                        o->url = argv[++i];
-                else if (argv[i][0] != '-' && !o->ref)
-                        o->ref = argv[i];
-                else {
-                        drv_cli_error("plan show: unexpected argument \"%s\"",
-                                      argv[i]);
-                        return -1;
-                }
+static const struct option show_options[] = {
+    {"json", no_argument, NULL, SHOW_JSON},
+    {"catalog", required_argument, NULL, SHOW_CATALOG},
+    {"backstage", required_argument, NULL, SHOW_BACKSTAGE},
+    {NULL, 0, NULL, 0},
+};
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int show_opt(void *opaque, int opt, const char *arg) {
+        show_opts_t *o = opaque;
+
+        switch (opt) {
+        case SHOW_JSON:
+                return o->json = 1, 0;
+        case SHOW_CATALOG:
+                return o->dir = arg, 0;
+        case SHOW_BACKSTAGE:
+                return o->url = arg, 0;
+        case 1:
+                if (!o->ref)
+                        return o->ref = arg, 0;
+                break; /* a second REF */
+        default:       /* '?', ':' */
+                break;
         }
+        drv_cli_error("plan show: unexpected argument \"%s\"", arg);
+        return -1;
+}
+
+static int show_parse(int argc, char **argv, show_opts_t *o) {
+        if (drv_cli_getopt(argc, argv, "", show_options, show_opt, o))
+                return -1;
         if (!o->ref) {
                 fputs(plan_usage, stderr);
                 return -1;

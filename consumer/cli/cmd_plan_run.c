@@ -14,6 +14,7 @@
  */
 #include "cli.h"
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,51 +83,84 @@ static void pr_progress(void *opaque, int step, const char *op,
         fflush(stderr);
 }
 
-static int pr_parse(int argc, char **argv, pr_opts_t *o) {
-        int i;
+enum {
+        PR_DRY_RUN = DRV_CLI_LONG,
+        PR_ALLOW_SQL,
+        PR_NO_WAIT,
+        PR_DATASET,
+        PR_DATABASE,
+        PR_CATALOG,
+        PR_TASK_ID,
+        PR_BATCH_PAUSE_MS,
+        PR_PARAM
+};
 
-        for (i = 1; i < argc; i++) {
-                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+static const struct option pr_options[] = {
+    {"dry-run", no_argument, NULL, PR_DRY_RUN},
+    {"allow-sql", no_argument, NULL, PR_ALLOW_SQL},
+    {"no-wait", no_argument, NULL, PR_NO_WAIT},
+    {"dataset", required_argument, NULL, PR_DATASET},
+    {"database", required_argument, NULL, PR_DATABASE},
+    {"catalog", required_argument, NULL, PR_CATALOG},
+    {"task-id", required_argument, NULL, PR_TASK_ID},
+    {"batch-pause-ms", required_argument, NULL, PR_BATCH_PAUSE_MS},
+    {"param", required_argument, NULL, PR_PARAM},
+    {NULL, 0, NULL, 0},
+};
 
-                if (!strcmp(a, "--dry-run"))
-                        o->dry_run = 1;
-                else if (!strcmp(a, "--allow-sql"))
-                        o->allow_sql = 1;
-                else if (!strcmp(a, "--no-wait"))
-                        o->no_wait = 1;
-                else if (a[0] != '-' && !o->target)
-                        o->target = a;
-                else if (!v || a[0] != '-') {
-                        drv_cli_error("plan run: unexpected argument \"%s\"",
-                                      a);
-                        return -1;
-                } else if (!strcmp(a, "--dataset"))
-                        o->dataset = argv[++i];
-                else if (!strcmp(a, "--database"))
-                        o->url = argv[++i];
-                else if (!strcmp(a, "--catalog"))
-                        o->catalog = argv[++i];
-                else if (!strcmp(a, "--task-id"))
-                        o->task_id = argv[++i];
-                else if (!strcmp(a, "--batch-pause-ms"))
-                        o->pause_ms = atol(argv[++i]);
-                else if (!strcmp(a, "--param")) {
-                        const char *eq = strchr(v, '=');
-                        char key[256];
+/* --param k=v into o->params; 0 or -1 (error printed). */
+static int pr_param(pr_opts_t *o, const char *v) {
+        const char *eq = strchr(v, '=');
+        char key[256];
 
-                        if (!eq || eq == v || (size_t)(eq - v) >= sizeof(key)) {
-                                drv_cli_error("plan run: --param wants k=v");
-                                return -1;
-                        }
-                        snprintf(key, sizeof(key), "%.*s", (int)(eq - v), v);
-                        if (drv_task_add_param(o->params, key, eq + 1))
-                                return -1;
-                        i++;
-                } else {
-                        drv_cli_error("plan run: unknown option \"%s\"", a);
-                        return -1;
-                }
+        if (!eq || eq == v || (size_t)(eq - v) >= sizeof(key)) {
+                drv_cli_error("plan run: --param wants k=v");
+                return -1;
         }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - v), v);
+        return drv_task_add_param(o->params, key, eq + 1) ? -1 : 0;
+}
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int pr_opt(void *opaque, int opt, const char *arg) {
+        pr_opts_t *o = opaque;
+
+        switch (opt) {
+        case PR_DRY_RUN:
+                return o->dry_run = 1, 0;
+        case PR_ALLOW_SQL:
+                return o->allow_sql = 1, 0;
+        case PR_NO_WAIT:
+                return o->no_wait = 1, 0;
+        case PR_DATASET:
+                return o->dataset = arg, 0;
+        case PR_DATABASE:
+                return o->url = arg, 0;
+        case PR_CATALOG:
+                return o->catalog = arg, 0;
+        case PR_TASK_ID:
+                return o->task_id = arg, 0;
+        case PR_BATCH_PAUSE_MS:
+                return o->pause_ms = atol(arg), 0;
+        case PR_PARAM:
+                return pr_param(o, arg);
+        case '?':
+                drv_cli_error("plan run: unknown option \"%s\"", arg);
+                return -1;
+        case 1:
+                if (!o->target)
+                        return o->target = arg, 0;
+                break; /* a second REF|FILE */
+        default:       /* ':' */
+                break;
+        }
+        drv_cli_error("plan run: unexpected argument \"%s\"", arg);
+        return -1;
+}
+
+static int pr_parse(int argc, char **argv, pr_opts_t *o) {
+        if (drv_cli_getopt(argc, argv, "", pr_options, pr_opt, o))
+                return -1;
         if (!o->target || !o->dataset) {
                 drv_cli_error("plan run: %s is required",
                               !o->target ? "a plan (REF or FILE)"

@@ -9,6 +9,7 @@
  */
 #include "cli_kafka.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,53 +65,72 @@ static int add_pair(replay_opts_t *o, const char *v) {
         return 0;
 }
 
-static int parse_opt(replay_opts_t *o, int argc, char **argv, int *i) {
-        const char *v = NULL;
-        int m;
+enum {
+        REPLAY_EXECUTE = DRV_CLI_LONG,
+        REPLAY_FROM_OFFSET,
+        REPLAY_FROM,
+        REPLAY_TO,
+        REPLAY_GROUP,
+        REPLAY_TOPIC,
+        REPLAY_BROKERS
+};
 
-        if (!strcmp(argv[*i], "--execute"))
+static const struct option replay_options[] = {
+    {"execute", no_argument, NULL, REPLAY_EXECUTE},
+    {"from-offset", required_argument, NULL, REPLAY_FROM_OFFSET},
+    {"from", required_argument, NULL, REPLAY_FROM},
+    {"to", required_argument, NULL, REPLAY_TO},
+    {"group", required_argument, NULL, REPLAY_GROUP},
+    {"topic", required_argument, NULL, REPLAY_TOPIC},
+    {"brokers", required_argument, NULL, REPLAY_BROKERS},
+    {NULL, 0, NULL, 0},
+};
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int replay_opt(void *opaque, int opt, const char *arg) {
+        replay_opts_t *o = opaque;
+
+        switch (opt) {
+        case REPLAY_EXECUTE:
                 return o->execute = 1, 0;
-        if ((m = drv_cli_opt_value(argc, argv, i, "--from-offset", &v))) {
-                if (m < 0 || add_pair(o, v))
+        case REPLAY_FROM_OFFSET:
+                if (add_pair(o, arg))
                         return drv_cli_error("invalid --from-offset \"%s\" "
                                              "(want PARTITION:OFFSET)",
-                                             v ? v : ""),
+                                             arg),
                                -1;
                 return 0;
-        }
-        if ((m = drv_cli_opt_value(argc, argv, i, "--from", &v))) {
-                if (m < 0 || drv_parse_time(v, &o->from_ms))
-                        return drv_cli_error("invalid --from \"%s\"",
-                                             v ? v : ""),
-                               -1;
+        case REPLAY_FROM:
+                if (drv_parse_time(arg, &o->from_ms))
+                        return drv_cli_error("invalid --from \"%s\"", arg), -1;
                 return 0;
-        }
-        if ((m = drv_cli_opt_value(argc, argv, i, "--to", &v))) {
-                if (m < 0 || drv_parse_time(v, &o->to_ms))
-                        return drv_cli_error("invalid --to \"%s\"", v ? v : ""),
-                               -1;
+        case REPLAY_TO:
+                if (drv_parse_time(arg, &o->to_ms))
+                        return drv_cli_error("invalid --to \"%s\"", arg), -1;
                 return 0;
+        case REPLAY_GROUP:
+                return o->group = arg, 0;
+        case REPLAY_TOPIC:
+                return o->topic = arg, 0;
+        case REPLAY_BROKERS:
+                return o->brokers = arg, 0;
+        case ':':
+                drv_cli_error("option %s needs a value", arg);
+                return -1;
+        default: /* '?', an operand */
+                drv_cli_error("unknown option \"%s\" for 'replay' (see "
+                              "--help)",
+                              arg);
+                return -1;
         }
-        if ((m = drv_cli_opt_value(argc, argv, i, "--group", &v)))
-                return m < 0 ? -1 : (o->group = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--topic", &v)))
-                return m < 0 ? -1 : (o->topic = v, 0);
-        if ((m = drv_cli_opt_value(argc, argv, i, "--brokers", &v)))
-                return m < 0 ? -1 : (o->brokers = v, 0);
-        drv_cli_error("unknown option \"%s\" for 'replay' (see --help)",
-                      argv[*i]);
-        return -1;
 }
 
 static int parse_args(replay_opts_t *o, int argc, char **argv) {
-        int i;
-
         memset(o, 0, sizeof(*o));
         o->from_ms = o->to_ms = -1;
         o->timeout_ms = 30000;
-        for (i = 1; i < argc; i++)
-                if (parse_opt(o, argc, argv, &i))
-                        return -1;
+        if (drv_cli_getopt(argc, argv, "", replay_options, replay_opt, o))
+                return -1;
         if ((o->from_ms >= 0) == (o->pair_cnt > 0)) {
                 drv_cli_error("give either --from TIME or --from-offset P:O");
                 return -1;

@@ -9,6 +9,7 @@
  */
 #include "cli.h"
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,33 +159,58 @@ static int frame(PGconn *conn, const status_opts_t *o, char *errstr,
         return o->until_done && active == 0 && final > 0 && final >= o->expect;
 }
 
-static int parse_args(status_opts_t *o, int argc, char **argv) {
-        int i;
+enum {
+        STATUS_WATCH = DRV_CLI_LONG,
+        STATUS_JSON,
+        STATUS_UNTIL_DONE,
+        STATUS_DATASET,
+        STATUS_DATABASE,
+        STATUS_EXPECT,
+        STATUS_LIMIT
+};
 
-        for (i = 1; i < argc; i++) {
-                const char *a = argv[i];
-                if (!strcmp(a, "--watch"))
-                        o->watch = 1;
-                else if (!strcmp(a, "--json"))
-                        o->json = 1;
-                else if (!strcmp(a, "--until-done"))
-                        o->until_done = o->watch = 1;
-                else if (i + 1 < argc && !strcmp(a, "--dataset"))
-                        o->dataset = argv[++i];
-                else if (i + 1 < argc && !strcmp(a, "--database"))
-                        o->url = argv[++i];
-                else if (i + 1 < argc && !strcmp(a, "--expect"))
-                        o->expect = atol(argv[++i]);
-                else if (i + 1 < argc && !strcmp(a, "--limit"))
-                        o->limit = atol(argv[++i]);
-                else {
-                        drv_cli_error("unknown option \"%s\" (see 'drover "
-                                      "status --help')",
-                                      a);
-                        return -1;
-                }
+static const struct option status_options[] = {
+    {"watch", no_argument, NULL, STATUS_WATCH},
+    {"json", no_argument, NULL, STATUS_JSON},
+    {"until-done", no_argument, NULL, STATUS_UNTIL_DONE},
+    {"dataset", required_argument, NULL, STATUS_DATASET},
+    {"database", required_argument, NULL, STATUS_DATABASE},
+    {"expect", required_argument, NULL, STATUS_EXPECT},
+    {"limit", required_argument, NULL, STATUS_LIMIT},
+    {NULL, 0, NULL, 0},
+};
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int status_opt(void *opaque, int opt, const char *arg) {
+        status_opts_t *o = opaque;
+
+        switch (opt) {
+        case STATUS_WATCH:
+                return o->watch = 1, 0;
+        case STATUS_JSON:
+                return o->json = 1, 0;
+        case STATUS_UNTIL_DONE:
+                return o->until_done = o->watch = 1, 0;
+        case STATUS_DATASET:
+                return o->dataset = arg, 0;
+        case STATUS_DATABASE:
+                return o->url = arg, 0;
+        case STATUS_EXPECT:
+                return o->expect = atol(arg), 0;
+        case STATUS_LIMIT:
+                return o->limit = atol(arg), 0;
+        default: /* '?', ':', an operand */
+                drv_cli_error("unknown option \"%s\" (see 'drover status "
+                              "--help')",
+                              arg);
+                return -1;
         }
-        return 0;
+}
+
+static int parse_args(status_opts_t *o, int argc, char **argv) {
+        return drv_cli_getopt(argc, argv, "", status_options, status_opt, o)
+                   ? -1
+                   : 0;
 }
 
 int drv_cmd_status(int argc, char **argv) {

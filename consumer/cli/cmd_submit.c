@@ -7,6 +7,7 @@
  */
 #include "cli_kafka.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,57 +55,83 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         }
 }
 
-static int parse_args(submit_t *s, int argc, char **argv) {
-        const char *eq;
-        char *end;
-        int i;
+enum {
+        SUBMIT_DRY_RUN = DRV_CLI_LONG,
+        SUBMIT_ENTITY,
+        SUBMIT_DATASET,
+        SUBMIT_BROKERS,
+        SUBMIT_TOPIC,
+        SUBMIT_REQUESTED_BY,
+        SUBMIT_COUNT,
+        SUBMIT_PARAM
+};
 
-        for (i = 1; i < argc; i++) {
-                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-                if (!strcmp(a, "--dry-run")) {
-                        s->dry_run = 1;
-                        continue;
-                }
-                if (!v) {
-                        drv_cli_error("option \"%s\" needs a value", a);
-                        return -1;
-                }
-                i++;
-                if (!strcmp(a, "--entity"))
-                        s->entity = v;
-                else if (!strcmp(a, "--dataset"))
-                        s->dataset = v;
-                else if (!strcmp(a, "--brokers"))
-                        s->brokers = v;
-                else if (!strcmp(a, "--topic"))
-                        s->topic = v;
-                else if (!strcmp(a, "--requested-by"))
-                        s->requested_by = v;
-                else if (!strcmp(a, "--count")) {
-                        s->count = strtol(v, &end, 10);
-                        if (*end || s->count < 1 || s->count > 1000000) {
-                                drv_cli_error("invalid --count \"%s\"", v);
-                                return -1;
-                        }
-                } else if (!strcmp(a, "--param")) {
-                        char key[256];
-                        if (!(eq = strchr(v, '=')) || eq == v ||
-                            (size_t)(eq - v) >= sizeof(key)) {
-                                drv_cli_error("--param expects k=v, not "
-                                              "\"%s\"",
-                                              v);
-                                return -1;
-                        }
-                        snprintf(key, sizeof(key), "%.*s", (int)(eq - v), v);
-                        if (drv_task_add_param(s->proto, key, eq + 1))
-                                return -1;
-                } else {
-                        drv_cli_error("unknown option \"%s\" (see 'drover "
-                                      "submit --help')",
-                                      a);
-                        return -1;
-                }
+static const struct option submit_options[] = {
+    {"dry-run", no_argument, NULL, SUBMIT_DRY_RUN},
+    {"entity", required_argument, NULL, SUBMIT_ENTITY},
+    {"dataset", required_argument, NULL, SUBMIT_DATASET},
+    {"brokers", required_argument, NULL, SUBMIT_BROKERS},
+    {"topic", required_argument, NULL, SUBMIT_TOPIC},
+    {"requested-by", required_argument, NULL, SUBMIT_REQUESTED_BY},
+    {"count", required_argument, NULL, SUBMIT_COUNT},
+    {"param", required_argument, NULL, SUBMIT_PARAM},
+    {NULL, 0, NULL, 0},
+};
+
+/* --param k=v into the task's params; 0 or -1 (error printed). */
+static int add_param(submit_t *s, const char *v) {
+        const char *eq = strchr(v, '=');
+        char key[256];
+
+        if (!eq || eq == v || (size_t)(eq - v) >= sizeof(key)) {
+                drv_cli_error("--param expects k=v, not \"%s\"", v);
+                return -1;
         }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - v), v);
+        return drv_task_add_param(s->proto, key, eq + 1) ? -1 : 0;
+}
+
+/* drv_cli_opt_fn: 0 ok, -1 usage error. */
+static int submit_opt(void *opaque, int opt, const char *arg) {
+        submit_t *s = opaque;
+        char *end;
+
+        switch (opt) {
+        case SUBMIT_DRY_RUN:
+                return s->dry_run = 1, 0;
+        case SUBMIT_ENTITY:
+                return s->entity = arg, 0;
+        case SUBMIT_DATASET:
+                return s->dataset = arg, 0;
+        case SUBMIT_BROKERS:
+                return s->brokers = arg, 0;
+        case SUBMIT_TOPIC:
+                return s->topic = arg, 0;
+        case SUBMIT_REQUESTED_BY:
+                return s->requested_by = arg, 0;
+        case SUBMIT_COUNT:
+                s->count = strtol(arg, &end, 10);
+                if (*end || s->count < 1 || s->count > 1000000) {
+                        drv_cli_error("invalid --count \"%s\"", arg);
+                        return -1;
+                }
+                return 0;
+        case SUBMIT_PARAM:
+                return add_param(s, arg);
+        case ':':
+                drv_cli_error("option \"%s\" needs a value", arg);
+                return -1;
+        default: /* '?', an operand */
+                drv_cli_error("unknown option \"%s\" (see 'drover submit "
+                              "--help')",
+                              arg);
+                return -1;
+        }
+}
+
+static int parse_args(submit_t *s, int argc, char **argv) {
+        if (drv_cli_getopt(argc, argv, "", submit_options, submit_opt, s))
+                return -1;
         if (!s->entity || !s->dataset || !*s->entity || !*s->dataset) {
                 drv_cli_error("--entity and --dataset are required");
                 return -1;

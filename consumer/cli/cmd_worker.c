@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "worker.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,19 +48,95 @@ static void usage(FILE *fp) {
             "the group and exit 0; a second signal exits at once.\n");
 }
 
-static const struct {
-        const char *flag, *key;
-} flag_keys[] = {
-    {"--brokers", "brokers"},
-    {"--topic", "topic"},
-    {"--group", "group"},
-    {"--instance", "instance"},
-    {"--catalog", "catalog.dir"},
-    {"--database", "database.url"},
-    {"--backstage", "backstage.url"},
-    {"--http-listen", "http.listen"},
-    {"--concurrency", "concurrency"},
+enum {
+        W_CONFIG = DRV_CLI_LONG,
+        W_SET,
+        W_ALLOW_SQL,
+        W_KEY, /* W_KEY + n: the flag sets flag_keys[n] */
+        W_BROKERS = W_KEY,
+        W_TOPIC,
+        W_GROUP,
+        W_INSTANCE,
+        W_CATALOG,
+        W_DATABASE,
+        W_BACKSTAGE,
+        W_HTTP_LISTEN,
+        W_CONCURRENCY,
+        W_END
 };
+
+/* The drover.yaml key each flag from W_KEY up sets. */
+static const char *const flag_keys[W_END - W_KEY] = {
+    [W_BROKERS - W_KEY] = "brokers",
+    [W_TOPIC - W_KEY] = "topic",
+    [W_GROUP - W_KEY] = "group",
+    [W_INSTANCE - W_KEY] = "instance",
+    [W_CATALOG - W_KEY] = "catalog.dir",
+    [W_DATABASE - W_KEY] = "database.url",
+    [W_BACKSTAGE - W_KEY] = "backstage.url",
+    [W_HTTP_LISTEN - W_KEY] = "http.listen",
+    [W_CONCURRENCY - W_KEY] = "concurrency",
+};
+
+static const struct option worker_options[] = {
+    {"config", required_argument, NULL, W_CONFIG},
+    {"set", required_argument, NULL, W_SET},
+    {"allow-sql", no_argument, NULL, W_ALLOW_SQL},
+    {"brokers", required_argument, NULL, W_BROKERS},
+    {"topic", required_argument, NULL, W_TOPIC},
+    {"group", required_argument, NULL, W_GROUP},
+    {"instance", required_argument, NULL, W_INSTANCE},
+    {"catalog", required_argument, NULL, W_CATALOG},
+    {"database", required_argument, NULL, W_DATABASE},
+    {"backstage", required_argument, NULL, W_BACKSTAGE},
+    {"http-listen", required_argument, NULL, W_HTTP_LISTEN},
+    {"concurrency", required_argument, NULL, W_CONCURRENCY},
+    {NULL, 0, NULL, 0},
+};
+
+/* The flags, read before the file and the environment are loaded and
+ * applied after them: a flag wins.  A usage error stops the reading; it
+ * is reported after the errors of the file, the environment and the
+ * flags before it, as when each flag was applied as it was read. */
+typedef struct worker_flags_s {
+        const char *config; /* the first --config */
+        struct {
+                int opt;
+                const char *val;
+        } * flags;
+        int flags_cnt;
+        drv_err_t err; /* DRV_ERR_USAGE once a flag was refused */
+        char errstr[300];
+} worker_flags_t;
+
+/* drv_cli_opt_fn: 0, or -1 with wf->err set. */
+static int worker_opt(void *opaque, int opt, const char *arg) {
+        worker_flags_t *wf = opaque;
+
+        switch (opt) {
+        case W_CONFIG:
+                if (!wf->config)
+                        wf->config = arg;
+                return 0;
+        case ':':
+                wf->err =
+                    drv_err_set(wf->errstr, sizeof(wf->errstr), DRV_ERR_USAGE,
+                                "option \"%s\" needs a value", arg);
+                return -1;
+        case '?':
+        case 1:
+                wf->err =
+                    drv_err_set(wf->errstr, sizeof(wf->errstr), DRV_ERR_USAGE,
+                                "unknown option \"%s\" (see 'drover "
+                                "worker --help')",
+                                arg);
+                return -1;
+        default:
+                wf->flags[wf->flags_cnt].opt = opt;
+                wf->flags[wf->flags_cnt++].val = arg;
+                return 0;
+        }
+}
 
 /* KEY=VALUE of --set / -X into the config. */
 static drv_err_t set_kv(drv_config_t *conf, const char *prefix, const char *kv,
@@ -76,64 +153,56 @@ static drv_err_t set_kv(drv_config_t *conf, const char *prefix, const char *kv,
         return drv_config_set(conf, key, eq + 1, origin, errstr, errstr_size);
 }
 
-static drv_err_t apply_flag(drv_config_t *conf, const char *flag,
-                            const char *val, char *errstr, size_t errstr_size) {
-        char origin[64];
-        size_t i;
+/* The long name of option val opt ("brokers"). */
+static const char *flag_name(int opt) {
+        const struct option *lo;
 
-        if (!strcmp(flag, "--set"))
-                return set_kv(conf, "", val, flag, errstr, errstr_size);
-        if (!strcmp(flag, "-X"))
-                return set_kv(conf, "kafka.", val, flag, errstr, errstr_size);
-        for (i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++)
-                if (!strcmp(flag, flag_keys[i].flag)) {
-                        snprintf(origin, sizeof(origin), "flag %s", flag);
-                        return drv_config_set(conf, flag_keys[i].key, val,
-                                              origin, errstr, errstr_size);
-                }
-        return drv_err_set(errstr, errstr_size, DRV_ERR_USAGE,
-                           "unknown option \"%s\" (see 'drover worker "
-                           "--help')",
-                           flag);
+        for (lo = worker_options; lo->name && lo->val != opt; lo++)
+                ;
+        return lo->name ? lo->name : "?";
 }
 
-/* Find --config first: the file comes before the environment. */
-static const char *find_config(int argc, char **argv) {
-        int i;
+static drv_err_t apply_flag(drv_config_t *conf, int opt, const char *val,
+                            char *errstr, size_t errstr_size) {
+        char origin[64];
 
-        for (i = 1; i < argc - 1; i++)
-                if (!strcmp(argv[i], "--config"))
-                        return argv[i + 1];
-        return access("drover.yaml", R_OK) == 0 ? "drover.yaml" : NULL;
+        switch (opt) {
+        case W_ALLOW_SQL:
+                conf->allow_sql = 1;
+                return DRV_OK;
+        case W_SET:
+                return set_kv(conf, "", val, "--set", errstr, errstr_size);
+        case 'X':
+                return set_kv(conf, "kafka.", val, "-X", errstr, errstr_size);
+        default:
+                snprintf(origin, sizeof(origin), "flag --%s", flag_name(opt));
+                return drv_config_set(conf, flag_keys[opt - W_KEY], val, origin,
+                                      errstr, errstr_size);
+        }
 }
 
 static drv_err_t load_config(drv_config_t *conf, int argc, char **argv,
                              char *errstr, size_t errstr_size) {
-        const char *file = find_config(argc, argv);
+        worker_flags_t wf = {0};
         drv_err_t err;
         int i;
 
-        if (file &&
-            (err = drv_config_load_file(conf, file, errstr, errstr_size)))
-                return err;
-        if ((err = drv_config_load_env(conf, errstr, errstr_size)))
-                return err;
-        for (i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "--allow-sql")) {
-                        conf->allow_sql = 1;
-                        continue;
-                }
-                if (i + 1 >= argc)
-                        return drv_err_set(errstr, errstr_size, DRV_ERR_USAGE,
-                                           "option \"%s\" needs a value",
-                                           argv[i]);
-                if (strcmp(argv[i], "--config") &&
-                    (err = apply_flag(conf, argv[i], argv[i + 1], errstr,
-                                      errstr_size)))
-                        return err;
-                i++;
-        }
-        return drv_config_finish(conf, errstr, errstr_size);
+        if (!(wf.flags = calloc((size_t)argc, sizeof(*wf.flags))))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        drv_cli_getopt(argc, argv, "X:", worker_options, worker_opt, &wf);
+        if (!wf.config && access("drover.yaml", R_OK) == 0)
+                wf.config = "drover.yaml";
+        if (!(wf.config && (err = drv_config_load_file(conf, wf.config, errstr,
+                                                       errstr_size))))
+                err = drv_config_load_env(conf, errstr, errstr_size);
+        for (i = 0; !err && i < wf.flags_cnt; i++)
+                err = apply_flag(conf, wf.flags[i].opt, wf.flags[i].val, errstr,
+                                 errstr_size);
+        free(wf.flags);
+        if (!err && wf.err)
+                err = drv_err_set(errstr, errstr_size, wf.err, "%s", wf.errstr);
+        return err ? err : drv_config_finish(conf, errstr, errstr_size);
 }
 
 int drv_cmd_worker(int argc, char **argv) {

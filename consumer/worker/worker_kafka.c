@@ -13,15 +13,6 @@
 #define RESET_READ_MS  2000 /* one read of committed offsets */
 #define RESET_RETRY_MS 1000 /* unreadable: read again after */
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf) {
-        drv_log_level_t lvl = level <= 3   ? DRV_LOG_ERROR
-                              : level <= 5 ? DRV_LOG_WARN
-                              : level == 6 ? DRV_LOG_INFO
-                                           : DRV_LOG_DEBUG;
-        drv_log(lvl, "librdkafka %s %s: %s", rd_kafka_name(rk), fac, buf);
-}
-
 static void error_cb(rd_kafka_t *rk, int err, const char *reason,
                      void *opaque) {
         drv_worker_t *w = opaque;
@@ -91,7 +82,7 @@ static rd_kafka_conf_t *base_conf(drv_worker_t *w, const char *client_id,
                 rd_kafka_conf_destroy(kc);
                 return NULL;
         }
-        rd_kafka_conf_set_log_cb(kc, log_cb);
+        rd_kafka_conf_set_log_cb(kc, drv_kafka_log_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
         rd_kafka_conf_set_opaque(kc, w);
         return kc;

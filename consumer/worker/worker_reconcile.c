@@ -19,27 +19,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One statement with text parameters; DRV_OK, or the error (errstr set)
- * and *rowsp the rows it changed when rowsp is not NULL. */
+/* One task_runs update through drv_db_exec; DRV_OK, or the error (errstr
+ * set) and *rowsp the rows it changed when rowsp is not NULL. */
 static drv_err_t rc_exec(PGconn *conn, const char *sql, int n,
                          const char *const *params, long *rowsp, char *errstr,
                          size_t errstr_size) {
-        PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-        drv_err_t err = DRV_OK;
+        PGresult *res;
+        char msg[400];
+        drv_err_t err;
 
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-                const char *msg =
-                    PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-                err = drv_db_sqlstate_err(st, PQstatus(conn) == CONNECTION_OK);
-                drv_err_set(errstr, errstr_size, err,
-                            "task_runs update failed: %s",
-                            msg ? msg : PQerrorMessage(conn));
-        } else if (rowsp) {
+        err = drv_db_exec(conn, sql, n, params, &res, NULL, msg, sizeof(msg));
+        if (err)
+                return drv_err_set(errstr, errstr_size, err,
+                                   "task_runs update failed: %s", msg);
+        if (rowsp)
                 *rowsp = strtol(PQcmdTuples(res), NULL, 10);
-        }
         PQclear(res);
-        return err;
+        return DRV_OK;
 }
 
 drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
