@@ -29,33 +29,32 @@ typedef struct fixture_s {
         rd_kafka_t *rk; /* redrive's consumer: its group metadata */
 } fixture_t;
 
-static int setup(void **state) {
-        fixture_t *f = calloc(1, sizeof(*f));
+/* A client of the mock cluster, quiet, with one more property. */
+static rd_kafka_t *mock_client(fixture_t *f, rd_kafka_type_t type,
+                               const char *name, const char *value) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         char errstr[256];
-        rd_kafka_error_t *error;
+        rd_kafka_t *rk;
+
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          rd_kafka_mock_cluster_bootstraps(f->mcluster), errstr,
+                          sizeof(errstr));
+        rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr));
+        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
+        rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+        assert_non_null(rk);
+        return rk;
+}
+
+static int setup(void **state) {
+        fixture_t *f = calloc(1, sizeof(*f));
 
         f->mcluster = drv_test_mock_cluster(&f->mock_rk, "tasks", 1);
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          rd_kafka_mock_cluster_bootstraps(f->mcluster), errstr,
-                          sizeof(errstr));
-        rd_kafka_conf_set(conf, "transactional.id", "mock-txn", errstr,
-                          sizeof(errstr));
-        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
-        f->rkp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-        assert_non_null(f->rkp);
-        error = rd_kafka_init_transactions(f->rkp, 10000);
-        assert_null(error);
         rd_kafka_mock_topic_create(f->mcluster, "tasks.dlq", 1, 1);
-        conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          rd_kafka_mock_cluster_bootstraps(f->mcluster), errstr,
-                          sizeof(errstr));
-        rd_kafka_conf_set(conf, "group.id", "redrive-g", errstr,
-                          sizeof(errstr));
-        rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof(errstr));
-        f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-        assert_non_null(f->rk);
+        f->rkp =
+            mock_client(f, RD_KAFKA_PRODUCER, "transactional.id", "mock-txn");
+        assert_null(rd_kafka_init_transactions(f->rkp, 10000));
+        f->rk = mock_client(f, RD_KAFKA_CONSUMER, "group.id", "redrive-g");
         *state = f;
         return 0;
 }
