@@ -3,9 +3,11 @@
  *
  * Every error another module reports is a drv_err_t (schema.h), plus a
  * SQLSTATE for DRV_ERR_SQL / DRV_ERR_DB_UNAVAILABLE, or a librdkafka
- * error.  The tables below turn it into a route (retry / dead letter /
- * fatal to the worker) and the `drover.error.class` name written in
- * dead-letter headers and metrics.  DESIGN.md section 6.
+ * response code.  The tables below turn it into a route (retry / dead
+ * letter / fatal to the worker) and the `drover.error.class` name written
+ * in dead-letter headers and metrics.  DESIGN.md section 6.  The last
+ * table routes the Kafka transactional API's error objects (retry the
+ * call / abort and rewind / fatal) for the worker's commit and redrive.
  */
 #include "dlq.h"
 
@@ -153,23 +155,9 @@ drv_class_t drv_dlq_classify(drv_err_t err, const char *sqlstate) {
 
 /*
  * ------------------------------------------------------------------------
- * librdkafka errors
+ * librdkafka response codes
  * ------------------------------------------------------------------------
  */
-drv_class_t drv_dlq_classify_kafka(const rd_kafka_error_t *error) {
-        if (!error)
-                return make_class(DRV_ROUTE_OK, "ok");
-        if (rd_kafka_error_is_fatal(error))
-                return make_class(DRV_ROUTE_FATAL, "kafka_fatal");
-        if (rd_kafka_error_txn_requires_abort(error))
-                return make_class(DRV_ROUTE_RETRY, "kafka_txn_abortable");
-        if (rd_kafka_error_is_retriable(error))
-                return make_class(DRV_ROUTE_RETRY, "kafka_retriable");
-        /* Neither retriable nor abortable from the txn API means our own
-         * use of it is wrong (e.g. __STATE): the worker cannot go on. */
-        return make_class(DRV_ROUTE_FATAL, "kafka_error");
-}
-
 /* Response codes a delivery report or a call can return that concern one
  * record, not the producer's state. */
 static const struct {
@@ -219,6 +207,78 @@ const char *drv_route_name(drv_route_t route) {
         case DRV_ROUTE_DEAD:
                 return "dead";
         case DRV_ROUTE_FATAL:
+                return "fatal";
+        }
+        return "unknown";
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Kafka transaction errors -> action
+ *
+ * One row per combination of the three flags librdkafka sets on an error
+ * object from the transactional API (rdkafka.h, "Transactional producer
+ * API"; FACTS.md): fatal wins, then txn_requires_abort, then retriable.
+ *
+ * Why an error with no flag is FATAL (the worker aborted and rewound on
+ * it, redrive gave up as retriable): librdkafka 2.0.2 says of such errors
+ * "The general recommendation is to treat these errors, that have neither
+ * the retriable or abortable flags set, as fatal" (rdkafka.h, "Handling
+ * of other errors"), and examples/transactions.c exits on them.  In
+ * 2.0.2's rdkafka_txnmgr.c every broker error of AddOffsetsToTxn,
+ * TxnOffsetCommit and EndTxn gets a flag (unknown ones become abortable),
+ * so what arrives without one is local: __STATE (our idea of the
+ * transaction and librdkafka's differ), __INVALID_ARG, __NOT_CONFIGURED,
+ * __OUTDATED from EndTxn.  Abort and rewind cannot mend any of them: the
+ * same call fails the same way every commit interval and the worker would
+ * re-run its tasks without ever committing or exiting.  Exiting 70 lets
+ * the supervisor restart it, and init_transactions() of the new producer
+ * completes or aborts whatever transaction was left.
+ * ------------------------------------------------------------------------
+ */
+static const struct {
+        int fatal, abortable, retriable;
+        drv_txn_action_t action;
+} txn_table[] = {
+    {0, 0, 0, DRV_TXN_FATAL}, /* neither: see above */
+    {0, 0, 1, DRV_TXN_RETRY}, /* timeout, transport, __CONFLICT: resumable */
+    {0, 1, 0, DRV_TXN_ABORT}, /* e.g. ILLEGAL_GENERATION at TxnOffsetCommit */
+    {0, 1, 1, DRV_TXN_ABORT}, /* the transaction is lost: retrying is not
+                                 enough */
+    {1, 0, 0, DRV_TXN_FATAL}, /* fenced, INVALID_PRODUCER_EPOCH, ... */
+    {1, 0, 1, DRV_TXN_FATAL}, {1, 1, 0, DRV_TXN_FATAL},
+    {1, 1, 1, DRV_TXN_FATAL},
+};
+
+drv_txn_action_t drv_dlq_txn_route_flags(int fatal, int txn_requires_abort,
+                                         int retriable) {
+        size_t i, n = sizeof(txn_table) / sizeof(txn_table[0]);
+
+        for (i = 0; i < n; i++)
+                if (txn_table[i].fatal == !!fatal &&
+                    txn_table[i].abortable == !!txn_requires_abort &&
+                    txn_table[i].retriable == !!retriable)
+                        return txn_table[i].action;
+        return DRV_TXN_FATAL; /* not reached: every combination has a row */
+}
+
+drv_txn_action_t drv_dlq_txn_route(const rd_kafka_error_t *error) {
+        if (!error)
+                return DRV_TXN_OK;
+        return drv_dlq_txn_route_flags(rd_kafka_error_is_fatal(error),
+                                       rd_kafka_error_txn_requires_abort(error),
+                                       rd_kafka_error_is_retriable(error));
+}
+
+const char *drv_txn_action_name(drv_txn_action_t action) {
+        switch (action) {
+        case DRV_TXN_OK:
+                return "ok";
+        case DRV_TXN_RETRY:
+                return "retry";
+        case DRV_TXN_ABORT:
+                return "abort";
+        case DRV_TXN_FATAL:
                 return "fatal";
         }
         return "unknown";

@@ -3,9 +3,11 @@
  * replay.
  *
  * Classification happens here, once: every failure another module reports
- * (a drv_err_t, plus a SQLSTATE for SQL errors, or a librdkafka error) is
- * mapped by one table to a route (retry / dead letter / fatal) and to the
- * `drover.error.class` name written in dead-letter headers.
+ * (a drv_err_t, plus a SQLSTATE for SQL errors, or a librdkafka response
+ * code) is mapped by one table to a route (retry / dead letter / fatal)
+ * and to the `drover.error.class` name written in dead-letter headers;
+ * every error of the Kafka transactional API, by one table to an action
+ * (retry the call / abort and rewind / fatal).
  * DESIGN.md sections 6, 7 and 9.
  */
 #ifndef DRV_DLQ_H
@@ -41,14 +43,6 @@ typedef struct drv_class_s {
  * DRV_ERR_SQL and DRV_ERR_DB_UNAVAILABLE). */
 drv_class_t drv_dlq_classify(drv_err_t err, const char *sqlstate);
 
-/* Classify a librdkafka error object (from the transactional API):
- * NULL -> OK; fatal -> FATAL "kafka_fatal"; txn_requires_abort -> RETRY
- * "kafka_txn_abortable" (abort, rewind, go on: check
- * rd_kafka_error_txn_requires_abort() to tell it from a plain retry);
- * retriable -> RETRY "kafka_retriable"; anything else -> FATAL
- * "kafka_error" (a misuse of the txn API leaves the producer unknown). */
-drv_class_t drv_dlq_classify_kafka(const rd_kafka_error_t *error);
-
 /* Classify a librdkafka response code (a delivery report's error, or a
  * call's): per-record ones (MSG_SIZE_TOO_LARGE -> DEAD
  * "kafka_msg_too_large"), fencing / authorization -> FATAL, timeouts and
@@ -58,6 +52,41 @@ drv_class_t drv_dlq_classify_kafka_err(rd_kafka_resp_err_t err);
 
 /* Static name of a route: "ok", "retry", "dead", "fatal". */
 const char *drv_route_name(drv_route_t route);
+
+/*
+ * ------------------------------------------------------------------------
+ * Kafka transaction errors (dlq/classify.c, txn_table)
+ *
+ * One router for every error object the transactional API returns
+ * (rd_kafka_begin_transaction, send_offsets_to_transaction,
+ * commit_transaction, abort_transaction): the worker's commit path
+ * (consumer/worker_txn.c) and redrive (dlq/redrive.c) both act on its
+ * answer.  Decided by the error's flags, fatal first, then
+ * txn_requires_abort, then retriable; an error with none of them is
+ * FATAL, as librdkafka 2.0.2 documents (rdkafka.h, "Handling of other
+ * errors"): see the table for why.
+ * ------------------------------------------------------------------------
+ */
+typedef enum drv_txn_action_e {
+        DRV_TXN_OK,    /* not an error */
+        DRV_TXN_RETRY, /* call again with identical arguments (the caller
+                        * bounds how often) */
+        DRV_TXN_ABORT, /* abort the transaction, rewind the inputs to the
+                        * committed offsets, begin again */
+        DRV_TXN_FATAL, /* the producer is unusable: the process exits 70 */
+} drv_txn_action_t;
+
+/* The action for an error a transactional call returned; NULL -> OK.
+ * Does not take ownership of error. */
+drv_txn_action_t drv_dlq_txn_route(const rd_kafka_error_t *error);
+
+/* The same by the error's three flags (each 0 or non-zero): what
+ * drv_dlq_txn_route() looks up. */
+drv_txn_action_t drv_dlq_txn_route_flags(int fatal, int txn_requires_abort,
+                                         int retriable);
+
+/* Static name of an action: "ok", "retry", "abort", "fatal". */
+const char *drv_txn_action_name(drv_txn_action_t action);
 
 /*
  * ------------------------------------------------------------------------
@@ -265,11 +294,11 @@ const char *drv_dlq_state_name(drv_dlq_state_t state);
 /* Redrive the SELECTED records of scan (read by consumer rk from
  * dlq_topic, from its group's committed offsets) to tasks_topic with
  * transactional producer rkp (init_transactions done), batch_size records
- * per transaction, offsets via send_offsets_to_transaction.  Retriable
- * errors are retried, abortable ones abort and redo the batch (up to 3
- * times); each record then turns REDRIVEN.  *movedp counts redriven
- * records.  Returns DRV_ERR_KAFKA_FATAL when the producer is fatal (exit
- * 70), DRV_ERR_KAFKA_RETRIABLE when retries ran out. */
+ * per transaction, offsets via send_offsets_to_transaction.  Txn API
+ * errors go by drv_dlq_txn_route(): RETRY is retried, ABORT aborts and
+ * redoes the batch (up to 3 times); each record then turns REDRIVEN.
+ * *movedp counts redriven records.  Returns DRV_ERR_KAFKA_FATAL on a
+ * FATAL action (exit 70), DRV_ERR_KAFKA_RETRIABLE when retries ran out. */
 drv_err_t drv_dlq_redrive(rd_kafka_t *rk, rd_kafka_t *rkp, drv_dlq_scan_t *scan,
                           const char *dlq_topic, const char *tasks_topic,
                           int batch_size, size_t *movedp, char *errstr,

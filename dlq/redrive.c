@@ -9,9 +9,10 @@
  * partition; then the redrive group's offsets.  See dlq.h for why the
  * offsets never pass a record that was left behind.
  *
- * Errors follow FACTS.md: retriable -> call again (send_offsets with the
- * same offsets), abortable -> abort and redo the batch, fatal -> give up
- * (the command exits 70).
+ * Every txn API error is routed by drv_dlq_txn_route() (dlq/classify.c),
+ * as in the worker: RETRY -> call again (send_offsets with the same
+ * offsets), ABORT -> abort and redo the batch, FATAL (also an error with
+ * no flag) -> give up (the command exits 70).
  */
 #include "dlq.h"
 
@@ -24,33 +25,39 @@
 
 typedef enum { TXN_OK, TXN_ABORT, TXN_FAIL } txn_rc_t;
 
-/* Route a txn API error: retry (returns -1 after telling the caller to
- * call again), abort, or fail.  Consumes error. */
+/* Act on drv_dlq_txn_route()'s action for a txn API error: RETRY is
+ * TXN_OK (the caller calls again) until MAX_CALL_RETRIES, then TXN_FAIL
+ * (DRV_ERR_KAFKA_RETRIABLE); ABORT is TXN_ABORT; FATAL is TXN_FAIL with
+ * DRV_ERR_KAFKA_FATAL.  Consumes error. */
 static txn_rc_t txn_route(rd_kafka_error_t *error, const char *what,
                           int *retries, drv_err_t *errp, char *errstr,
                           size_t errstr_size) {
-        txn_rc_t rc;
+        txn_rc_t rc = TXN_FAIL;
 
-        if (rd_kafka_error_is_fatal(error)) {
+        switch (drv_dlq_txn_route(error)) {
+        case DRV_TXN_OK:
+                return TXN_OK;
+        case DRV_TXN_FATAL:
                 *errp = drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_FATAL,
                                     "redrive producer failed in %s: %s", what,
                                     rd_kafka_error_string(error));
-                rc = TXN_FAIL;
-        } else if (rd_kafka_error_txn_requires_abort(error)) {
+                break;
+        case DRV_TXN_ABORT:
                 drv_log(DRV_LOG_WARN, "redrive: %s: %s: aborting the batch",
                         what, rd_kafka_error_string(error));
                 rc = TXN_ABORT;
-        } else if (rd_kafka_error_is_retriable(error) &&
-                   ++*retries <= MAX_CALL_RETRIES) {
-                drv_log(DRV_LOG_WARN, "redrive: %s: %s: retrying", what,
-                        rd_kafka_error_string(error));
-                rc = TXN_OK; /* caller calls again */
-        } else {
-                *errp =
-                    drv_err_set(errstr, errstr_size, DRV_ERR_KAFKA_RETRIABLE,
-                                "redrive failed in %s: %s", what,
+                break;
+        case DRV_TXN_RETRY:
+                if (++*retries <= MAX_CALL_RETRIES) {
+                        drv_log(DRV_LOG_WARN, "redrive: %s: %s: retrying", what,
                                 rd_kafka_error_string(error));
-                rc = TXN_FAIL;
+                        rc = TXN_OK; /* caller calls again */
+                } else
+                        *errp = drv_err_set(errstr, errstr_size,
+                                            DRV_ERR_KAFKA_RETRIABLE,
+                                            "redrive failed in %s: %s", what,
+                                            rd_kafka_error_string(error));
+                break;
         }
         rd_kafka_error_destroy(error);
         return rc;

@@ -2,10 +2,12 @@
  * drover - consumer/worker/worker_txn.c: one short Kafka transaction per commit
  * interval: status events, dead letters and the consumer offsets
  * ("last completed offset + 1" per partition), never open while
- * PostgreSQL work runs.  Error handling as FACTS.md: retriable -> call
- * again with identical arguments; abortable -> abort, rewind, drop the
- * outcomes (redelivered; the ledger makes PostgreSQL idempotent); fatal
- * -> exit 70.
+ * PostgreSQL work runs.  Every txn API error is routed by
+ * drv_dlq_txn_route() (dlq/classify.c): RETRY -> call again with
+ * identical arguments (TXN_RETRIES times, then abort); ABORT -> abort,
+ * rewind, drop the outcomes (redelivered; the ledger makes PostgreSQL
+ * idempotent); FATAL (also an error with no flag) -> exit 70.  A failed
+ * begin is never retried here: the next commit interval is the retry.
  */
 #include "worker_int.h"
 
@@ -19,31 +21,39 @@
 
 typedef enum { TXN_OK, TXN_ABORT, TXN_FATAL } txn_res_t;
 
-/* Classify a txn API error; destroys it. */
+/* Route a txn API error with drv_dlq_txn_route(); destroys it.  RETRY
+ * is TXN_OK with *retry set: the caller calls again (TXN_RETRIES at
+ * most). */
 static txn_res_t txn_error(drv_worker_t *w, rd_kafka_error_t *error,
                            const char *what, int *retry) {
+        drv_txn_action_t action = drv_dlq_txn_route(error);
+        txn_res_t r = TXN_OK;
+
         *retry = 0;
-        if (!error)
+        switch (action) {
+        case DRV_TXN_OK:
                 return TXN_OK;
-        if (rd_kafka_error_is_fatal(error)) {
+        case DRV_TXN_RETRY:
+                *retry = 1;
+                drv_log(DRV_LOG_WARN,
+                        "kafka transaction %s failed (retrying): %s", what,
+                        rd_kafka_error_string(error));
+                break;
+        case DRV_TXN_ABORT:
+                drv_log(DRV_LOG_WARN, "kafka transaction %s must abort: %s",
+                        what, rd_kafka_error_string(error));
+                r = TXN_ABORT;
+                break;
+        case DRV_TXN_FATAL:
                 drv_log(DRV_LOG_ERROR,
                         "kafka transaction %s failed fatally: %s", what,
                         rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
                 w->fatal = 1;
-                return TXN_FATAL;
+                r = TXN_FATAL;
+                break;
         }
-        if (rd_kafka_error_txn_requires_abort(error)) {
-                drv_log(DRV_LOG_WARN, "kafka transaction %s must abort: %s",
-                        what, rd_kafka_error_string(error));
-                rd_kafka_error_destroy(error);
-                return TXN_ABORT;
-        }
-        *retry = rd_kafka_error_is_retriable(error);
-        drv_log(DRV_LOG_WARN, "kafka transaction %s failed%s: %s", what,
-                *retry ? " (retrying)" : "", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
-        return *retry ? TXN_OK : TXN_ABORT;
+        return r;
 }
 
 /* The status event of a job (malloc'ed JSON) */

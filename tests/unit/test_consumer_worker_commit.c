@@ -4,7 +4,8 @@
  * The worker's transactional commit path (worker_txn.c) on librdkafka's
  * mock cluster with injected broker errors: a retriable error is retried
  * and commits, an abortable one aborts, drops the outcomes and rewinds the
- * partition so its tasks are fetched again, a fatal one stops the worker.
+ * partition so its tasks are fetched again, a fatal one (or one with no
+ * flag) stops the worker.
  * The mock cannot prove exactly-once (tests/integration does, on a real
  * broker); it only drives the error routes.
  */
@@ -226,6 +227,18 @@ static void test_fenced_producer_is_fatal(void **state) {
         assert_int_equal(f->w->fatal, 1);
 }
 
+/* A txn API error with no flag (here __STATE: begin while a transaction
+ * is already open) is fatal to the worker, as drv_dlq_txn_route() says;
+ * it was abort-and-rewind before the router (dlq/classify.c says why). */
+static void test_error_without_flags_is_fatal(void **state) {
+        fixture_t *f = *state;
+
+        make_pending(f);
+        assert_null(rd_kafka_begin_transaction(f->w->rkp));
+        assert_int_equal(drv_worker_commit(f->w), -1);
+        assert_int_equal(f->w->fatal, 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(
@@ -236,6 +249,8 @@ int main(void) {
                 test_rewind_takes_unstarted_tasks_off_the_queue, setup,
                 teardown),
             cmocka_unit_test_setup_teardown(test_fenced_producer_is_fatal,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_error_without_flags_is_fatal,
                                             setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

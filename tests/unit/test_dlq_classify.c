@@ -186,21 +186,53 @@ static void test_kafka_response_codes_row_by_row(void **state) {
         }
 }
 
-/* Error objects are built by librdkafka's own constructor, whose code
- * decides none of the flags: only what we ask it below. */
-static void test_kafka_error_objects(void **state) {
-        rd_kafka_error_t *error;
-        drv_class_t cls;
+/* The transaction error router: every combination of the three flags,
+ * row by row.  A combination the table forgot, or a changed decision,
+ * fails here (the worker's commit path and redrive act on these). */
+static void test_txn_every_flag_combination_has_its_action(void **state) {
+        static const struct {
+                int fatal, abortable, retriable;
+                drv_txn_action_t action;
+        } want[] = {
+            {0, 0, 0, DRV_TXN_FATAL}, {0, 0, 1, DRV_TXN_RETRY},
+            {0, 1, 0, DRV_TXN_ABORT}, {0, 1, 1, DRV_TXN_ABORT},
+            {1, 0, 0, DRV_TXN_FATAL}, {1, 0, 1, DRV_TXN_FATAL},
+            {1, 1, 0, DRV_TXN_FATAL}, {1, 1, 1, DRV_TXN_FATAL},
+        };
+        size_t i;
 
         (void)state;
-        cls = drv_dlq_classify_kafka(NULL);
-        assert_int_equal(cls.route, DRV_ROUTE_OK);
+        assert_int_equal(sizeof(want) / sizeof(want[0]), 8);
+        for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+                drv_txn_action_t a = drv_dlq_txn_route_flags(
+                    want[i].fatal, want[i].abortable, want[i].retriable);
+                if (a != want[i].action)
+                        fail_msg("fatal=%d abortable=%d retriable=%d: got "
+                                 "%s, want %s",
+                                 want[i].fatal, want[i].abortable,
+                                 want[i].retriable, drv_txn_action_name(a),
+                                 drv_txn_action_name(want[i].action));
+        }
+        /* flags are truth values, not only 0/1 */
+        assert_int_equal(drv_dlq_txn_route_flags(0, 2, 0), DRV_TXN_ABORT);
+}
 
+/* Error objects from librdkafka's public constructor carry no flag
+ * whatever their code: they take the "neither" row. */
+static void test_txn_error_objects(void **state) {
+        rd_kafka_error_t *error;
+
+        (void)state;
+        assert_int_equal(drv_dlq_txn_route(NULL), DRV_TXN_OK);
         error = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "state");
-        cls = drv_dlq_classify_kafka(error);
-        assert_int_equal(cls.route, DRV_ROUTE_FATAL);
-        assert_string_equal(cls.name, "kafka_error");
+        assert_int_equal(drv_dlq_txn_route(error), DRV_TXN_FATAL);
         rd_kafka_error_destroy(error);
+        error = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "timeout");
+        assert_int_equal(drv_dlq_txn_route(error), DRV_TXN_FATAL);
+        rd_kafka_error_destroy(error);
+        assert_string_equal(drv_txn_action_name(DRV_TXN_ABORT), "abort");
+        assert_string_equal(drv_txn_action_name((drv_txn_action_t)99),
+                            "unknown");
 }
 
 int main(void) {
@@ -208,7 +240,8 @@ int main(void) {
             cmocka_unit_test(test_every_row_routes_and_names),
             cmocka_unit_test(test_every_error_code_has_a_row),
             cmocka_unit_test(test_kafka_response_codes_row_by_row),
-            cmocka_unit_test(test_kafka_error_objects),
+            cmocka_unit_test(test_txn_every_flag_combination_has_its_action),
+            cmocka_unit_test(test_txn_error_objects),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
