@@ -337,29 +337,6 @@ static void job_route_error(drv_exec_t *ex, drv_job_t *job, drv_err_t err,
         job_upsert(ex, job, "retrying");
 }
 
-/* One statement with text parameters on the executor's connection;
- * *resp (when given) receives a tuples result.  DRV_OK or the error. */
-static drv_err_t exec_sql(drv_exec_t *ex, const char *sql, int nparams,
-                          const char *const *params, PGresult **resp,
-                          char *errstr, size_t errstr_size) {
-        PGresult *res =
-            PQexecParams(ex->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-        ExecStatusType st = PQresultStatus(res);
-        char sqlstate[6];
-        drv_err_t err;
-
-        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-                if (resp)
-                        *resp = res;
-                else
-                        PQclear(res);
-                return DRV_OK;
-        }
-        err = drv_db_error(ex->conn, res, sqlstate, errstr, errstr_size);
-        PQclear(res);
-        return err;
-}
-
 /* Record progress of a running task in task_runs (autocommit, between
  * the run's transactions).  Batched ops report cumulative rows of the
  * step before res.rows counts them; plain ops after. */
@@ -368,17 +345,11 @@ static void job_progress_write(drv_exec_t *ex, drv_job_t *job, int step,
         int batched =
             op && (!strcmp(op, "backfill") || !strcmp(op, "copy_rows"));
         int64_t rows = job->res.rows + (batched ? rows_done : 0);
-        char sdone[16], srows[24], errstr[256];
-        const char *params[3] = {job->task->task_id, sdone, srows};
+        char errstr[256];
 
-        snprintf(sdone, sizeof(sdone), "%d", batched ? step : step + 1);
-        snprintf(srows, sizeof(srows), "%lld", (long long)rows);
-        if (exec_sql(ex,
-                     "UPDATE drover.task_runs SET steps_done ="
-                     " greatest(steps_done, $2::int), rows_done ="
-                     " greatest(rows_done, $3::bigint), updated_at = now()"
-                     " WHERE task_id = $1 AND status = 'running'",
-                     3, params, NULL, errstr, sizeof(errstr)))
+        if (drv_task_run_progress(ex->conn, job->task->task_id,
+                                  batched ? step : step + 1, rows, errstr,
+                                  sizeof(errstr)))
                 drv_log(DRV_LOG_WARN, "could not record task progress: %s",
                         errstr);
 }
@@ -451,20 +422,8 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
  * error. */
 static drv_err_t job_load_prior(drv_exec_t *ex, drv_job_t *job, char *errstr,
                                 size_t errstr_size) {
-        const char *params[1] = {job->task->task_id};
-        PGresult *res;
-        drv_err_t err;
-
-        err = exec_sql(ex,
-                       "SELECT 1 FROM drover.task_runs WHERE task_id = $1"
-                       " AND (committed_status IN ('done', 'skipped') OR"
-                       " status IN ('done', 'skipped'))",
-                       1, params, &res, errstr, errstr_size);
-        if (err)
-                return err;
-        job->prior_done = PQntuples(res) == 1;
-        PQclear(res);
-        return DRV_OK;
+        return drv_task_run_committed(ex->conn, job->task->task_id,
+                                      &job->prior_done, errstr, errstr_size);
 }
 
 /* Decode (once), load attempts and prior status (once). */
