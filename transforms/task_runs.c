@@ -109,15 +109,27 @@ drv_err_t drv_task_run_progress(PGconn *conn, const char *task_id,
                            3, params, NULL, NULL, errstr, errstr_size);
 }
 
-/* An UPDATE; *rowsp (when not NULL) the rows it changed. */
-static drv_err_t tr_update(PGconn *conn, const char *sql, int nparams,
-                           const char *const *params, long *rowsp, char *errstr,
-                           size_t errstr_size) {
+/* An UPDATE whose parameters are the `nlead` values of `lead`, then the
+ * Kafka partition and offset; *rowsp (when not NULL) the rows it
+ * changed. */
+static drv_err_t tr_update_at(PGconn *conn, const char *sql,
+                              const char *const *lead, int nlead,
+                              int32_t partition, int64_t offset, long *rowsp,
+                              char *errstr, size_t errstr_size) {
+        char part[16], off[24];
+        const char *params[8];
         PGresult *res;
         drv_err_t err;
+        int i;
 
-        err = drv_db_exec(conn, sql, nparams, params, rowsp ? &res : NULL, NULL,
-                          errstr, errstr_size);
+        for (i = 0; i < nlead; i++)
+                params[i] = lead[i];
+        snprintf(part, sizeof(part), "%d", (int)partition);
+        snprintf(off, sizeof(off), "%lld", (long long)offset);
+        params[nlead] = part;
+        params[nlead + 1] = off;
+        err = drv_db_exec(conn, sql, nlead + 2, params, rowsp ? &res : NULL,
+                          NULL, errstr, errstr_size);
         if (err || !rowsp)
                 return err;
         *rowsp = strtol(PQcmdTuples(res), NULL, 10);
@@ -130,40 +142,36 @@ drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
                                    int32_t partition, int64_t offset,
                                    long *rowsp, char *errstr,
                                    size_t errstr_size) {
-        char part[16], off[24];
-        const char *params[5] = {task_id, pending, topic, part, off};
+        const char *lead[3] = {task_id, pending, topic};
 
-        snprintf(part, sizeof(part), "%d", (int)partition);
-        snprintf(off, sizeof(off), "%lld", (long long)offset);
-        return tr_update(conn,
-                         "UPDATE drover.task_runs SET pending_status = $2,"
-                         " kafka_topic = $3, kafka_partition = $4::int,"
-                         " kafka_offset = $5::bigint, updated_at = now()"
-                         " WHERE task_id = $1",
-                         5, params, rowsp, errstr, errstr_size);
+        return tr_update_at(conn,
+                            "UPDATE drover.task_runs SET pending_status = $2,"
+                            " kafka_topic = $3, kafka_partition = $4::int,"
+                            " kafka_offset = $5::bigint, updated_at = now()"
+                            " WHERE task_id = $1",
+                            lead, 3, partition, offset, rowsp, errstr,
+                            errstr_size);
 }
 
 drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
                                   int32_t partition, int64_t committed,
                                   long *rowsp, char *errstr,
                                   size_t errstr_size) {
-        char part[16], off[24];
-        const char *params[3] = {topic, part, off};
+        const char *lead[1] = {topic};
 
-        snprintf(part, sizeof(part), "%d", (int)partition);
-        snprintf(off, sizeof(off), "%lld", (long long)committed);
-        return tr_update(conn,
-                         "UPDATE drover.task_runs SET status = pending_status,"
-                         " committed_status = pending_status,"
-                         " steps_done = CASE WHEN pending_status IN ('done',"
-                         " 'skipped') THEN coalesce(steps_total, steps_done)"
-                         " ELSE steps_done END,"
-                         " completed_at = now(), updated_at = now()"
-                         " WHERE kafka_topic = $1 AND kafka_partition = $2::int"
-                         " AND kafka_offset < $3::bigint AND pending_status IS"
-                         " NOT NULL AND status IN ('queued', 'running',"
-                         " 'retrying')",
-                         3, params, rowsp, errstr, errstr_size);
+        return tr_update_at(
+            conn,
+            "UPDATE drover.task_runs SET status = pending_status,"
+            " committed_status = pending_status,"
+            " steps_done = CASE WHEN pending_status IN ('done',"
+            " 'skipped') THEN coalesce(steps_total, steps_done)"
+            " ELSE steps_done END,"
+            " completed_at = now(), updated_at = now()"
+            " WHERE kafka_topic = $1 AND kafka_partition = $2::int"
+            " AND kafka_offset < $3::bigint AND pending_status IS"
+            " NOT NULL AND status IN ('queued', 'running',"
+            " 'retrying')",
+            lead, 1, partition, committed, rowsp, errstr, errstr_size);
 }
 
 /*
