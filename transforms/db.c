@@ -210,6 +210,8 @@ drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
 /*
  * ------------------------------------------------------------------------
  * Migrations of schema "drover".  Append only: never edit a shipped one.
+ * The DDL of drover.task_runs lives here with the others; its statements
+ * (DML) are in task_runs.c.
  * ------------------------------------------------------------------------
  */
 static const char *const db_migrations[] = {
@@ -328,98 +330,4 @@ drv_err_t drv_db_migrate(PGconn *conn, char *errstr, size_t errstr_size) {
                 return err;
         }
         return drv_db_commit(conn, errstr, errstr_size);
-}
-
-/*
- * ------------------------------------------------------------------------
- * task_runs
- * ------------------------------------------------------------------------
- */
-static const char *db_task_run_sql =
-    "INSERT INTO drover.task_runs AS r (task_id, entity_ref, dataset,"
-    " status, attempts, steps_total, steps_done, rows_done, worker,"
-    " last_error, kafka_partition, kafka_offset, started_at, completed_at,"
-    " first_failure_at, committed_status)"
-    " VALUES ($1, $2, $3, $4, $5::int, $6::int, $7::int, $8::bigint, $9,"
-    " $10::jsonb, $11::int, $12::bigint,"
-    " CASE WHEN $4 = 'running' THEN now() END,"
-    " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN now() END,"
-    " CASE WHEN $4 IN ('retrying','dead') THEN now() END,"
-    " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN $4 END)"
-    " ON CONFLICT (task_id) DO UPDATE SET"
-    " entity_ref = coalesce(EXCLUDED.entity_ref, r.entity_ref),"
-    " dataset = coalesce(EXCLUDED.dataset, r.dataset),"
-    " status = EXCLUDED.status,"
-    " attempts = greatest(r.attempts, EXCLUDED.attempts),"
-    " steps_total = coalesce(EXCLUDED.steps_total, r.steps_total),"
-    " steps_done = coalesce(EXCLUDED.steps_done, r.steps_done),"
-    " rows_done = greatest(r.rows_done, EXCLUDED.rows_done),"
-    " worker = coalesce(EXCLUDED.worker, r.worker),"
-    " last_error = coalesce(EXCLUDED.last_error, r.last_error),"
-    " kafka_partition = coalesce(EXCLUDED.kafka_partition,"
-    " r.kafka_partition),"
-    " kafka_offset = coalesce(EXCLUDED.kafka_offset, r.kafka_offset),"
-    " started_at = coalesce(r.started_at, EXCLUDED.started_at),"
-    " completed_at = EXCLUDED.completed_at,"
-    " first_failure_at = coalesce(r.first_failure_at,"
-    " EXCLUDED.first_failure_at),"
-    " committed_status = coalesce(EXCLUDED.committed_status,"
-    " r.committed_status),"
-    " updated_at = now()";
-
-drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
-                              char *errstr, size_t errstr_size) {
-        char attempts[16], total[16], done[16], rows[24], part[16], off[24];
-        const char *params[12];
-
-        if (!run || !run->task_id || !run->status)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INTERNAL,
-                                   "task run without task id or status");
-        snprintf(attempts, sizeof(attempts), "%d", run->attempts);
-        snprintf(total, sizeof(total), "%d", run->steps_total);
-        snprintf(done, sizeof(done), "%d", run->steps_done);
-        snprintf(rows, sizeof(rows), "%lld", (long long)run->rows_done);
-        snprintf(part, sizeof(part), "%d", (int)run->partition);
-        snprintf(off, sizeof(off), "%lld", (long long)run->offset);
-        params[0] = run->task_id;
-        params[1] = run->entity_ref;
-        params[2] = run->dataset;
-        params[3] = run->status;
-        params[4] = attempts;
-        params[5] = total;
-        params[6] = done;
-        params[7] = rows;
-        params[8] = run->worker;
-        params[9] = run->last_error_json;
-        params[10] = run->partition >= 0 ? part : NULL;
-        params[11] = run->offset >= 0 ? off : NULL;
-        return drv_db_exec(conn, db_task_run_sql, 12, params, NULL, NULL,
-                           errstr, errstr_size);
-}
-
-drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
-                                int *attemptsp, int64_t *first_failure_msp,
-                                char *errstr, size_t errstr_size) {
-        const char *params[1] = {task_id};
-        PGresult *res;
-        drv_err_t err;
-
-        *attemptsp = 0;
-        if (first_failure_msp)
-                *first_failure_msp = 0;
-        err = drv_db_exec(conn,
-                          "SELECT attempts, coalesce((extract(epoch FROM"
-                          " first_failure_at) * 1000)::bigint, 0)"
-                          " FROM drover.task_runs WHERE task_id = $1",
-                          1, params, &res, NULL, errstr, errstr_size);
-        if (err)
-                return err;
-        if (PQntuples(res) == 1) {
-                *attemptsp = atoi(PQgetvalue(res, 0, 0));
-                if (first_failure_msp)
-                        *first_failure_msp =
-                            strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        }
-        PQclear(res);
-        return DRV_OK;
 }

@@ -301,6 +301,17 @@ drv_err_t drv_db_exec(PGconn *conn, const char *sql, int nparams,
  * (lock_timeout); else DRV_ERR_SQL (dlq/ classifies the SQLSTATE). */
 drv_err_t drv_db_sqlstate_err(const char *sqlstate, int conn_ok);
 
+/*
+ * ------------------------------------------------------------------------
+ * drover.task_runs (task_runs.c): one row per task, its status, progress,
+ * last error and the Kafka delivery it came from.  Every statement on the
+ * table is one of these functions; its DDL is with the migrations (db.c).
+ * Each returns DRV_OK, or the error of drv_db_error (errstr set) and
+ * leaves nothing to free.  `conn` is the caller's; none of them opens or
+ * ends a transaction.
+ * ------------------------------------------------------------------------
+ */
+
 /* task_runs: status of one task.  Status is one of "queued", "running",
  * "retrying", "done", "skipped", "dry_run", "dead". */
 typedef struct drv_task_run_s {
@@ -314,20 +325,80 @@ typedef struct drv_task_run_s {
         int64_t rows_done;
         const char *worker;
         const char *last_error_json; /* jsonb text or NULL */
-        int32_t partition;
-        int64_t offset;
+        int32_t partition;           /* < 0: keep the row's */
+        int64_t offset;              /* < 0: keep the row's */
 } drv_task_run_t;
 
 /* Insert or update the task_runs row (started_at set on first
- * "running", completed_at on a final status). */
+ * "running", completed_at on a final status, and committed_status = the
+ * final status).  NULL strings keep the row's value.  DRV_ERR_INTERNAL
+ * when run, its task_id or its status is NULL. */
 drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
                               char *errstr, size_t errstr_size);
 
+/* Progress of a `running` row: steps_done and rows_done only grow (the
+ * greater of the row's and these); a row in another status is left
+ * alone. */
+drv_err_t drv_task_run_progress(PGconn *conn, const char *task_id,
+                                int steps_done, int64_t rows_done, char *errstr,
+                                size_t errstr_size);
+
+/* Record the final status `pending` a task is about to commit to Kafka,
+ * with the topic, partition and offset of its delivery.  *rowsp (may be
+ * NULL): rows changed (0: no row yet). */
+drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
+                                   const char *pending, const char *topic,
+                                   int32_t partition, int64_t offset,
+                                   long *rowsp, char *errstr,
+                                   size_t errstr_size);
+
+/* Rows of topic/partition with a pending status, still non-final, below
+ * the group's committed offset: their outcome committed, so set status =
+ * pending.  *rowsp (may be NULL): rows settled. */
+drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
+                                  int32_t partition, int64_t committed,
+                                  long *rowsp, char *errstr,
+                                  size_t errstr_size);
+
 /* Attempts recorded for a task (0 if unknown), so retries survive a
- * restart or rebalance. */
+ * restart or rebalance; *first_failure_msp (may be NULL) the first
+ * failure in ms since the epoch, 0 when none. */
 drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
                                 int *attemptsp, int64_t *first_failure_msp,
                                 char *errstr, size_t errstr_size);
+
+/* *donep = 1 when an outcome done or skipped of the task had committed
+ * (committed_status, or status for rows older than that column), else
+ * 0.  committed_status, not status: a later delivery may have written
+ * the row `running` and died before its own commit. */
+drv_err_t drv_task_run_committed(PGconn *conn, const char *task_id, int *donep,
+                                 char *errstr, size_t errstr_size);
+
+/* `drover status`: the rows of `dataset` (NULL: all), newest first, at
+ * most `limit` (<= 0: all).  On DRV_OK *resp is a tuples result the
+ * caller PQclear()s, every value text, in these columns:
+ *   0 dataset  1 status  2 started_at  3 completed_at (UTC "YYYY-MM-DD
+ *   HH24:MI:SS", "" when NULL)  4 steps_done  5 steps_total  6 rows_done
+ *   7 error class  8 error message ("" when none)  9 task_id
+ *   10 attempts  11 worker ("" when NULL). */
+drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
+                               PGresult **resp, char *errstr,
+                               size_t errstr_size);
+
+/* Rows of `dataset` (NULL: all) still active (queued, running,
+ * retrying) in *activep and final (done, skipped, dry_run, dead) in
+ * *finalp; both 0 on failure. */
+drv_err_t drv_task_runs_counts(PGconn *conn, const char *dataset, long *activep,
+                               long *finalp, char *errstr, size_t errstr_size);
+
+/* GET /api/migrations: at most `limit` whole rows as one JSON array text
+ * (unfinished first, then by completion, newest first), filtered by
+ * `dataset` and `status` (each NULL: any).  On DRV_OK *jsonp is
+ * malloc'ed (caller frees); "[]" when schema drover or the table does
+ * not exist yet (SQLSTATE 3F000, 42P01).  On failure *jsonp is NULL. */
+drv_err_t drv_task_runs_json(PGconn *conn, const char *dataset,
+                             const char *status, int limit, char **jsonp,
+                             char *errstr, size_t errstr_size);
 
 /*
  * ------------------------------------------------------------------------

@@ -147,45 +147,17 @@ static int db_ping(drv_admin_t *admin) {
         return ok;
 }
 
-static const char migrations_sql[] =
-    "SELECT coalesce(json_agg(r), '[]'::json)::text FROM ("
-    " SELECT * FROM drover.task_runs"
-    " WHERE ($1::text IS NULL OR dataset = $1::text)"
-    "   AND ($2::text IS NULL OR status = $2::text)"
-    " ORDER BY (status IN ('running', 'retrying', 'queued')) DESC,"
-    "          coalesce(completed_at, started_at) DESC NULLS FIRST, task_id"
-    " LIMIT $3::int) r";
-
 /* The migrations as a JSON array text (malloc'ed) in *jsonp. */
 static drv_err_t db_migrations(drv_admin_t *admin, const char *dataset,
                                const char *status, int limit, char **jsonp,
                                char *errstr, size_t errstr_size) {
-        const char *vals[3] = {dataset, status, NULL};
-        char lim[16], sqlstate[6];
-        PGresult *res;
         drv_err_t err;
 
-        snprintf(lim, sizeof(lim), "%d", limit);
-        vals[2] = lim;
         *jsonp = NULL;
         pthread_mutex_lock(&admin->db_lock);
-        if ((err = db_ensure(admin, errstr, errstr_size)))
-                goto out;
-        res = PQexecParams(admin->conn, migrations_sql, 3, NULL, vals, NULL,
-                           NULL, 0);
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-                if (!(*jsonp = strdup(PQgetvalue(res, 0, 0))))
-                        err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
-                                          "out of memory");
-        } else {
-                err = drv_db_error(admin->conn, res, sqlstate, errstr,
-                                   errstr_size);
-                /* no drover schema yet: no task has run, nothing to show */
-                if (!strcmp(sqlstate, "42P01") || !strcmp(sqlstate, "3F000"))
-                        err = (*jsonp = strdup("[]")) ? DRV_OK : DRV_ERR_NOMEM;
-        }
-        PQclear(res);
-out:
+        if (!(err = db_ensure(admin, errstr, errstr_size)))
+                err = drv_task_runs_json(admin->conn, dataset, status, limit,
+                                         jsonp, errstr, errstr_size);
         pthread_mutex_unlock(&admin->db_lock);
         return err;
 }

@@ -47,27 +47,6 @@ static void on_int(int sig) {
         interrupted = 1;
 }
 
-static const char *const query =
-    "SELECT dataset, status,"
-    " coalesce(to_char(started_at AT TIME ZONE 'UTC',"
-    "  'YYYY-MM-DD HH24:MI:SS'), ''),"
-    " coalesce(to_char(completed_at AT TIME ZONE 'UTC',"
-    "  'YYYY-MM-DD HH24:MI:SS'), ''),"
-    " coalesce(steps_done, 0), coalesce(steps_total, 0), rows_done,"
-    " coalesce(last_error->>'class', ''),"
-    " coalesce(last_error->>'message', ''), task_id, attempts,"
-    " coalesce(worker, '')"
-    " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)"
-    " ORDER BY coalesce(started_at, updated_at) DESC, task_id"
-    " LIMIT CASE WHEN $2::int > 0 THEN $2::int END";
-
-static const char *const counts_query =
-    "SELECT count(*) FILTER (WHERE status IN"
-    " ('queued', 'running', 'retrying')),"
-    " count(*) FILTER (WHERE status IN"
-    " ('done', 'skipped', 'dry_run', 'dead'))"
-    " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)";
-
 static void print_table(PGresult *res) {
         int i, n = PQntuples(res);
 
@@ -124,19 +103,12 @@ static void print_json(PGresult *res) {
  * on a database error (errstr set). */
 static int frame(PGconn *conn, const status_opts_t *o, char *errstr,
                  size_t errstr_size) {
-        char limit[32];
-        const char *params[2] = {o->dataset, limit};
         PGresult *res;
-        char state[6];
         long active, final;
 
-        snprintf(limit, sizeof(limit), "%ld", o->limit);
-        res = PQexecParams(conn, query, 2, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                drv_db_error(conn, res, state, errstr, errstr_size);
-                PQclear(res);
+        if (drv_task_runs_status(conn, o->dataset, o->limit, &res, errstr,
+                                 errstr_size))
                 return -1;
-        }
         if (o->watch && isatty(STDOUT_FILENO))
                 printf("\033[H\033[2J");
         if (o->json)
@@ -144,15 +116,9 @@ static int frame(PGconn *conn, const status_opts_t *o, char *errstr,
         else
                 print_table(res);
         PQclear(res);
-        res = PQexecParams(conn, counts_query, 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                drv_db_error(conn, res, state, errstr, errstr_size);
-                PQclear(res);
+        if (drv_task_runs_counts(conn, o->dataset, &active, &final, errstr,
+                                 errstr_size))
                 return -1;
-        }
-        active = atol(PQgetvalue(res, 0, 0));
-        final = atol(PQgetvalue(res, 0, 1));
-        PQclear(res);
         if (!o->json)
                 printf("%ld active, %ld finished\n", active, final);
         fflush(stdout);

@@ -344,17 +344,11 @@ static void job_progress_write(drv_exec_t *ex, drv_job_t *job, int step,
                                const char *op, int64_t rows_done) {
         int batched = drv_op_is_batched(drv_op_from_name(op));
         int64_t rows = job->res.rows + (batched ? rows_done : 0);
-        char sdone[16], srows[24], errstr[256];
-        const char *params[3] = {job->task->task_id, sdone, srows};
+        char errstr[256];
 
-        snprintf(sdone, sizeof(sdone), "%d", batched ? step : step + 1);
-        snprintf(srows, sizeof(srows), "%lld", (long long)rows);
-        if (drv_db_exec(ex->conn,
-                        "UPDATE drover.task_runs SET steps_done ="
-                        " greatest(steps_done, $2::int), rows_done ="
-                        " greatest(rows_done, $3::bigint), updated_at = now()"
-                        " WHERE task_id = $1 AND status = 'running'",
-                        3, params, NULL, NULL, errstr, sizeof(errstr)))
+        if (drv_task_run_progress(ex->conn, job->task->task_id,
+                                  batched ? step : step + 1, rows, errstr,
+                                  sizeof(errstr)))
                 drv_log(DRV_LOG_WARN, "could not record task progress: %s",
                         errstr);
 }
@@ -427,20 +421,8 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
  * error. */
 static drv_err_t job_load_prior(drv_exec_t *ex, drv_job_t *job, char *errstr,
                                 size_t errstr_size) {
-        const char *params[1] = {job->task->task_id};
-        PGresult *res;
-        drv_err_t err;
-
-        err = drv_db_exec(ex->conn,
-                          "SELECT 1 FROM drover.task_runs WHERE task_id = $1"
-                          " AND (committed_status IN ('done', 'skipped') OR"
-                          " status IN ('done', 'skipped'))",
-                          1, params, &res, NULL, errstr, errstr_size);
-        if (err)
-                return err;
-        job->prior_done = PQntuples(res) == 1;
-        PQclear(res);
-        return DRV_OK;
+        return drv_task_run_committed(ex->conn, job->task->task_id,
+                                      &job->prior_done, errstr, errstr_size);
 }
 
 /* Decode (once), load attempts and prior status (once). */

@@ -141,25 +141,6 @@ void drv_pool_reconcile(drv_pool_t *pool,
  * Returns 0 when every thread was joined and the pool freed.  NULL: 0. */
 int drv_pool_stop(drv_pool_t *pool, int wait_ms);
 
-/*
- * task_runs pending outcomes (worker_reconcile.c)
- */
-/* Record the final status `pending` a task is about to commit to Kafka,
- * with the topic, partition and offset of its delivery.  *rowsp (may be
- * NULL): rows changed (0: no row yet).  DRV_OK or the error, errstr set. */
-drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
-                                   const char *pending, const char *topic,
-                                   int32_t partition, int64_t offset,
-                                   long *rowsp, char *errstr,
-                                   size_t errstr_size);
-/* Rows of topic/partition with a pending status, still non-final, below
- * the group's committed offset: their outcome committed, so set status =
- * pending.  *rowsp (may be NULL): rows settled. */
-drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
-                                  int32_t partition, int64_t committed,
-                                  long *rowsp, char *errstr,
-                                  size_t errstr_size);
-
 /* Test hooks: DROVER_CRASH_AT=<point>[:<nth>] -> _exit(137) at the nth
  * time `point` is reached; DROVER_STOP_AT=<point>[:<nth>] -> the process
  * stops itself there (SIGSTOP) until SIGCONT.  Points: after_pg_commit,
