@@ -240,8 +240,8 @@ static const char *const db_migrations[] = {
     " updated_at timestamptz NOT NULL DEFAULT now(), task_id text,"
     " plan_fingerprint text)",
     /* 2: the outcome a worker is about to commit to Kafka, recorded
-     * before the Kafka transaction (consumer/worker/worker_reconcile.c), and the
-     * tasks topic the row's partition/offset belong to */
+     * before the Kafka transaction (transforms/task_runs.c), and the tasks
+     * topic the row's partition/offset belong to */
     "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS pending_status"
     " text, ADD COLUMN IF NOT EXISTS kafka_topic text;"
     "CREATE INDEX IF NOT EXISTS task_runs_pending_idx ON drover.task_runs"
