@@ -158,7 +158,7 @@ static int64_t committed(fx_t *fx, int p, char *md, size_t md_size) {
 static void test_metadata_committed_in_txn_reads_back(void **state) {
         fx_t *fx = *state;
         const int64_t off[2] = {5, 1000};
-        const char *md[2] = {"v1:5:0-1.3", "v1:1000:" /* empty set */};
+        const char *md[2] = {"v1:5/1+3,2+1", "v1:rs/" /* empty set */};
         char got[MAX_BYTES + 2];
 
         send_ok(fx, off, md, 1);
@@ -190,12 +190,12 @@ static void test_aborted_txn_leaves_previous_metadata(void **state) {
 static void test_commit_without_metadata_clears_it(void **state) {
         fx_t *fx = *state;
         const int64_t first[2] = {50, NO_OFFSET}, later[2] = {51, NO_OFFSET};
-        const char *md1[2] = {"v1:50:2", NULL}, *none[2] = {NULL, NULL};
+        const char *md1[2] = {"v1:1e/1+1", NULL}, *none[2] = {NULL, NULL};
         char got[MAX_BYTES + 2];
 
         send_ok(fx, first, md1, 1);
         assert_int_equal(committed(fx, 0, got, sizeof(got)), 50);
-        assert_string_equal(got, "v1:50:2");
+        assert_string_equal(got, "v1:1e/1+1");
         send_ok(fx, later, none, 1);
         assert_int_equal(committed(fx, 0, got, sizeof(got)), 51);
         assert_string_equal(got, "");
