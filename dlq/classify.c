@@ -270,7 +270,7 @@ drv_txn_action_t drv_dlq_txn_route(const rd_kafka_error_t *error) {
                                        rd_kafka_error_is_retriable(error));
 }
 
-const char *drv_txn_action_name(drv_txn_action_t action) {
+const char *drv_dlq_txn_action_name(drv_txn_action_t action) {
         switch (action) {
         case DRV_TXN_OK:
                 return "ok";

@@ -60,7 +60,7 @@ const char *drv_route_name(drv_route_t route);
  * One router for every error object the transactional API returns
  * (rd_kafka_begin_transaction, send_offsets_to_transaction,
  * commit_transaction, abort_transaction): the worker's commit path
- * (consumer/worker_txn.c) and redrive (dlq/redrive.c) both act on its
+ * (consumer/worker/worker_txn.c) and redrive (dlq/redrive.c) both act on its
  * answer.  Decided by the error's flags, fatal first, then
  * txn_requires_abort, then retriable; an error with none of them is
  * FATAL, as librdkafka 2.0.2 documents (rdkafka.h, "Handling of other
@@ -86,7 +86,7 @@ drv_txn_action_t drv_dlq_txn_route_flags(int fatal, int txn_requires_abort,
                                          int retriable);
 
 /* Static name of an action: "ok", "retry", "abort", "fatal". */
-const char *drv_txn_action_name(drv_txn_action_t action);
+const char *drv_dlq_txn_action_name(drv_txn_action_t action);
 
 /*
  * ------------------------------------------------------------------------

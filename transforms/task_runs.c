@@ -18,7 +18,7 @@
  *      committed_status);
  *   4. a worker killed between 2 and 3: on the partition's next
  *      assignment drv_task_runs_reconcile settles the rows below the
- *      group's committed offset (consumer/worker_reconcile.c).
+ *      group's committed offset (consumer/worker/worker_reconcile.c).
  */
 #include "db_int.h"
 

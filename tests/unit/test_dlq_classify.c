@@ -210,8 +210,8 @@ static void test_txn_every_flag_combination_has_its_action(void **state) {
                         fail_msg("fatal=%d abortable=%d retriable=%d: got "
                                  "%s, want %s",
                                  want[i].fatal, want[i].abortable,
-                                 want[i].retriable, drv_txn_action_name(a),
-                                 drv_txn_action_name(want[i].action));
+                                 want[i].retriable, drv_dlq_txn_action_name(a),
+                                 drv_dlq_txn_action_name(want[i].action));
         }
         /* flags are truth values, not only 0/1 */
         assert_int_equal(drv_dlq_txn_route_flags(0, 2, 0), DRV_TXN_ABORT);
@@ -230,8 +230,8 @@ static void test_txn_error_objects(void **state) {
         error = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "timeout");
         assert_int_equal(drv_dlq_txn_route(error), DRV_TXN_FATAL);
         rd_kafka_error_destroy(error);
-        assert_string_equal(drv_txn_action_name(DRV_TXN_ABORT), "abort");
-        assert_string_equal(drv_txn_action_name((drv_txn_action_t)99),
+        assert_string_equal(drv_dlq_txn_action_name(DRV_TXN_ABORT), "abort");
+        assert_string_equal(drv_dlq_txn_action_name((drv_txn_action_t)99),
                             "unknown");
 }
 

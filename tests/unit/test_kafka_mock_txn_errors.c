@@ -4,7 +4,7 @@
  * Fault injection on librdkafka's mock cluster: the transactional errors
  * librdkafka 2.0.2 really returns (FACTS.md, docs/decisions.md) get the
  * action of drv_dlq_txn_route(), the router the worker's commit path
- * (consumer/worker_txn.c; test_consumer_worker_commit drives it) and
+ * (consumer/worker/worker_txn.c; test_consumer_worker_commit drives it) and
  * redrive act on; and drv_dlq_redrive() itself, driven here with the same
  * injected errors, does what the router says.  The mock cannot prove
  * exactly-once (it ignores read_committed and discards offsets sent in a
