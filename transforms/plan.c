@@ -119,17 +119,21 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
  * each step's fallback line. */
 static drv_err_t plan_check(drv_vctx_t *vc, const json_t *entity,
                             const int *step_lines, int allow_sql) {
-        const json_t *steps = NULL;
+        const json_t *steps = NULL, *allow;
         size_t i, j;
         drv_op_t op;
         int base = vc->line;
 
         if (plan_header(vc, entity, &steps))
                 return DRV_ERR_INVALID_PLAN;
+        allow = json_object_get(json_object_get(entity, "spec"), "tables");
+        if (drv_plan_tables_validate(vc, allow))
+                return DRV_ERR_INVALID_PLAN;
         for (i = 0; i < json_array_size(steps); i++) {
                 const json_t *step = json_array_get(steps, i);
                 vc->line = step_lines ? step_lines[i] : base;
-                if (drv_step_validate(vc, step, (int)i, &op, allow_sql))
+                if (drv_step_validate(vc, step, (int)i, &op, allow_sql) ||
+                    drv_step_tables_check(vc, step, (int)i, op, allow))
                         return DRV_ERR_INVALID_PLAN;
                 for (j = 0; j < i; j++)
                         if (json_equal(json_array_get(steps, j),

@@ -39,6 +39,27 @@ catalog-invalid/wrong-type.yaml|: no migration plan in file (kind Component with
 CASES
 ok "plan check: invalid plans exit 65 with one file:line: message line"
 
+# A plan that reaches outside its dataset: the version guard of every
+# dataset is drover's, not the plan's.
+TMPD=$(mktemp -d)
+trap 'rm -f "$OUT" "$ERR"; rm -rf "$TMPD"' EXIT
+cat >"$TMPD/outside.yaml" <<'YAML'
+kind: Component
+metadata: {name: outside}
+spec:
+  type: migration-plan
+  dataset: customer
+  schemaVersion: {from: 1, to: 2}
+  steps:
+    - {op: add_column, table: customer, column: {name: a, type: int}}
+    - {op: backfill, table: drover.datasets, set: {version: "99"}}
+YAML
+run 65 plan check "$TMPD/outside.yaml"
+grep -qxF "$TMPD/outside.yaml:9: step 1 (backfill): table \"drover.datasets\" is in schema \"drover\", which plans may not touch" "$ERR" ||
+  fail "outside.yaml: want the step and the table"
+[ "$(wc -l <"$ERR")" -eq 1 ] || fail "outside.yaml: more than one line"
+ok "plan check: a table in drover's schema exits 65 naming step and table"
+
 run 65 plan check "$FIX/catalog/customer-dataset-v2-migration.yaml" \
   "$FIX/catalog-invalid/bad-yaml.yaml"
 grep -q ': ok: ' "$OUT" || fail "valid file not reported"
