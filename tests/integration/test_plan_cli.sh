@@ -60,6 +60,16 @@ grep -qxF "$TMPD/outside.yaml:9: step 1 (backfill): table \"drover.datasets\" is
 [ "$(wc -l <"$ERR")" -eq 1 ] || fail "outside.yaml: more than one line"
 ok "plan check: a table in drover's schema exits 65 naming step and table"
 
+# The queue annotation: shown, and refused for another queue with --queue.
+C2=$FIX/catalog/customer-dataset-v2-migration.yaml
+run 0 plan check "$C2"
+grep -q ', queue dataset-migrations)$' "$OUT" || fail "queue not shown"
+run 0 plan check --queue dataset-migrations "$C2"
+run 65 plan check --topic other-queue "$C2"
+grep -qxF "$C2:2: plan \"component:default/customer-dataset-v2-migration\" is for queue \"dataset-migrations\" (annotation drover.io/queue), not \"other-queue\"" "$ERR" ||
+  fail "queue mismatch message"
+ok "plan check: shows the queue annotation, --queue refuses another queue"
+
 run 65 plan check "$FIX/catalog/customer-dataset-v2-migration.yaml" \
   "$FIX/catalog-invalid/bad-yaml.yaml"
 grep -q ': ok: ' "$OUT" || fail "valid file not reported"
