@@ -6,27 +6,14 @@
 . "$(dirname "$0")/worker_lib.sh"
 
 $CHECK create "$B" "$TOPIC" 2
-plan() { # plan DATASET QUEUE-ANNOTATION-LINES
-  cat >"$CAT/$1.yaml" <<EOF
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${1//_/-}-v2
-$2
-spec:
-  type: migration-plan
-  lifecycle: test
-  owner: tests
-  dataset: $1
-  schemaVersion: {from: 1, to: 2}
-  steps:
-    - {op: create_table, table: ${1}_t, columns: [{name: id, type: bigint, primary_key: true}]}
-EOF
+plan() { # plan DATASET [QUEUE]: one create_table step, annotated for QUEUE
+  write_plan "$1" "{op: create_table, table: ${1}_t, columns: [{name: id, type: bigint, primary_key: true}]}"
+  [ -z "${2:-}" ] || sed -i "/^  name: /a\\  annotations: {drover.io/queue: $2}" "$CAT/$1.yaml"
 }
 other="${ID}_other" mine="${ID}_mine" none="${ID}_none"
-plan "$other" "  annotations: {drover.io/queue: $TOPIC-elsewhere}"
-plan "$mine" "  annotations: {drover.io/queue: $TOPIC}"
-plan "$none" ""
+plan "$other" "$TOPIC-elsewhere"
+plan "$mine" "$TOPIC"
+plan "$none"
 for ds in "$other" "$mine" "$none"; do
   "$DROVER_BIN" submit --brokers "$B" --topic "$TOPIC" \
     --entity "component:default/${ds//_/-}-v2" --dataset "$ds" >>"$WORK/ids" ||
