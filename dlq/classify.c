@@ -45,6 +45,8 @@ static const struct {
     {DRV_ERR_SQL_REFUSED, DRV_ROUTE_DEAD, "sql_refused"},
     {DRV_ERR_INVALID_PARAM, DRV_ROUTE_DEAD, "invalid_param"},
     {DRV_ERR_SQL, DRV_ROUTE_DEAD, "sql"},
+    /* the plan is meant for another queue's workers */
+    {DRV_ERR_WRONG_QUEUE, DRV_ROUTE_DEAD, "wrong_queue"},
     /* the worker's own state: recreate the handle or exit 70 */
     {DRV_ERR_KAFKA_FATAL, DRV_ROUTE_FATAL, "kafka_fatal"},
     {DRV_ERR_INTERNAL, DRV_ROUTE_FATAL, "internal"},

@@ -60,6 +60,8 @@ typedef enum drv_err_e {
         /* a SQL statement failed: the SQLSTATE decides (see dlq/);
          * filed as permanent until classified */
         DRV_ERR_SQL = DRV_ERR_FAMILY_PERMANENT | 9,
+        /* the plan is annotated for another queue (drover.io/queue) */
+        DRV_ERR_WRONG_QUEUE = DRV_ERR_FAMILY_PERMANENT | 10,
 
         /* fatal to the worker: recreate the handle or exit 70 */
         DRV_ERR_KAFKA_FATAL = DRV_ERR_FAMILY_FATAL | 1,

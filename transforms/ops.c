@@ -241,6 +241,13 @@ static drv_err_t op_add_column(drv_op_ctx_t *ctx, char *errstr,
  * exists (it already ran).
  * ------------------------------------------------------------------------
  */
+/* The table named by $1 ("[schema.]table", quoted as the DDL quotes
+ * it), as a regclass (NULL when there is none). */
+#define OPS_REGCLASS_1                                                  \
+        "to_regclass(quote_ident(split_part($1, '.', 1)) || CASE WHEN " \
+        "strpos($1, '.') > 0 THEN '.' || quote_ident(split_part($1, "   \
+        "'.', 2)) ELSE '' END)"
+
 static drv_err_t ops_column_exists(drv_op_ctx_t *ctx, const char *table,
                                    const char *column, int *existsp,
                                    char *errstr, size_t errstr_size) {
@@ -254,13 +261,11 @@ static drv_err_t ops_column_exists(drv_op_ctx_t *ctx, const char *table,
         /* to_regclass resolves the name exactly as the DDL will (search
          * path, case folding of unquoted names does not apply: our names
          * are quoted, so compare them as written). */
-        err = drv_db_exec(ctx->conn,
-                          "SELECT 1 FROM pg_attribute WHERE attrelid ="
-                          " to_regclass(quote_ident(split_part($1, '.', 1))"
-                          " || CASE WHEN strpos($1, '.') > 0 THEN '.' ||"
-                          " quote_ident(split_part($1, '.', 2)) ELSE '' END)"
-                          " AND attname = $2 AND NOT attisdropped",
-                          2, params, &res, ctx->sqlstate, errstr, errstr_size);
+        err = drv_db_exec(
+            ctx->conn,
+            "SELECT 1 FROM pg_attribute WHERE attrelid = " OPS_REGCLASS_1
+            " AND attname = $2 AND NOT attisdropped",
+            2, params, &res, ctx->sqlstate, errstr, errstr_size);
         if (err)
                 return err;
         *existsp = PQntuples(res) > 0;
@@ -358,8 +363,111 @@ static drv_err_t op_alter_type(drv_op_ctx_t *ctx, char *errstr,
 /*
  * ------------------------------------------------------------------------
  * create_index {table, name, columns:[...], unique?, concurrently?}
+ *
+ * A failed CREATE INDEX CONCURRENTLY (duplicates under unique, a timeout)
+ * leaves an INVALID index behind, which IF NOT EXISTS would then take for
+ * done.  So: an index of that name that is not valid and ready is dropped
+ * before the build; a failed build drops its leftover (best effort) and
+ * fails the step with PostgreSQL's error; and a step is done only when
+ * the index is valid afterwards.
  * ------------------------------------------------------------------------
  */
+enum { IDX_NONE, IDX_VALID, IDX_INVALID };
+
+/* The state of index `name` in the schema of the step's table, and that
+ * schema (into nsp). */
+static drv_err_t ops_index_state(drv_op_ctx_t *ctx, const char *name,
+                                 int *statep, char *nsp, size_t nsp_size,
+                                 char *errstr, size_t errstr_size) {
+        const char *params[2] = {ops_str(ctx, "table"), name};
+        PGresult *res;
+        drv_err_t err;
+
+        *statep = IDX_NONE;
+        err = drv_db_exec(ctx->conn,
+                          "SELECT n.nspname, ix.indisvalid AND ix.indisready"
+                          " FROM pg_class c JOIN pg_index ix ON ix.indexrelid"
+                          " = c.oid JOIN pg_namespace n ON n.oid ="
+                          " c.relnamespace WHERE c.relname = $2 AND"
+                          " c.relnamespace = (SELECT relnamespace FROM"
+                          " pg_class WHERE oid = " OPS_REGCLASS_1 ")",
+                          2, params, &res, ctx->sqlstate, errstr, errstr_size);
+        if (err)
+                return err;
+        if (PQntuples(res) == 1) {
+                snprintf(nsp, nsp_size, "%s", PQgetvalue(res, 0, 0));
+                *statep = !strcmp(PQgetvalue(res, 0, 1), "t") ? IDX_VALID
+                                                              : IDX_INVALID;
+        }
+        PQclear(res);
+        return DRV_OK;
+}
+
+/* Drop index `name` when it is there but not valid and ready. */
+static drv_err_t ops_index_drop_invalid(drv_op_ctx_t *ctx, const char *name,
+                                        int concurrently, char *errstr,
+                                        size_t errstr_size) {
+        char nsp[128], *qn;
+        drv_sql_t sql;
+        drv_err_t err;
+        int state;
+
+        if ((err = ops_index_state(ctx, name, &state, nsp, sizeof(nsp), errstr,
+                                   errstr_size)) ||
+            state != IDX_INVALID)
+                return err;
+        if (!(qn = PQescapeIdentifier(ctx->conn, nsp, strlen(nsp))))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "cannot quote identifier");
+        drv_sql_init(&sql);
+        drv_sql_add(&sql, "DROP INDEX %sIF EXISTS %s.",
+                    concurrently ? "CONCURRENTLY " : "", qn);
+        PQfreemem(qn);
+        err =
+            drv_sql_ident(&sql, ctx->conn, name, "index", errstr, errstr_size);
+        if (!err)
+                err = ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        return err;
+}
+
+/* Run the CREATE INDEX, around it the checks above. */
+static drv_err_t ops_index_build(drv_op_ctx_t *ctx, drv_sql_t *sql,
+                                 const char *name, char *errstr,
+                                 size_t errstr_size) {
+        int conc = drv_op_needs_autocommit(ctx->step, ctx->dry_run), state;
+        char keep[6], nsp[128];
+        drv_err_t err;
+
+        if (ctx->check_only)
+                return ops_run(ctx, sql, errstr, errstr_size);
+        if ((err =
+                 ops_index_drop_invalid(ctx, name, conc, errstr, errstr_size)))
+                return err;
+        if ((err = ops_run(ctx, sql, errstr, errstr_size))) {
+                /* a failed concurrent build leaves its index behind: drop
+                 * it, keeping the build's error (a transaction's build
+                 * rolls back with it) */
+                if (conc) {
+                        char why[OPS_ERRLEN];
+                        memcpy(keep, ctx->sqlstate, sizeof(keep));
+                        (void)ops_index_drop_invalid(ctx, name, 1, why,
+                                                     sizeof(why));
+                        memcpy(ctx->sqlstate, keep, sizeof(keep));
+                }
+                return err;
+        }
+        if ((err = ops_index_state(ctx, name, &state, nsp, sizeof(nsp), errstr,
+                                   errstr_size)))
+                return err;
+        if (state != IDX_VALID)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_SQL,
+                                   "index \"%.64s\" is %s after create_index",
+                                   name,
+                                   state == IDX_NONE ? "missing" : "not valid");
+        return DRV_OK;
+}
+
 static drv_err_t op_create_index(drv_op_ctx_t *ctx, char *errstr,
                                  size_t errstr_size) {
         const json_t *cols = json_object_get(ctx->step->def, "columns");
@@ -399,7 +507,7 @@ static drv_err_t op_create_index(drv_op_ctx_t *ctx, char *errstr,
         }
         drv_sql_add(&sql, ")");
         if (!err)
-                err = ops_run(ctx, &sql, errstr, errstr_size);
+                err = ops_index_build(ctx, &sql, name, errstr, errstr_size);
         drv_sql_free(&sql);
         return err;
 }

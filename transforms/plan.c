@@ -73,11 +73,36 @@ static drv_err_t plan_ref(const drv_vctx_t *vc, const json_t *entity, char *out,
         return DRV_OK;
 }
 
+#define PLAN_QUEUE_ANNOTATION "drover.io/queue"
+
+static const json_t *queue_annotation(const json_t *entity) {
+        return json_object_get(
+            json_object_get(json_object_get(entity, "metadata"), "annotations"),
+            PLAN_QUEUE_ANNOTATION);
+}
+
+const char *drv_plan_queue(const drv_plan_t *plan) {
+        return json_string_value(queue_annotation(plan->entity));
+}
+
+drv_err_t drv_plan_queue_check(const drv_plan_t *plan, const char *queue,
+                               char *errstr, size_t errstr_size) {
+        const char *want = drv_plan_queue(plan);
+
+        if (!want || (queue && !strcmp(want, queue)))
+                return DRV_OK;
+        return drv_err_set(errstr, errstr_size, DRV_ERR_WRONG_QUEUE,
+                           "plan \"%.200s\" is for queue \"%.100s\" "
+                           "(annotation " PLAN_QUEUE_ANNOTATION
+                           "), not \"%.100s\"",
+                           plan->ref, want, queue ? queue : "");
+}
+
 /* kind, spec.type, dataset, versions, steps list. */
 static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                              const json_t **stepsp) {
         const json_t *spec = json_object_get(entity, "spec"), *sv, *from, *to;
-        const json_t *steps, *ds;
+        const json_t *steps, *ds, *queue;
 
         if (!json_is_object(entity))
                 return drv_vfail(vc, entity, "entity must be a mapping");
@@ -85,6 +110,11 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                 return drv_vfail(vc, spec ? spec : entity,
                                  "not a migration plan (kind Component with "
                                  "spec.type migration-plan)");
+        queue = queue_annotation(entity);
+        if (queue && (!json_is_string(queue) || !*json_string_value(queue)))
+                return drv_vfail(vc, queue,
+                                 "annotation " PLAN_QUEUE_ANNOTATION
+                                 " must be a topic name");
         ds = json_object_get(spec, "dataset");
         if (!dataset_valid(json_string_value(ds)))
                 return drv_vfail(vc, ds ? ds : spec,
@@ -119,17 +149,21 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
  * each step's fallback line. */
 static drv_err_t plan_check(drv_vctx_t *vc, const json_t *entity,
                             const int *step_lines, int allow_sql) {
-        const json_t *steps = NULL;
+        const json_t *steps = NULL, *allow;
         size_t i, j;
         drv_op_t op;
         int base = vc->line;
 
         if (plan_header(vc, entity, &steps))
                 return DRV_ERR_INVALID_PLAN;
+        allow = json_object_get(json_object_get(entity, "spec"), "tables");
+        if (drv_plan_tables_validate(vc, allow))
+                return DRV_ERR_INVALID_PLAN;
         for (i = 0; i < json_array_size(steps); i++) {
                 const json_t *step = json_array_get(steps, i);
                 vc->line = step_lines ? step_lines[i] : base;
-                if (drv_step_validate(vc, step, (int)i, &op, allow_sql))
+                if (drv_step_validate(vc, step, (int)i, &op, allow_sql) ||
+                    drv_step_tables_check(vc, step, (int)i, op, allow))
                         return DRV_ERR_INVALID_PLAN;
                 for (j = 0; j < i; j++)
                         if (json_equal(json_array_get(steps, j),

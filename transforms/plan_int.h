@@ -55,6 +55,14 @@ typedef struct drv_vctx_s {
  * header; fail with DRV_ERR_INVALID_PLAN "source:line: message". */
 drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
                             drv_op_t *opp, int allow_sql);
+/* spec.tables (may be NULL): a non-empty list of tables, none in a schema
+ * plans may not touch (drover, information_schema, pg_*). */
+drv_err_t drv_plan_tables_validate(const drv_vctx_t *vc, const json_t *tables);
+/* The tables step `index` (a valid step of `op`) names: none in a schema
+ * plans may not touch, nor an unqualified pg_* name; with `allow`
+ * (spec.tables) each must be in it and sql steps are refused. */
+drv_err_t drv_step_tables_check(const drv_vctx_t *vc, const json_t *step,
+                                int index, drv_op_t op, const json_t *allow);
 drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
 

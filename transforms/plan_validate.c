@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define IDENT_MAX 63 /* PostgreSQL's NAMEDATALEN - 1 */
 
@@ -498,4 +499,157 @@ drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
                 return DRV_ERR_INVALID_PLAN;
         *opp = op;
         return DRV_OK;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * Tables a plan may touch
+ *
+ * A plan migrates its dataset's tables, nothing else: drover's own schema
+ * (the version guard and ledger), the catalogs (pg_catalog, pg_toast, any
+ * pg_* schema) and information_schema are refused whatever the case of
+ * the name (identifiers are quoted, so "Drover" is another schema, but no
+ * plan has a reason to name it).  An unqualified name resolves through
+ * the connection's search_path, which pg_catalog leads implicitly: an
+ * unqualified "pg_*" name is refused too (write it schema-qualified).
+ * With spec.tables, every table a step names must be in that list,
+ * written the same way, and sql steps are refused (their text cannot be
+ * checked).
+ * ------------------------------------------------------------------------
+ */
+
+/* Why plans may not touch `table`, or NULL when they may. */
+static const char *table_refused(const char *table, char *why,
+                                 size_t why_size) {
+        const char *dot = strchr(table, '.');
+        size_t n = dot ? (size_t)(dot - table) : 0;
+
+        if (!dot) {
+                if (strncasecmp(table, "pg_", 3))
+                        return NULL;
+                snprintf(why, why_size,
+                         "table \"%.100s\" may resolve to pg_catalog: "
+                         "qualify it with its schema",
+                         table);
+                return why;
+        }
+        if ((n == 6 && !strncasecmp(table, "drover", 6)) ||
+            (n == 18 && !strncasecmp(table, "information_schema", 18)) ||
+            !strncasecmp(table, "pg_", 3)) {
+                snprintf(why, why_size,
+                         "table \"%.100s\" is in schema \"%.*s\", which "
+                         "plans may not touch",
+                         table, (int)n, table);
+                return why;
+        }
+        return NULL;
+}
+
+/* The table part of "[schema.]table.column" into out (sized >= 160). */
+static const char *table_of_column(const char *s, char *out, size_t out_size) {
+        const char *dot = strrchr(s, '.');
+        size_t n = dot ? (size_t)(dot - s) : 0;
+
+        if (n >= out_size)
+                n = out_size - 1;
+        memcpy(out, s, n);
+        out[n] = '\0';
+        return out;
+}
+
+/* One table a step names: refused schema, or not in spec.tables. */
+static drv_err_t check_table(const drv_vctx_t *vc, const json_t *node,
+                             const char *table, const char *what,
+                             const json_t *allow) {
+        char why[300];
+        size_t i;
+
+        if (table_refused(table, why, sizeof(why)))
+                return drv_vfail(vc, node, "%s: %s", what, why);
+        if (!allow)
+                return DRV_OK;
+        for (i = 0; i < json_array_size(allow); i++)
+                if (!strcmp(json_string_value(json_array_get(allow, i)), table))
+                        return DRV_OK;
+        return drv_vfail(vc, node, "%s: table \"%.100s\" is not in spec.tables",
+                         what, table);
+}
+
+/* Every string of a list field (tables, or table.column when `cols`). */
+static drv_err_t check_table_list(const drv_vctx_t *vc, const json_t *list,
+                                  int cols, const char *what,
+                                  const json_t *allow) {
+        char table[160];
+        const json_t *item;
+        drv_err_t err;
+        size_t i;
+
+        json_array_foreach(list, i, item) {
+                const char *s = json_string_value(item);
+                if (!s)
+                        continue;
+                if (cols)
+                        s = table_of_column(s, table, sizeof(table));
+                if ((err = check_table(vc, item, s, what, allow)))
+                        return err;
+        }
+        return DRV_OK;
+}
+
+drv_err_t drv_plan_tables_validate(const drv_vctx_t *vc, const json_t *tables) {
+        char why[300];
+        const json_t *item;
+        size_t i;
+        drv_err_t err;
+
+        if (!tables)
+                return DRV_OK;
+        if ((err = check_list(vc, tables, "spec.tables", drv_ident_valid,
+                              "table")))
+                return err;
+        json_array_foreach(tables, i, item) {
+                if (table_refused(json_string_value(item), why, sizeof(why)))
+                        return drv_vfail(vc, item, "spec.tables: %s", why);
+        }
+        return DRV_OK;
+}
+
+drv_err_t drv_step_tables_check(const drv_vctx_t *vc, const json_t *step,
+                                int index, drv_op_t op, const json_t *allow) {
+        const drv_opdef_t *def = drv_op_def(op);
+        const json_t *v;
+        char what[64];
+        drv_err_t err = DRV_OK;
+        int n;
+
+        snprintf(what, sizeof(what), "step %d (%s)", index, drv_op_name(op));
+        if (op == DRV_OP_SQL && allow)
+                return drv_vfail(vc, step,
+                                 "%s: sql steps are not allowed in a plan "
+                                 "with spec.tables (their tables cannot be "
+                                 "checked)",
+                                 what);
+        for (n = 0; !err && n < DRV_OP_FIELDS_MAX && def->fields[n].name; n++) {
+                if (!(v = json_object_get(step, def->fields[n].name)))
+                        continue;
+                switch (def->fields[n].kind) {
+                case DRV_F_TABLE:
+                        err = check_table(vc, v, json_string_value(v), what,
+                                          allow);
+                        break;
+                case DRV_F_TABLEPAIR:
+                        err = check_table_list(vc, v, 0, what, allow);
+                        break;
+                case DRV_F_NOTNULLS:
+                        err = check_table_list(vc, v, 1, what, allow);
+                        break;
+                case DRV_F_CHECKSUM:
+                        err = check_table_list(vc, json_object_get(v, "tables"),
+                                               0, what, allow);
+                        break;
+                default:
+                        break;
+                }
+        }
+        return err;
 }

@@ -397,8 +397,9 @@ static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
  */
 
 /* A non-batched step: op + ledger row in one transaction.  An op that
- * cannot run in a transaction (CREATE INDEX CONCURRENTLY, idempotent
- * through IF NOT EXISTS) runs first on its own, then the ledger txn. */
+ * cannot run in a transaction (CREATE INDEX CONCURRENTLY, idempotent:
+ * it rebuilds an invalid index and checks validity, see ops.c) runs
+ * first on its own, then the ledger txn. */
 static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                                 const ledger_t *lg) {
         drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};

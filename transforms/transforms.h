@@ -113,6 +113,16 @@ drv_err_t drv_plan_from_json(const json_t *entity, const char *source,
 drv_err_t drv_plan_load_file(const char *path, drv_plan_t ***plansp,
                              size_t *cntp, char *errstr, size_t errstr_size);
 
+/* The plan's metadata.annotations["drover.io/queue"] (the tasks topic
+ * whose workers may run it), or NULL when it has none. */
+const char *drv_plan_queue(const drv_plan_t *plan);
+
+/* DRV_OK when the plan may run on the workers of `queue` (their tasks
+ * topic): it has no queue annotation, or that annotation is `queue`.
+ * Else DRV_ERR_WRONG_QUEUE naming both. */
+drv_err_t drv_plan_queue_check(const drv_plan_t *plan, const char *queue,
+                               char *errstr, size_t errstr_size);
+
 /* Static validation: known ops, required fields, identifiers, positive
  * batch sizes, from < to; `sql` steps refused unless allow_sql. */
 drv_err_t drv_plan_validate(const drv_plan_t *plan, int allow_sql, char *errstr,

@@ -1,9 +1,10 @@
 /*
  * drover - consumer/cli/cmd_plan.c: 'drover plan check | show | run'.
  *
- *   drover plan check [--no-sql] FILE...
+ *   drover plan check [--no-sql] [--queue TOPIC] FILE...
  *       validate plan files; prints "FILE: ok ..." per file, or
- *       "file:line: message" on stderr and exits 65.
+ *       "file:line: message" on stderr and exits 65.  --queue refuses a
+ *       plan annotated (drover.io/queue) for another queue.
  *   drover plan show REF|FILE [--catalog DIR] [--backstage URL] [--json]
  *       print a plan: ref, dataset, versions, steps with fingerprints.
  *   drover plan run ...   (consumer/cli/cmd_plan_run.c)
@@ -18,28 +19,35 @@
 #include <unistd.h>
 
 static const char plan_usage[] =
-    "usage: drover plan check [--no-sql] FILE...\n"
+    "usage: drover plan check [--no-sql] [--queue TOPIC] FILE...\n"
     "       drover plan show REF|FILE [--catalog DIR] [--backstage URL] "
     "[--json]\n"
     "       drover plan run REF|FILE --dataset D [--dry-run] ...\n"
     "\n"
     "check  validate plan files statically (exit 0, or 65 with\n"
-    "       \"file:line: message\"); --no-sql refuses raw sql steps\n"
+    "       \"file:line: message\"); --no-sql refuses raw sql steps;\n"
+    "       --queue (or --topic) refuses a plan annotated drover.io/queue\n"
+    "       for another queue (a worker's tasks topic)\n"
     "show   print a plan from a file or a catalog: the catalog directory\n"
     "       (--catalog, DROVER_CATALOG_DIR) or a Backstage backend\n"
     "       (--backstage, BACKSTAGE_URL; token from BACKSTAGE_TOKEN)\n"
     "run    run one plan now against PostgreSQL (see 'drover plan run -h')\n";
 
-static int plan_check_file(const char *path, int allow_sql) {
-        char errstr[512];
+static int plan_check_file(const char *path, int allow_sql, const char *queue) {
+        char errstr[512], why[400];
         drv_plan_t **plans;
         size_t cnt, i;
         drv_err_t err;
 
         err = drv_plan_load_file(path, &plans, &cnt, errstr, sizeof(errstr));
         for (i = 0; !err && i < cnt; i++)
-                err = drv_plan_validate(plans[i], allow_sql, errstr,
-                                        sizeof(errstr));
+                if (!(err = drv_plan_validate(plans[i], allow_sql, errstr,
+                                              sizeof(errstr))) &&
+                    queue &&
+                    (err = drv_plan_queue_check(plans[i], queue, why,
+                                                sizeof(why))))
+                        snprintf(errstr, sizeof(errstr), "%s:%d: %s", path,
+                                 plans[i]->line, why);
         if (!err && cnt == 0)
                 err = drv_err_set(errstr, sizeof(errstr), DRV_ERR_INVALID_PLAN,
                                   "%s: no migration plan in file (kind "
@@ -52,20 +60,27 @@ static int plan_check_file(const char *path, int allow_sql) {
                 return drv_err_exit_code(err);
         }
         for (i = 0; i < cnt; i++)
-                printf("%s: ok: %s (%s, %d -> %d, %zu steps)\n", path,
+                printf("%s: ok: %s (%s, %d -> %d, %zu steps, queue %s)\n", path,
                        plans[i]->ref, plans[i]->dataset, plans[i]->from_version,
-                       plans[i]->to_version, plans[i]->steps_cnt);
+                       plans[i]->to_version, plans[i]->steps_cnt,
+                       drv_plan_queue(plans[i]) ? drv_plan_queue(plans[i])
+                                                : "any");
         drv_plan_array_free(plans, cnt);
         return DRV_EXIT_OK;
 }
 
+enum { CHECK_NO_SQL = DRV_CLI_LONG, CHECK_QUEUE };
+
 static const struct option check_options[] = {
-    {"no-sql", no_argument, NULL, DRV_CLI_LONG},
+    {"no-sql", no_argument, NULL, CHECK_NO_SQL},
+    {"queue", required_argument, NULL, CHECK_QUEUE},
+    {"topic", required_argument, NULL, CHECK_QUEUE},
     {NULL, 0, NULL, 0},
 };
 
 typedef struct check_opts_s {
         int allow_sql;
+        const char *queue;  /* --queue: refuse plans for another */
         const char **files; /* the operands, in order */
         int files_cnt;
 } check_opts_t;
@@ -75,8 +90,10 @@ static int check_opt(void *opaque, int opt, const char *arg) {
         check_opts_t *o = opaque;
 
         switch (opt) {
-        case DRV_CLI_LONG:
+        case CHECK_NO_SQL:
                 return o->allow_sql = 0, 0;
+        case CHECK_QUEUE:
+                return o->queue = arg, 0;
         case 1:
                 return o->files[o->files_cnt++] = arg, 0;
         default: /* '?' */
@@ -86,7 +103,7 @@ static int check_opt(void *opaque, int opt, const char *arg) {
 }
 
 static int plan_check(int argc, char **argv) {
-        check_opts_t o = {1, NULL, 0};
+        check_opts_t o = {1, NULL, NULL, 0};
         int i, rc = DRV_EXIT_OK, frc;
 
         if (!(o.files = calloc((size_t)argc, sizeof(*o.files))))
@@ -96,7 +113,8 @@ static int plan_check(int argc, char **argv) {
                 return DRV_EXIT_USAGE;
         }
         for (i = 0; i < o.files_cnt; i++)
-                if ((frc = plan_check_file(o.files[i], o.allow_sql)) != 0 &&
+                if ((frc = plan_check_file(o.files[i], o.allow_sql, o.queue)) !=
+                        0 &&
                     rc == DRV_EXIT_OK)
                         rc = frc;
         free(o.files);
@@ -122,6 +140,8 @@ static void plan_print(const drv_plan_t *plan) {
                 printf("source       %s\n", plan->source);
         printf("dataset      %s\n", plan->dataset);
         printf("version      %d -> %d\n", plan->from_version, plan->to_version);
+        printf("queue        %s\n",
+               drv_plan_queue(plan) ? drv_plan_queue(plan) : "any");
         printf("etag         %s\n", plan->etag ? plan->etag : "-");
         printf("fingerprint  %s\n", plan->fingerprint);
         printf("steps        %zu\n", plan->steps_cnt);

@@ -386,6 +386,10 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
         /* running, with the plan's step count when it is known */
         job->res.steps_total = plan ? (int)plan->steps_cnt : 0;
         job_upsert(ex, job, "running");
+        /* a plan annotated for another queue is not this worker's to run */
+        if (!err && (err = drv_plan_queue_check(plan, pc->conf->topic, errstr,
+                                                errstr_size)))
+                drv_plan_release(plan);
         if (err)
                 return err;
         job->exec = ex;

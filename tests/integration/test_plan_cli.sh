@@ -39,6 +39,37 @@ catalog-invalid/wrong-type.yaml|: no migration plan in file (kind Component with
 CASES
 ok "plan check: invalid plans exit 65 with one file:line: message line"
 
+# A plan that reaches outside its dataset: the version guard of every
+# dataset is drover's, not the plan's.
+TMPD=$(mktemp -d)
+trap 'rm -f "$OUT" "$ERR"; rm -rf "$TMPD"' EXIT
+cat >"$TMPD/outside.yaml" <<'YAML'
+kind: Component
+metadata: {name: outside}
+spec:
+  type: migration-plan
+  dataset: customer
+  schemaVersion: {from: 1, to: 2}
+  steps:
+    - {op: add_column, table: customer, column: {name: a, type: int}}
+    - {op: backfill, table: drover.datasets, set: {version: "99"}}
+YAML
+run 65 plan check "$TMPD/outside.yaml"
+grep -qxF "$TMPD/outside.yaml:9: step 1 (backfill): table \"drover.datasets\" is in schema \"drover\", which plans may not touch" "$ERR" ||
+  fail "outside.yaml: want the step and the table"
+[ "$(wc -l <"$ERR")" -eq 1 ] || fail "outside.yaml: more than one line"
+ok "plan check: a table in drover's schema exits 65 naming step and table"
+
+# The queue annotation: shown, and refused for another queue with --queue.
+C2=$FIX/catalog/customer-dataset-v2-migration.yaml
+run 0 plan check "$C2"
+grep -q ', queue dataset-migrations)$' "$OUT" || fail "queue not shown"
+run 0 plan check --queue dataset-migrations "$C2"
+run 65 plan check --topic other-queue "$C2"
+grep -qxF "$C2:2: plan \"component:default/customer-dataset-v2-migration\" is for queue \"dataset-migrations\" (annotation drover.io/queue), not \"other-queue\"" "$ERR" ||
+  fail "queue mismatch message"
+ok "plan check: shows the queue annotation, --queue refuses another queue"
+
 run 65 plan check "$FIX/catalog/customer-dataset-v2-migration.yaml" \
   "$FIX/catalog-invalid/bad-yaml.yaml"
 grep -q ': ok: ' "$OUT" || fail "valid file not reported"

@@ -495,6 +495,87 @@ static void test_version_guard_and_ledger_conflict(void **state) {
         drv_plan_release(plan2);
 }
 
+/* The state of index %1$s_<suffix>: "t" valid and ready, "f" invalid,
+ * "" none. */
+static const char *index_valid(const char *suffix) {
+        return q("SELECT bool_and(ix.indisvalid AND ix.indisready) FROM"
+                 " pg_index ix JOIN pg_class c ON c.oid = ix.indexrelid"
+                 " WHERE c.relname = '%s_%s'",
+                 tbl, suffix);
+}
+
+/* A concurrent unique index step on %1$s_dup (k), dataset %1$s_<ds>. */
+static drv_plan_t *unique_index_plan(const char *ds_suffix) {
+        char steps[512], ds[80];
+
+        snprintf(ds, sizeof(ds), "%s_%s", tbl, ds_suffix);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"create_index\",\"table\":\"%1$s_dup\","
+                 "\"name\":\"%1$s_uk\",\"columns\":[\"k\"],"
+                 "\"unique\":true,\"concurrently\":true}]",
+                 tbl);
+        return mkplan(ds, 1, 2, steps);
+}
+
+/* A failed CREATE UNIQUE INDEX CONCURRENTLY (duplicates) fails the step
+ * with the unique violation and leaves no INVALID index; the ledger and
+ * the dataset's version do not move. */
+static void test_create_index_failed_build_leaves_nothing(void **state) {
+        drv_run_result_t res;
+        drv_plan_t *plan;
+
+        (void)state;
+        setup_names();
+        q("CREATE TABLE %1$s_dup (id bigint PRIMARY KEY, k int)", tbl);
+        q("INSERT INTO %1$s_dup VALUES (1, 1), (2, 1), (3, 2)", tbl);
+        assert_non_null(plan = unique_index_plan("ci"));
+        assert_int_equal(run(plan, tid("ci-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
+        assert_string_equal(res.sqlstate, "23505");
+        assert_int_equal(res.failed_step, 0);
+        assert_string_equal(index_valid("uk"), "");
+        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
+                              " dataset = '%s_ci' AND status = 'done'",
+                              tbl),
+                            "0");
+        assert_string_equal(q("SELECT count(*) FROM drover.datasets WHERE"
+                              " dataset = '%s_ci' AND version = 2",
+                              tbl),
+                            "0");
+        /* the same task again: the same failure, not "done" */
+        assert_int_equal(run(plan, tid("ci-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
+        assert_string_equal(res.sqlstate, "23505");
+        assert_string_equal(index_valid("uk"), "");
+        drv_plan_release(plan);
+}
+
+/* An INVALID index left by an earlier failed build is rebuilt, not taken
+ * for done by IF NOT EXISTS. */
+static void test_create_index_rebuilds_invalid_index(void **state) {
+        drv_run_result_t res;
+        drv_plan_t *plan;
+        PGresult *r;
+
+        (void)state;
+        setup_names();
+        q("CREATE TABLE %1$s_dup (id bigint PRIMARY KEY, k int)", tbl);
+        q("INSERT INTO %1$s_dup VALUES (1, 1), (2, 1), (3, 2)", tbl);
+        r = PQexec(conn, q("SELECT format('CREATE UNIQUE INDEX CONCURRENTLY"
+                           " %%I ON %%I (k)', '%1$s_uk', '%1$s_dup')",
+                           tbl));
+        assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+        PQclear(r);
+        assert_string_equal(index_valid("uk"), "f");
+        q("DELETE FROM %1$s_dup WHERE id = 2", tbl);
+        assert_non_null(plan = unique_index_plan("cr"));
+        assert_int_equal(run(plan, tid("cr-1"), 0, NULL, 0, &res), DRV_OK);
+        assert_string_equal(index_valid("uk"), "t");
+        assert_string_equal(
+            q("SELECT version FROM drover.datasets WHERE dataset = '%s_cr'",
+              tbl),
+            "2");
+        drv_plan_release(plan);
+}
+
 /* Two runners, same dataset, same plan, two task ids, at once. */
 typedef struct runner_s {
         const drv_plan_t *plan;
@@ -569,6 +650,8 @@ int main(void) {
             cmocka_unit_test(test_injection_refused_or_inert),
             cmocka_unit_test(test_version_guard_and_ledger_conflict),
             cmocka_unit_test(test_two_runners_one_runs_other_skips),
+            cmocka_unit_test(test_create_index_failed_build_leaves_nothing),
+            cmocka_unit_test(test_create_index_rebuilds_invalid_index),
         };
         drv_test_database_url(); /* skip (77) without a database */
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -33,6 +33,7 @@ static const row_t rows[] = {
     {DRV_ERR_LEDGER_CONFLICT, NULL, DRV_ROUTE_DEAD, "ledger_conflict"},
     {DRV_ERR_SQL_REFUSED, NULL, DRV_ROUTE_DEAD, "sql_refused"},
     {DRV_ERR_INVALID_PARAM, NULL, DRV_ROUTE_DEAD, "invalid_param"},
+    {DRV_ERR_WRONG_QUEUE, NULL, DRV_ROUTE_DEAD, "wrong_queue"},
     /* fatal to the worker */
     {DRV_ERR_KAFKA_FATAL, NULL, DRV_ROUTE_FATAL, "kafka_fatal"},
     {DRV_ERR_INTERNAL, NULL, DRV_ROUTE_FATAL, "internal"},
