@@ -21,10 +21,11 @@ const char *drv_cli_group(const char *flag);   /* DROVER_GROUP, drover */
 void drv_cli_suffixed(const char *name, const char *suffix, char *out,
                       size_t out_size);
 
-/* A new librdkafka conf with bootstrap.servers = brokers, librdkafka's
- * log lines routed to drv_log, and every DROVER_KAFKA_<KEY> environment
- * variable (KEY lower-cased, '_' -> '.') passed through.  Returns NULL and
- * fills errstr when a property is refused.  The caller owns the conf
+/* drv_kafka_conf_new(brokers, "drover-cli") (so also the Java-compatible
+ * partitioner, and librdkafka's log lines routed to drv_log), and every
+ * DROVER_KAFKA_<KEY> environment variable (KEY lower-cased, '_' -> '.')
+ * passed through, except what drv_kafka_prop_check() refuses.  Returns
+ * NULL and fills errstr when a property is refused.  The caller owns the conf
  * (rd_kafka_new takes it on success). */
 rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
                                         size_t errstr_size);
