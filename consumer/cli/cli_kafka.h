@@ -35,8 +35,9 @@ rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
 int drv_cli_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                       char *errstr, size_t errstr_size);
 
-/* Exit code for a failed Kafka call: 69 when the cluster could not be
- * reached or timed out, else 70. */
+/* Exit code for a failed Kafka call or delivery report: 69 when the
+ * cluster could not be reached or timed out (a record whose
+ * message.timeout.ms ran out included), else 70. */
 int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err);
 
 /* Parse a non-negative decimal into *out; 0 or -1. */
