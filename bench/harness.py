@@ -81,8 +81,10 @@ class Stack:
 
     def produce(self, topic, tasks):
         """tasks: list of (entity_ref, dataset).  Returns the task ids."""
+        # murmur2 like Java producers and drover itself (README)
         p = Producer({"bootstrap.servers": self.brokers, "linger.ms": 20,
-                      "enable.idempotence": True})
+                      "enable.idempotence": True,
+                      "partitioner": "murmur2_random"})
         ids = []
         now = int(time.time() * 1000)
         for ref, ds in tasks:

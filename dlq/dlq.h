@@ -373,6 +373,33 @@ int drv_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms,
                               rd_kafka_resp_err_t *errp, char *errstr,
                               size_t errstr_size);
 
+/* The partitioner of every drover client: murmur2 of the key modulo the
+ * partition count, as Java's kafka-clients computes it
+ * (BuiltInPartitioner.partitionForKey), random for a NULL key.  Tasks are
+ * keyed by dataset and upstream producers are usually Java, so this keeps
+ * a dataset's tasks on one partition whoever wrote them (librdkafka's own
+ * default, consistent_random, is CRC32 and picks another partition for
+ * most keys). */
+#define DRV_KAFKA_PARTITIONER "murmur2_random"
+
+/* A new librdkafka conf for a drover client: bootstrap.servers = brokers,
+ * client.id = client_id, partitioner = DRV_KAFKA_PARTITIONER, and
+ * librdkafka's log lines routed to drv_log (drv_kafka_log_cb).  Every
+ * producer and consumer drover makes starts here.  NULL with errstr
+ * (DRV_ERR_CONFIG) when librdkafka refuses a value; the caller owns the
+ * conf (rd_kafka_new takes it on success). */
+rd_kafka_conf_t *drv_kafka_conf_new(const char *brokers, const char *client_id,
+                                    char *errstr, size_t errstr_size);
+
+/* Check a user's librdkafka property (kafka.<name> in drover.yaml, -X,
+ * DROVER_KAFKA_<NAME>) against the ones drv_kafka_conf_new() owns:
+ * "partitioner" with any value but DRV_KAFKA_PARTITIONER is refused
+ * (DRV_ERR_CONFIG, "<origin>: kafka.partitioner is set by drover ...").
+ * DRV_OK for every other property. */
+drv_err_t drv_kafka_prop_check(const char *origin, const char *name,
+                               const char *value, char *errstr,
+                               size_t errstr_size);
+
 /* librdkafka's log callback (rd_kafka_conf_set_log_cb), for every drover
  * client: one drv_log line per librdkafka line, "librdkafka <client>
  * <facility>: <text>", syslog level 0-3 as error, 4-5 warn, 6 info, 7

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   clang clang-format llvm libclang-rt-14-dev valgrind
   postgresql-15 postgresql-client-15
   openjdk-17-jre-headless maven
+  openjdk-17-jdk-headless # java File.java: test_partitioner_matches_java
   python3 python3-avro python3-confluent-kafka python3-psycopg2 python3-yaml
   kcat gnuplot-nox procps iproute2
   python3-venv linux-perf

@@ -85,21 +85,19 @@ static rd_kafka_conf_t *producer_conf(drv_admin_kafka_t *ak, char *errstr,
             {"message.timeout.ms", "5000"},
             {"socket.connection.setup.timeout.ms", "3000"},
             {"linger.ms", "1"},
-            {"client.id", "drover-admin"},
         };
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_t *conf;
         char kerr[256];
         size_t i;
 
-        if (rd_kafka_conf_set(conf, "bootstrap.servers", ak->brokers, kerr,
-                              sizeof(kerr)) != RD_KAFKA_CONF_OK)
-                goto err;
+        if (!(conf = drv_kafka_conf_new(ak->brokers, "drover-admin", errstr,
+                                        errstr_size)))
+                return NULL;
         for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
                 if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], kerr,
                                       sizeof(kerr)) != RD_KAFKA_CONF_OK)
                         goto err;
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-        rd_kafka_conf_set_log_cb(conf, drv_kafka_log_cb);
         rd_kafka_conf_set_opaque(conf, ak);
         return conf;
 err:

@@ -53,7 +53,7 @@ int drv_cli_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
 static int set_from_env(rd_kafka_conf_t *conf, char *errstr,
                         size_t errstr_size) {
         static const char prefix[] = "DROVER_KAFKA_";
-        char key[128];
+        char key[128], origin[160];
         char **e;
         size_t i;
 
@@ -71,7 +71,10 @@ static int set_from_env(rd_kafka_conf_t *conf, char *errstr,
                         key[i] = c == '_' ? '.' : (char)tolower((int)c);
                 }
                 key[klen] = '\0';
-                if (drv_cli_kafka_set(conf, key, eq + 1, errstr, errstr_size))
+                snprintf(origin, sizeof(origin), "%.*s", (int)(eq - *e), *e);
+                if (drv_kafka_prop_check(origin, key, eq + 1, errstr,
+                                         errstr_size) ||
+                    drv_cli_kafka_set(conf, key, eq + 1, errstr, errstr_size))
                         return -1;
         }
         return 0;
@@ -79,14 +82,10 @@ static int set_from_env(rd_kafka_conf_t *conf, char *errstr,
 
 rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
                                         size_t errstr_size) {
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_t *conf = drv_kafka_conf_new(
+            drv_cli_brokers(brokers), "drover-cli", errstr, errstr_size);
 
-        rd_kafka_conf_set_log_cb(conf, drv_kafka_log_cb);
-        if (drv_cli_kafka_set(conf, "bootstrap.servers",
-                              drv_cli_brokers(brokers), errstr, errstr_size) ||
-            drv_cli_kafka_set(conf, "client.id", "drover-cli", errstr,
-                              errstr_size) ||
-            set_from_env(conf, errstr, errstr_size)) {
+        if (conf && set_from_env(conf, errstr, errstr_size)) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
         }
@@ -98,6 +97,7 @@ int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err) {
         case RD_KAFKA_RESP_ERR__TRANSPORT:
         case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
         case RD_KAFKA_RESP_ERR__TIMED_OUT:
+        case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT: /* no broker took it in time */
         case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
         case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
         case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:

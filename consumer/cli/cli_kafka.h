@@ -21,10 +21,11 @@ const char *drv_cli_group(const char *flag);   /* DROVER_GROUP, drover */
 void drv_cli_suffixed(const char *name, const char *suffix, char *out,
                       size_t out_size);
 
-/* A new librdkafka conf with bootstrap.servers = brokers, librdkafka's
- * log lines routed to drv_log, and every DROVER_KAFKA_<KEY> environment
- * variable (KEY lower-cased, '_' -> '.') passed through.  Returns NULL and
- * fills errstr when a property is refused.  The caller owns the conf
+/* drv_kafka_conf_new(brokers, "drover-cli") (so also the Java-compatible
+ * partitioner, and librdkafka's log lines routed to drv_log), and every
+ * DROVER_KAFKA_<KEY> environment variable (KEY lower-cased, '_' -> '.')
+ * passed through, except what drv_kafka_prop_check() refuses.  Returns
+ * NULL and fills errstr when a property is refused.  The caller owns the conf
  * (rd_kafka_new takes it on success). */
 rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
                                         size_t errstr_size);
@@ -34,8 +35,9 @@ rd_kafka_conf_t *drv_cli_kafka_conf_new(const char *brokers, char *errstr,
 int drv_cli_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                       char *errstr, size_t errstr_size);
 
-/* Exit code for a failed Kafka call: 69 when the cluster could not be
- * reached or timed out, else 70. */
+/* Exit code for a failed Kafka call or delivery report: 69 when the
+ * cluster could not be reached or timed out (a record whose
+ * message.timeout.ms ran out included), else 70. */
 int drv_cli_kafka_exit_code(rd_kafka_resp_err_t err);
 
 /* Parse a non-negative decimal into *out; 0 or -1. */

@@ -168,7 +168,9 @@ static int parse_bool(const char *v, int *out) {
  * would change the clients behind the worker's back (a strategy given
  * only as kafka.partition.assignment.strategy ran an eager assignor on a
  * consumer set up for cooperative-sticky, and the worker exited 70 at its
- * first partition start).  `use` names the drover key to set instead. */
+ * first partition start).  `use` names the drover key to set instead.
+ * The partitioner, which every drover client sets, is checked by
+ * drv_kafka_prop_check() (dlq/kafka_util.c). */
 static const struct {
         const char *name, *use;
 } owned_props[] = {
@@ -205,6 +207,8 @@ static drv_err_t set_kafka(drv_config_t *conf, const char *name,
                                    "exactly-once processing",
                                    origin, name);
         }
+        if (drv_kafka_prop_check(origin, name, value, errstr, errstr_size))
+                return DRV_ERR_CONFIG;
         kc = rd_kafka_conf_new();
         if (rd_kafka_conf_set(kc, name, value, kerr, sizeof(kerr)) !=
             RD_KAFKA_CONF_OK) {

@@ -68,21 +68,14 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
         return 0; /* librdkafka frees json */
 }
 
-/* Common settings, then the kafka.* passthrough (which may override). */
+/* Common settings (drv_kafka_conf_new), then the kafka.* passthrough. */
 static rd_kafka_conf_t *base_conf(drv_worker_t *w, const char *client_id,
                                   char *errstr, size_t errstr_size) {
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
-        char kerr[256];
+        rd_kafka_conf_t *kc = drv_kafka_conf_new(w->conf->brokers, client_id,
+                                                 errstr, errstr_size);
 
-        if (rd_kafka_conf_set(kc, "bootstrap.servers", w->conf->brokers, kerr,
-                              sizeof(kerr)) ||
-            rd_kafka_conf_set(kc, "client.id", client_id, kerr, sizeof(kerr))) {
-                drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
-                            "kafka configuration: %s", kerr);
-                rd_kafka_conf_destroy(kc);
+        if (!kc)
                 return NULL;
-        }
-        rd_kafka_conf_set_log_cb(kc, drv_kafka_log_cb);
         rd_kafka_conf_set_error_cb(kc, error_cb);
         rd_kafka_conf_set_opaque(kc, w);
         return kc;

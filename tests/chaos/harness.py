@@ -260,9 +260,11 @@ class TaskProducer:
     MAX_RECOVERIES = 20
 
     def __init__(self, brokers, topic, writer, rng):
+        # murmur2 like Java producers and drover itself (README)
         self.conf = {"bootstrap.servers": brokers,
                      "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 5, "message.timeout.ms": 300000}
+                     "linger.ms": 5, "message.timeout.ms": 300000,
+                     "partitioner": "murmur2_random"}
         self.brokers = brokers
         self.p = Producer(self.conf)
         self.topic = topic

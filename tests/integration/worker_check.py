@@ -110,7 +110,9 @@ def dlq(brokers, topic):
 def produce(brokers, topic, key, path):
     """One record whose value is the bytes of file `path`."""
     from confluent_kafka import Producer
-    p = Producer({"bootstrap.servers": brokers})
+    # murmur2 like Java producers and drover itself (README)
+    p = Producer({"bootstrap.servers": brokers,
+                  "partitioner": "murmur2_random"})
     p.produce(topic, key=key.encode(), value=open(path, "rb").read())
     if p.flush(30) != 0:
         raise SystemExit("produce: not delivered")

@@ -72,7 +72,8 @@ static void test_file_sets_nested_and_passthrough_keys(void **state) {
                               "  listen: \"\"\n"
                               "kafka:\n"
                               "  max.poll.interval.ms: 6000\n"
-                              "kafka.session.timeout.ms: 7000\n",
+                              "kafka.session.timeout.ms: 7000\n"
+                              "kafka.partitioner: murmur2_random\n",
                               &conf, errstr, sizeof(errstr), path),
                          DRV_OK);
         assert_string_equal(conf->brokers, "10.0.0.1:9092");
@@ -86,6 +87,9 @@ static void test_file_sets_nested_and_passthrough_keys(void **state) {
                             "6000");
         assert_string_equal(drv_config_kafka_get(conf, "session.timeout.ms"),
                             "7000");
+        /* the partitioner drover sets anyway is accepted */
+        assert_string_equal(drv_config_kafka_get(conf, "partitioner"),
+                            "murmur2_random");
         assert_null(drv_config_kafka_get(conf, "linger.ms"));
         drv_config_destroy(conf);
 }
@@ -113,6 +117,8 @@ static void test_bad_files_name_file_and_line(void **state) {
             {"kafka.isolation.level: read_uncommitted\n", 1,
              "set by drover for exactly-once"},
             {"kafka:\n  group.id: other\n", 2, "use \"group\""},
+            {"kafka:\n  partitioner: consistent_random\n", 2,
+             "kafka.partitioner is set by drover (\"murmur2_random\""},
             {"brokers: [a, b]\n", 1, "a list is not a valid value"},
             {"topic: t\n  bad: indentation\n", 2, ""},
         };
