@@ -67,7 +67,8 @@ void drv_admin_get_ready(int *has_assignmentp, int *db_okp);
  * ------------------------------------------------------------------------
  */
 typedef struct drv_admin_conf_s {
-        const char *listen;        /* "127.0.0.1:9464" (default); "" off */
+        const char *listen;        /* "127.0.0.1:9464" (default); "" off;
+                                      ":PORT" is loopback, "*:PORT" any */
         const char *token;         /* bearer for POST /api/tasks; NULL:
                                       submissions refused (403) */
         const char *database_url;  /* for GET /api/migrations */
