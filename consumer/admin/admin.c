@@ -4,7 +4,9 @@
  * One thread per connection (bounded by a connection limit), so neither a
  * slow client nor a slow query ever blocks the worker's poll thread or
  * the other requests.  Requests are bounded: header memory, body size,
- * an idle timeout.  Routes (admin_req.c):
+ * a deadline for the whole request and an idle timeout; slow clients
+ * cannot take every slot (admin_watch.c) and a hung database costs a
+ * request 1.5 s, not a thread (admin_db.c).  Routes (admin_req.c):
  *   GET  /metrics          Prometheus text (metrics.c)
  *   GET  /healthz          the process is alive
  *   GET  /readyz           assigned partitions and database reachable
