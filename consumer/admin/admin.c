@@ -4,7 +4,9 @@
  * One thread per connection (bounded by a connection limit), so neither a
  * slow client nor a slow query ever blocks the worker's poll thread or
  * the other requests.  Requests are bounded: header memory, body size,
- * an idle timeout.  Routes (admin_req.c):
+ * a deadline for the whole request and an idle timeout; slow clients
+ * cannot take every slot (admin_watch.c) and a hung database costs a
+ * request 1.5 s, not a thread (admin_db.c).  Routes (admin_req.c):
  *   GET  /metrics          Prometheus text (metrics.c)
  *   GET  /healthz          the process is alive
  *   GET  /readyz           assigned partitions and database reachable
@@ -12,8 +14,10 @@
  *   POST /api/tasks        submit a task (bearer token)
  *   GET  /                 the status page (embedded consumer/admin/web/)
  */
+#include "admin_db.h"
 #include "admin_int.h"
 #include "admin_kafka.h"
+#include "admin_watch.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -24,8 +28,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ADMIN_CONN_LIMIT         64
-#define ADMIN_CONN_TIMEOUT_S     10
+/* Slow clients (docs/decisions.md, "Admin server: slow clients and a
+ * hung database"): a thread per connection, at most ADMIN_CONN_LIMIT of
+ * them and ADMIN_PER_IP_LIMIT per client address; at most
+ * ADMIN_READING_MAX still sending their request (one more closes the
+ * oldest), each given ADMIN_READ_TIMEOUT_MS for a complete request
+ * however it trickles; ADMIN_CONN_TIMEOUT_S of idleness otherwise. */
+#define ADMIN_CONN_LIMIT      128
+#define ADMIN_PER_IP_LIMIT    64
+#define ADMIN_READING_MAX     32
+#define ADMIN_READ_TIMEOUT_MS 5000
+#define ADMIN_CONN_TIMEOUT_S  10
+/* Lock wait, connect and query of /readyz and /api/migrations. */
+#define ADMIN_DB_DEADLINE_MS     1500
 #define ADMIN_HEADER_MEMORY      (32 * 1024)
 #define MIGRATIONS_LIMIT_DEFAULT 200
 #define MIGRATIONS_LIMIT_MAX     1000
@@ -34,13 +49,12 @@ struct drv_admin_s {
         struct MHD_Daemon *mhd;
         int port;
         char *token;
-        char *database_url;
         char *topic;
         drv_admin_kafka_t *kafka;        /* NULL: no brokers configured */
         drv_schema_store_t *store;       /* encoder for submissions */
         drv_schema_store_t *owned_store; /* when we created it */
-        pthread_mutex_t db_lock;         /* guards conn */
-        PGconn *conn;                    /* lazily (re)connected */
+        drv_admin_watch_t *watch;        /* slow clients, hung queries */
+        drv_admin_db_t *db;              /* NULL: no database configured */
 };
 
 /* Per-request state, freed in request_completed(). */
@@ -104,66 +118,6 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status,
 
 /*
  * ------------------------------------------------------------------------
- * Database: one connection, shared under a lock, reconnected on loss
- * ------------------------------------------------------------------------
- */
-
-/* A usable connection in admin->conn.  Called with db_lock held. */
-static drv_err_t db_ensure(drv_admin_t *admin, char *errstr,
-                           size_t errstr_size) {
-        PGresult *res;
-        drv_err_t err;
-
-        if (admin->conn && PQstatus(admin->conn) == CONNECTION_OK)
-                return DRV_OK;
-        PQfinish(admin->conn);
-        admin->conn = NULL;
-        if (!admin->database_url)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
-                                   "no database configured");
-        if ((err = drv_db_connect(admin->database_url, &admin->conn, errstr,
-                                  errstr_size)))
-                return err;
-        res = PQexec(admin->conn, "SET statement_timeout = 5000");
-        PQclear(res);
-        return DRV_OK;
-}
-
-/* 1 if the database answers SELECT 1 now. */
-static int db_ping(drv_admin_t *admin) {
-        char errstr[256];
-        PGresult *res;
-        int ok = 0;
-
-        pthread_mutex_lock(&admin->db_lock);
-        if (!db_ensure(admin, errstr, sizeof(errstr))) {
-                res = PQexec(admin->conn, "SELECT 1");
-                ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-                PQclear(res);
-                if (!ok)
-                        PQreset(admin->conn);
-        }
-        pthread_mutex_unlock(&admin->db_lock);
-        return ok;
-}
-
-/* The migrations as a JSON array text (malloc'ed) in *jsonp. */
-static drv_err_t db_migrations(drv_admin_t *admin, const char *dataset,
-                               const char *status, int limit, char **jsonp,
-                               char *errstr, size_t errstr_size) {
-        drv_err_t err;
-
-        *jsonp = NULL;
-        pthread_mutex_lock(&admin->db_lock);
-        if (!(err = db_ensure(admin, errstr, errstr_size)))
-                err = drv_task_runs_json(admin->conn, dataset, status, limit,
-                                         jsonp, errstr, errstr_size);
-        pthread_mutex_unlock(&admin->db_lock);
-        return err;
-}
-
-/*
- * ------------------------------------------------------------------------
  * Handlers
  * ------------------------------------------------------------------------
  */
@@ -181,7 +135,7 @@ static enum MHD_Result handle_readyz(drv_admin_t *admin,
         int assigned, db_ok, live;
 
         drv_admin_get_ready(&assigned, &db_ok);
-        live = admin->database_url ? db_ping(admin) : db_ok;
+        live = admin->db ? drv_admin_db_ping(admin->db) : db_ok;
         db_ok = db_ok && live;
         return send_json(
             c, assigned && db_ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -219,8 +173,11 @@ static enum MHD_Result handle_migrations(drv_admin_t *admin,
              limit < 1 || limit > MIGRATIONS_LIMIT_MAX))
                 return send_error(c, MHD_HTTP_BAD_REQUEST,
                                   "limit must be an integer from 1 to 1000");
-        if (db_migrations(admin, dataset, status, limit, &rows, errstr,
-                          sizeof(errstr)))
+        if (!admin->db)
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "no database configured");
+        if (drv_admin_db_migrations(admin->db, dataset, status, limit, &rows,
+                                    errstr, sizeof(errstr)))
                 return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errstr);
         len = strlen(rows) + 32;
         if (!(body = malloc(len))) {
@@ -352,6 +309,14 @@ static enum MHD_Result dispatch(drv_admin_t *admin, struct MHD_Connection *c,
         }
 }
 
+/* The watchdog entry of connection c (NULL when it is not watched). */
+static drv_admin_watch_entry_t *conn_watch(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+        return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -382,18 +347,42 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                 *upload_size = 0; /* consumed (or discarded) */
                 return MHD_YES;
         }
+        /* the request is in: no read deadline while it is answered */
+        drv_admin_watch_client_busy(admin->watch, conn_watch(c), 1);
         return dispatch(admin, c, url, req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+        drv_admin_t *admin = cls;
         request_t *req = *con_cls;
 
+        /* a kept-alive connection now waits for its next request */
+        drv_admin_watch_client_busy(admin->watch, conn_watch(c), 0);
         if (req) {
                 free(req->body);
                 free(req);
                 *con_cls = NULL;
         }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        drv_admin_t *admin = cls;
+        const union MHD_ConnectionInfo *ci;
+
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                ci = MHD_get_connection_info(c,
+                                             MHD_CONNECTION_INFO_CONNECTION_FD);
+                *socket_context =
+                    ci ? drv_admin_watch_client(admin->watch, ci->connect_fd)
+                       : NULL;
+                return;
+        }
+        /* MHD closes the socket only after this returns */
+        drv_admin_watch_remove(admin->watch, *socket_context);
+        *socket_context = NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -413,47 +402,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
  * ------------------------------------------------------------------------
  */
 
-/* Parse "host:port" (IPv4 address, "localhost", or "*" / "" for any
- * address; port 0 picks a free one). */
-static drv_err_t parse_listen(const char *listen, struct sockaddr_in *sa,
-                              char *errstr, size_t errstr_size) {
-        const char *colon = strrchr(listen, ':');
-        char host[64];
-        long port;
-        char *end;
-
-        memset(sa, 0, sizeof(*sa));
-        sa->sin_family = AF_INET;
-        if (!colon || (size_t)(colon - listen) >= sizeof(host))
-                goto bad;
-        port = strtol(colon + 1, &end, 10);
-        if (*end || end == colon + 1 || port < 0 || port > 65535)
-                goto bad;
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-        if (!strcmp(host, "localhost"))
-                snprintf(host, sizeof(host), "127.0.0.1");
-        if (!*host || !strcmp(host, "*"))
-                sa->sin_addr.s_addr = htonl(INADDR_ANY);
-        else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-                goto bad;
-        sa->sin_port = htons((uint16_t)port);
-        return DRV_OK;
-bad:
-        return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
-                           "bad http listen address \"%s\" (want "
-                           "ipv4:port, e.g. 127.0.0.1:9464)",
-                           listen);
-}
-
 static drv_err_t copy_conf(drv_admin_t *admin, const drv_admin_conf_t *conf,
                            char *errstr, size_t errstr_size) {
         admin->topic = strdup(conf->topic ? conf->topic : "dataset-migrations");
         if (conf->token && *conf->token)
                 admin->token = strdup(conf->token);
         if (conf->database_url && *conf->database_url)
-                admin->database_url = strdup(conf->database_url);
+                admin->db = drv_admin_db_new(conf->database_url, admin->watch,
+                                             ADMIN_DB_DEADLINE_MS);
         if (!admin->topic || (conf->token && *conf->token && !admin->token) ||
-            (conf->database_url && *conf->database_url && !admin->database_url))
+            (conf->database_url && *conf->database_url && !admin->db))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                    "out of memory");
         if (!conf->brokers || !*conf->brokers)
@@ -472,10 +430,9 @@ static drv_err_t copy_conf(drv_admin_t *admin, const drv_admin_conf_t *conf,
 static void admin_free(drv_admin_t *admin) {
         drv_admin_kafka_destroy(admin->kafka);
         drv_schema_store_destroy(admin->owned_store);
-        PQfinish(admin->conn);
-        pthread_mutex_destroy(&admin->db_lock);
+        drv_admin_db_destroy(admin->db);
+        drv_admin_watch_destroy(admin->watch);
         free(admin->token);
-        free(admin->database_url);
         free(admin->topic);
         free(admin);
 }
@@ -487,9 +444,12 @@ static struct MHD_Daemon *mhd_start(drv_admin_t *admin,
                 MHD_USE_AUTO | MHD_USE_ERROR_LOG,
             0, NULL, NULL, on_request, admin, MHD_OPTION_SOCK_ADDR, sa,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ADMIN_CONN_LIMIT,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ADMIN_CONN_TIMEOUT_S,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned int)ADMIN_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned int)ADMIN_CONN_TIMEOUT_S,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_HEADER_MEMORY,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, admin,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, admin,
             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, admin, MHD_OPTION_END);
 }
 
@@ -501,14 +461,17 @@ drv_admin_t *drv_admin_start(const drv_admin_conf_t *conf, char *errstr,
         struct sockaddr_in sa;
         drv_admin_t *admin;
 
-        if (parse_listen(listen, &sa, errstr, errstr_size))
+        if (drv_admin_parse_listen(listen, &sa, errstr, errstr_size))
                 return NULL;
         if (!(admin = calloc(1, sizeof(*admin)))) {
                 drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                             "out of memory");
                 return NULL;
         }
-        pthread_mutex_init(&admin->db_lock, NULL);
+        if (!(admin->watch =
+                  drv_admin_watch_new(ADMIN_READING_MAX, ADMIN_READ_TIMEOUT_MS,
+                                      errstr, errstr_size)))
+                goto err;
         if (conf && copy_conf(admin, conf, errstr, errstr_size))
                 goto err;
         if (!conf &&

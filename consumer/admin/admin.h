@@ -67,7 +67,8 @@ void drv_admin_get_ready(int *has_assignmentp, int *db_okp);
  * ------------------------------------------------------------------------
  */
 typedef struct drv_admin_conf_s {
-        const char *listen;        /* "127.0.0.1:9464" (default); "" off */
+        const char *listen;        /* "127.0.0.1:9464" (default); "" off;
+                                      ":PORT" is loopback, "*:PORT" any */
         const char *token;         /* bearer for POST /api/tasks; NULL:
                                       submissions refused (403) */
         const char *database_url;  /* for GET /api/migrations */
@@ -79,8 +80,11 @@ typedef struct drv_admin_conf_s {
 
 typedef struct drv_admin_s drv_admin_t;
 
-/* Start the server on its own threads (one per connection, at most 64;
- * 32 KiB of headers, 64 KiB of body and a 10 s idle timeout per request).
+/* Start the server on its own threads (one per connection, at most 128
+ * and 64 per client address; 32 KiB of headers, 64 KiB of body, 5 s to
+ * send a complete request and a 10 s idle timeout; past 32 connections
+ * still sending a request, a new one closes the oldest).  /readyz and
+ * /api/migrations give the database 1.5 s, then answer 503.
  * conf may be NULL (all defaults: 127.0.0.1:9464, no database, no
  * submissions).  The strings of conf are copied; conf->store is borrowed
  * and must outlive the server (NULL: the server creates its own when

@@ -10,6 +10,8 @@
 
 #include "admin.h"
 
+#include <netinet/in.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -59,6 +61,13 @@ int drv_admin_bearer_ok(const char *expected, const char *header);
 drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
                                     const char *topic, drv_task_t **taskp,
                                     char *errstr, size_t errstr_size);
+
+/* Parse an admin listen address "host:port" into *sa: host is an IPv4
+ * address, "localhost", or "*" / "0.0.0.0" for every address; an empty
+ * host (":9464") means loopback, never every address.  Port 0 picks a
+ * free one.  DRV_ERR_CONFIG and errstr naming `listen` otherwise. */
+drv_err_t drv_admin_parse_listen(const char *listen, struct sockaddr_in *sa,
+                                 char *errstr, size_t errstr_size);
 
 /* Content type for a static file name by its extension. */
 const char *drv_admin_mime_type(const char *name);

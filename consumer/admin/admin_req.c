@@ -5,8 +5,10 @@
  */
 #include "admin_int.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -288,4 +290,40 @@ out:
         drv_task_destroy(task);
         json_decref(root);
         return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * The listen address
+ * ------------------------------------------------------------------------
+ */
+drv_err_t drv_admin_parse_listen(const char *listen, struct sockaddr_in *sa,
+                                 char *errstr, size_t errstr_size) {
+        const char *colon = listen ? strrchr(listen, ':') : NULL;
+        char host[64];
+        long port;
+        char *end;
+
+        memset(sa, 0, sizeof(*sa));
+        sa->sin_family = AF_INET;
+        if (!colon || (size_t)(colon - listen) >= sizeof(host))
+                goto bad;
+        port = strtol(colon + 1, &end, 10);
+        if (*end || end == colon + 1 || port < 0 || port > 65535)
+                goto bad;
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+        /* ":9464" is loopback: every address must be asked for by name */
+        if (!*host || !strcmp(host, "localhost"))
+                sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        else if (!strcmp(host, "*"))
+                sa->sin_addr.s_addr = htonl(INADDR_ANY);
+        else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                goto bad;
+        sa->sin_port = htons((uint16_t)port);
+        return DRV_OK;
+bad:
+        return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                           "bad http listen address \"%s\" (want "
+                           "ipv4:port, e.g. 127.0.0.1:9464)",
+                           listen ? listen : "");
 }

@@ -36,6 +36,8 @@ static void usage(FILE *fp) {
             "BACKSTAGE_TOKEN)\n"
             "  --http-listen ADDR   admin server, \"\" disables "
             "(DROVER_HTTP_LISTEN)\n"
+            "                       IPV4:PORT; :PORT is 127.0.0.1, "
+            "*:PORT every address\n"
             "  --concurrency N      executor threads (default 4)\n"
             "  --allow-sql          permit raw `sql` steps\n"
             "  --set KEY=VALUE      any drover.yaml key, e.g.\n"

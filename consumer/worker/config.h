@@ -37,7 +37,8 @@ typedef struct drv_config_s {
         char *backstage_url;   /* BACKSTAGE_URL, NULL: local catalog */
         char *backstage_token; /* BACKSTAGE_TOKEN (secret) */
         char *registry_url;    /* SCHEMA_REGISTRY_URL, NULL: bundled */
-        char *http_listen;     /* DROVER_HTTP_LISTEN, "" disables */
+        char *http_listen;     /* DROVER_HTTP_LISTEN, "" disables; ":PORT"
+                                  is 127.0.0.1, "*:PORT" every address */
         char *admin_token;     /* DROVER_ADMIN_TOKEN (secret) */
         char *assignment_strategy;  /* "cooperative-sticky" or "range" */
         int concurrency;            /* executor threads, default 4 */

@@ -1,7 +1,9 @@
 /*
  * drover - tests/unit/test_consumer_http_malformed.c: the admin server
  * survives hostile requests (bad methods, huge headers, bad JSON, invalid
- * UTF-8, wrong content-length, slowloris) and keeps answering; plus the
+ * UTF-8, wrong content-length, slowloris - more slow clients than it has
+ * slots, trickling a header line a second, which an idle timeout never
+ * ends (issue 17, item 9) - ) and keeps answering; plus the
  * pure request helpers of admin_req.c.  No Kafka or PostgreSQL needed:
  * the server runs without them.
  */
@@ -18,6 +20,8 @@
 #include <unistd.h>
 
 #define TOKEN "unit-test-token-0123456789"
+/* More connections than the server ever had slots. */
+#define SLOW_CLIENTS 96
 
 static drv_admin_t *admin;
 static int port;
@@ -200,6 +204,53 @@ static void test_slowloris_connections_do_not_starve_the_server(void **state) {
                 close(fds[i]);
 }
 
+/* 1 when the server has closed fd (EOF or reset pending, or the header
+ * line cannot be sent); sends the next header line otherwise. */
+static int trickle(int fd, int i) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char line[64], c;
+
+        if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR) ||
+                                     recv(fd, &c, 1, MSG_DONTWAIT) <= 0))
+                return 1;
+        snprintf(line, sizeof(line), "X-Slow-%d: %d\r\n", i, i);
+        return send(fd, line, strlen(line), MSG_NOSIGNAL) < 0;
+}
+
+/* More slow clients than the server ever had slots (64): /healthz still
+ * answers (within curl-like 10 s), and the server closes every one of
+ * them by itself before the test's generous deadline. */
+static void test_slow_clients_neither_lock_out_healthz_nor_stay(void **s) {
+        static const char start[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+        static const char probe[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                    "Connection: close\r\n\r\n";
+        int fds[SLOW_CLIENTS], open_cnt = SLOW_CLIENTS, i;
+        int64_t deadline;
+
+        for (i = 0; i < SLOW_CLIENTS; i++) {
+                fds[i] = connect_admin();
+                (void)!send(fds[i], start, sizeof(start) - 1, MSG_NOSIGNAL);
+        }
+        assert_int_equal(exchange(probe, sizeof(probe) - 1, 10000), 200);
+
+        deadline = drv_mono_ms() + 30000;
+        while (open_cnt && drv_mono_ms() < deadline) {
+                for (i = 0; i < SLOW_CLIENTS; i++) {
+                        if (fds[i] < 0 || !trickle(fds[i], i))
+                                continue;
+                        close(fds[i]);
+                        fds[i] = -1;
+                        open_cnt--;
+                }
+                sleep(1);
+        }
+        for (i = 0; i < SLOW_CLIENTS; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        assert_int_equal(open_cnt, 0);
+        assert_alive();
+}
+
 static void test_a_loop_of_garbage_leaves_it_serving(void **state) {
         char req[512];
         uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -306,6 +357,8 @@ int main(void) {
             cmocka_unit_test(
                 test_slowloris_connections_do_not_starve_the_server),
             cmocka_unit_test(test_a_loop_of_garbage_leaves_it_serving),
+            cmocka_unit_test(
+                test_slow_clients_neither_lock_out_healthz_nor_stay),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
