@@ -170,6 +170,15 @@ int drv_parse_time(const char *s, int64_t *msp);
 /* Format epoch ms as "2026-11-25T08:00:00.123Z" into out (>= 32 bytes). */
 void drv_format_time(int64_t ms, char *out, size_t out_size);
 
+/* Copy untrusted `text` (NULL: "") into `out` for a terminal: C0 controls
+ * (CR, LF, ESC ...), DEL and bytes that are not valid UTF-8 become
+ * "\xNN", C1 controls (U+0080-U+009F) and bidirectional overrides and
+ * isolates "\u{NN}"; printable UTF-8 is kept, backslashes too.  Stops
+ * before an escape or character that would not fit; always
+ * NUL-terminates.  Returns out.  Every human-readable (not JSON) output of
+ * task-, plan- or error-derived text goes through it. */
+const char *drv_text_escape(const char *text, char *out, size_t out_size);
+
 
 /*
  * ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ static const char plan_usage[] =
     "run    run one plan now against PostgreSQL (see 'drover plan run -h')\n";
 
 static int plan_check_file(const char *path, int allow_sql) {
-        char errstr[512];
+        char errstr[512], a[2048], b[1024], c[1024];
         drv_plan_t **plans;
         size_t cnt, i;
         drv_err_t err;
@@ -47,14 +47,17 @@ static int plan_check_file(const char *path, int allow_sql) {
                                   path);
         if (err) {
                 /* compiler style, so editors and CI annotations can jump */
-                fprintf(stderr, "%s\n", errstr);
+                fprintf(stderr, "%s\n", drv_text_escape(errstr, a, sizeof(a)));
                 drv_plan_array_free(plans, cnt);
                 return drv_err_exit_code(err);
         }
         for (i = 0; i < cnt; i++)
-                printf("%s: ok: %s (%s, %d -> %d, %zu steps)\n", path,
-                       plans[i]->ref, plans[i]->dataset, plans[i]->from_version,
-                       plans[i]->to_version, plans[i]->steps_cnt);
+                printf("%s: ok: %s (%s, %d -> %d, %zu steps)\n",
+                       drv_text_escape(path, a, sizeof(a)),
+                       drv_text_escape(plans[i]->ref, b, sizeof(b)),
+                       drv_text_escape(plans[i]->dataset, c, sizeof(c)),
+                       plans[i]->from_version, plans[i]->to_version,
+                       plans[i]->steps_cnt);
         drv_plan_array_free(plans, cnt);
         return DRV_EXIT_OK;
 }
@@ -113,23 +116,29 @@ static int plan_check(int argc, char **argv) {
  * ------------------------------------------------------------------------
  */
 static void plan_print(const drv_plan_t *plan) {
+        /* catalog text is escaped for the terminal */
+        char e[4096], e2[256];
         size_t i;
 
-        printf("plan         %s\n", plan->ref);
+        printf("plan         %s\n", drv_text_escape(plan->ref, e, sizeof(e)));
+        drv_text_escape(plan->source, e, sizeof(e));
         if (plan->line > 0)
-                printf("source       %s:%d\n", plan->source, plan->line);
+                printf("source       %s:%d\n", e, plan->line);
         else
-                printf("source       %s\n", plan->source);
-        printf("dataset      %s\n", plan->dataset);
+                printf("source       %s\n", e);
+        printf("dataset      %s\n",
+               drv_text_escape(plan->dataset, e, sizeof(e)));
         printf("version      %d -> %d\n", plan->from_version, plan->to_version);
-        printf("etag         %s\n", plan->etag ? plan->etag : "-");
+        printf("etag         %s\n",
+               drv_text_escape(plan->etag ? plan->etag : "-", e, sizeof(e)));
         printf("fingerprint  %s\n", plan->fingerprint);
         printf("steps        %zu\n", plan->steps_cnt);
         for (i = 0; i < plan->steps_cnt; i++) {
                 const drv_step_t *st = &plan->steps[i];
                 char *def = json_dumps(st->def, JSON_SORT_KEYS | JSON_COMPACT);
                 printf("  %2d  %-13s  %s  %s\n", st->index, drv_op_name(st->op),
-                       st->fingerprint, def ? def : "");
+                       drv_text_escape(st->fingerprint, e2, sizeof(e2)),
+                       drv_text_escape(def, e, sizeof(e)));
                 free(def);
         }
 }
