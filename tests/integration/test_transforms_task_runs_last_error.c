@@ -19,12 +19,10 @@ static int group_setup(void **state) {
         char errstr[512];
 
         (void)state;
-        if (drv_db_connect(drv_test_database_url(), &conn, errstr,
-                           sizeof(errstr)) ||
-            drv_db_migrate(conn, errstr, sizeof(errstr))) {
-                fprintf(stderr, "setup: %s\n", errstr);
-                return -1;
-        }
+        assert_int_equal(drv_db_connect(drv_test_database_url(), &conn, errstr,
+                                        sizeof(errstr)),
+                         DRV_OK);
+        assert_int_equal(drv_db_migrate(conn, errstr, sizeof(errstr)), DRV_OK);
         return 0;
 }
 
