@@ -150,8 +150,10 @@ int64_t drv_backoff_retry_after_ms(const drv_backoff_conf_t *conf,
 #define DRV_DLQ_H_WORKER                "drover.worker"
 #define DRV_DLQ_H_CONSUMER_GROUP        "drover.consumer.group"
 #define DRV_DLQ_H_REDRIVE_COUNT         "drover.redrive.count"
-/* On a redrive marker (a DLQ record with an empty value written in the
- * transaction that redrove "<partition>:<offset>" of the DLQ topic). */
+/* On a redrive marker (a DLQ record with an empty, non-null value written
+ * in the transaction that redrove "<partition>:<offset>" of the DLQ
+ * topic).  Readers know a marker by this header alone, so the null-valued
+ * markers of earlier versions still count. */
 #define DRV_DLQ_H_REDRIVEN_OF "drover.redriven.of"
 
 /* The class name of a dead letter whose retry budget is spent. */

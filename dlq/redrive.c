@@ -67,7 +67,9 @@ static txn_rc_t txn_route(rd_kafka_error_t *error, const char *what,
 static rd_kafka_resp_err_t produce(rd_kafka_t *rkp, const char *topic,
                                    int32_t partition, const drv_dlq_rec_t *rec,
                                    int with_value, rd_kafka_headers_t *hdrs) {
-        void *value = with_value ? rec->value : NULL;
+        /* a marker's value is empty, not null: librdkafka writes a null
+         * value (a tombstone under compaction) for a NULL payload only */
+        void *value = with_value ? rec->value : (void *)"";
         size_t value_len = with_value ? rec->value_len : 0;
         rd_kafka_resp_err_t err;
 

@@ -30,6 +30,8 @@ typedef struct dcur_s {
         size_t items;
         size_t cost;
         const char *err;
+        const char *field; /* the top-level field being walked */
+        char msg[160];     /* err, when it is formatted */
 } dcur_t;
 
 static int fail(dcur_t *c, const char *err) {
@@ -69,9 +71,33 @@ static int skip_bytes(dcur_t *c, int64_t n) {
 
 static int skip(dcur_t *c, avro_schema_t s, int depth);
 
+/* A map key: a string without a NUL byte.  avro-c keeps keys as C
+ * strings, so "a\0x" would silently become "a" (and collide with "a\0y");
+ * refused like a NUL in a value.  `item` counts the map's keys from 1. */
+static int skip_map_key(dcur_t *c, int64_t item) {
+        const unsigned char *k;
+        int64_t n;
+
+        if (rd_long(c, &n))
+                return -1;
+        k = c->p;
+        if (skip_bytes(c, n))
+                return -1;
+        c->cost += (size_t)n + STRING_COST;
+        if (n > 0 && memchr(k, '\0', (size_t)n)) {
+                c->p = k;
+                snprintf(c->msg, sizeof(c->msg),
+                         "key number %lld of map field \"%s\" holds a nul "
+                         "byte",
+                         (long long)item, c->field ? c->field : "?");
+                return fail(c, c->msg);
+        }
+        return 0;
+}
+
 /* Arrays and maps: blocks of items, a negative count carries a byte size */
 static int skip_blocks(dcur_t *c, avro_schema_t elem, int is_map, int depth) {
-        int64_t count, size, i;
+        int64_t count, size, i, item = 0;
 
         for (;;) {
                 if (rd_long(c, &count))
@@ -90,7 +116,7 @@ static int skip_blocks(dcur_t *c, avro_schema_t elem, int is_map, int depth) {
                 c->items += (size_t)count;
                 c->cost += (size_t)count * ITEM_COST;
                 for (i = 0; i < count; i++) {
-                        if (is_map && skip(c, avro_schema_string(), depth))
+                        if (is_map && skip_map_key(c, ++item))
                                 return -1;
                         if (skip(c, elem, depth + 1))
                                 return -1;
@@ -181,11 +207,12 @@ static int skip_top(dcur_t *c, avro_schema_t s, const int *field_slot,
                     const unsigned char **slot_at) {
         size_t i, n;
 
-        if (!field_slot || avro_typeof(s) != AVRO_RECORD)
+        if (avro_typeof(s) != AVRO_RECORD)
                 return skip(c, s, 0);
         n = avro_schema_record_size(s);
         for (i = 0; i < n; i++) {
-                if (field_slot[i] >= 0)
+                c->field = avro_schema_record_field_name(s, (int)i);
+                if (field_slot && field_slot[i] >= 0)
                         slot_at[field_slot[i]] = c->p;
                 if (skip(c, avro_schema_record_field_get_by_index(s, (int)i),
                          1))
@@ -198,7 +225,8 @@ drv_err_t drv_datum_check(avro_schema_t schema, const void *data, size_t len,
                           size_t budget, const int *field_slot,
                           const unsigned char **slot_at, char *errstr,
                           size_t errstr_size) {
-        dcur_t c = {data, (const unsigned char *)data + len, 0, 0, NULL};
+        dcur_t c = {data, (const unsigned char *)data + len, 0, 0, NULL, NULL,
+                    ""};
 
         if (skip_top(&c, schema, field_slot, slot_at))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,

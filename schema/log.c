@@ -164,36 +164,3 @@ void drv_log(drv_log_level_t level, const char *fmt, ...) {
         drv_logv(level, fmt, ap);
         va_end(ap);
 }
-
-void drv_redact_url(const char *url, char *out, size_t out_size) {
-        const char *scheme, *at, *colon, *p;
-        size_t n = 0;
-
-        if (!out_size)
-                return;
-        out[0] = '\0';
-        if (!url)
-                return;
-        /* URL form: scheme://user:password@host/... */
-        scheme = strstr(url, "://");
-        at = scheme ? strchr(scheme + 3, '@') : NULL;
-        colon = scheme ? strchr(scheme + 3, ':') : NULL;
-        if (scheme && at && colon && colon < at) {
-                snprintf(out, out_size, "%.*s:***%s", (int)(colon - url), url,
-                         at);
-        } else {
-                snprintf(out, out_size, "%s", url);
-        }
-        /* key=value form (libpq conninfo or URL query): password=... */
-        while ((p = strstr(out + n, "password=")) != NULL) {
-                char *v = (char *)p + strlen("password=");
-                char *e = v;
-                while (*e && *e != ' ' && *e != '&')
-                        e++;
-                if (strlen(out) + 3 - (size_t)(e - v) >= out_size)
-                        break;
-                memmove(v + 3, e, strlen(e) + 1);
-                memcpy(v, "***", 3);
-                n = (size_t)(v - out) + 3;
-        }
-}

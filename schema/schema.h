@@ -134,9 +134,21 @@ void drv_log(drv_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void drv_logv(drv_log_level_t level, const char *fmt, va_list ap);
 
-/* Copy `url` into `out` with any password (user:PASSWORD@, password=...)
- * replaced by "***".  Always NUL-terminates. */
+/* Copy `url` into `out` with every secret replaced by "***".  `url` is a
+ * URI (the password of user:PASSWORD@ and the value of a password=,
+ * sslpassword= or oauth_client_secret= query parameter) or a libpq
+ * keyword/value conninfo (the value of those keys in any case, with or
+ * without white space around '=', bare or single-quoted with \' and \\
+ * escapes; a value that is itself a URI is redacted as one).  NULL url:
+ * empty out.  Always NUL-terminates; truncation never shows a secret. */
 void drv_redact_url(const char *url, char *out, size_t out_size);
+
+/* Copy `text` (a message that may echo parts of `conninfo`, as libpq's
+ * connection errors do) into `out` with every secret of `conninfo` (as
+ * drv_redact_url() finds them), written raw or decoded, replaced by
+ * "***".  NULL conninfo: text copied.  Always NUL-terminates. */
+void drv_redact_text(const char *text, const char *conninfo, char *out,
+                     size_t out_size);
 
 
 /*
@@ -159,6 +171,15 @@ int drv_parse_time(const char *s, int64_t *msp);
 
 /* Format epoch ms as "2026-11-25T08:00:00.123Z" into out (>= 32 bytes). */
 void drv_format_time(int64_t ms, char *out, size_t out_size);
+
+/* Copy untrusted `text` (NULL: "") into `out` for a terminal: C0 controls
+ * (CR, LF, ESC ...), DEL and bytes that are not valid UTF-8 become
+ * "\xNN", C1 controls (U+0080-U+009F) and bidirectional overrides and
+ * isolates "\u{NN}"; printable UTF-8 is kept, backslashes too.  Stops
+ * before an escape or character that would not fit; always
+ * NUL-terminates.  Returns out.  Every human-readable (not JSON) output of
+ * task-, plan- or error-derived text goes through it. */
+const char *drv_text_escape(const char *text, char *out, size_t out_size);
 
 
 /*

@@ -962,7 +962,6 @@ static int view_params(view_t *v, rcur_t *c) {
         int64_t count, i;
         const char *k, *val;
         size_t kn, vn, j;
-        const char *nul;
 
         while ((count = rd_long(c)) != 0 && c->p < c->end) {
                 if (count < 0) {
@@ -972,8 +971,7 @@ static int view_params(view_t *v, rcur_t *c) {
                 for (i = 0; i < count && v->nent < v->cap; i++) {
                         kn = rd_text(c, &k);
                         vn = rd_text(c, &val);
-                        if ((nul = memchr(k, '\0', kn)))
-                                kn = (size_t)(nul - k);
+                        /* drv_datum_check() refused a NUL in a key */
                         entry_t *e = view_entry(v, k, kn);
                         e->v = val;
                         e->vn = vn;

@@ -60,7 +60,7 @@ build() {
   local dir=$1
   shift
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DDROVER_WERROR=ON "$@" >/dev/null &&
+    -DDROVER_WERROR=ON -DDROVER_TEST_HOOKS=ON "$@" >/dev/null &&
     cmake --build "$dir" -j "$JOBS"
 }
 stage "build (plain, -Werror)"

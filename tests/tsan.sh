@@ -40,7 +40,7 @@ configure() {
   local fresh=()
   [ -z "$have" ] || [ "$have" = "$want" ] || fresh=(--fresh)
   cmake "${fresh[@]}" -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DDROVER_SANITIZE=thread >/dev/null
+    -DDROVER_SANITIZE=thread -DDROVER_TEST_HOOKS=ON >/dev/null
   have=$(sed -n 's/^RDKAFKA_LIBDIR:INTERNAL=//p' "$BUILD/CMakeCache.txt")
   [ "$have" = "$want" ] || die "$BUILD links librdkafka from $have, not $want"
 }

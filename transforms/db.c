@@ -181,7 +181,7 @@ drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
         const char *keys[] = {"dbname", "connect_timeout", "application_name",
                               NULL};
         const char *vals[] = {url, "5", "drover", NULL};
-        char line[400], safe[512];
+        char line[400], safe[512], msg[1024];
         PGconn *conn;
 
         *connp = NULL;
@@ -196,7 +196,9 @@ drv_err_t drv_db_connect(const char *url, PGconn **connp, char *errstr,
                                    "out of memory connecting to postgresql");
         if (PQstatus(conn) != CONNECTION_OK) {
                 drv_redact_url(url, safe, sizeof(safe));
-                db_msg_line(PQerrorMessage(conn), line, sizeof(line));
+                /* libpq echoes pieces of a conninfo it cannot parse */
+                drv_redact_text(PQerrorMessage(conn), url, msg, sizeof(msg));
+                db_msg_line(msg, line, sizeof(line));
                 PQfinish(conn);
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DB_UNAVAILABLE,
                                    "cannot connect to postgresql at %s: %s",

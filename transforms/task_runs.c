@@ -51,7 +51,10 @@ static const char *tr_upsert_sql =
     " steps_done = coalesce(EXCLUDED.steps_done, r.steps_done),"
     " rows_done = greatest(r.rows_done, EXCLUDED.rows_done),"
     " worker = coalesce(EXCLUDED.worker, r.worker),"
-    " last_error = coalesce(EXCLUDED.last_error, r.last_error),"
+    /* a run that ends well has no error, whatever an earlier attempt
+     * left */
+    " last_error = CASE WHEN EXCLUDED.status IN ('done','skipped','dry_run')"
+    " THEN NULL ELSE coalesce(EXCLUDED.last_error, r.last_error) END,"
     " kafka_partition = coalesce(EXCLUDED.kafka_partition,"
     " r.kafka_partition),"
     " kafka_offset = coalesce(EXCLUDED.kafka_offset, r.kafka_offset),"
@@ -166,6 +169,8 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
             " steps_done = CASE WHEN pending_status IN ('done',"
             " 'skipped') THEN coalesce(steps_total, steps_done)"
             " ELSE steps_done END,"
+            " last_error = CASE WHEN pending_status IN ('done', 'skipped',"
+            " 'dry_run') THEN NULL ELSE last_error END,"
             " completed_at = now(), updated_at = now()"
             " WHERE kafka_topic = $1 AND kafka_partition = $2::int"
             " AND kafka_offset < $3::bigint AND pending_status IS"

@@ -341,7 +341,8 @@ typedef struct drv_task_run_s {
 
 /* Insert or update the task_runs row (started_at set on first
  * "running", completed_at on a final status, and committed_status = the
- * final status).  NULL strings keep the row's value.  DRV_ERR_INTERNAL
+ * final status; "done", "skipped" and "dry_run" clear last_error).  NULL
+ * strings keep the row's value.  DRV_ERR_INTERNAL
  * when run, its task_id or its status is NULL. */
 drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
                               char *errstr, size_t errstr_size);
@@ -364,7 +365,8 @@ drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
 
 /* Rows of topic/partition with a pending status, still non-final, below
  * the group's committed offset: their outcome committed, so set status =
- * pending.  *rowsp (may be NULL): rows settled. */
+ * pending (a done, skipped or dry_run one without last_error).  *rowsp
+ * (may be NULL): rows settled. */
 drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
                                   int32_t partition, int64_t committed,
                                   long *rowsp, char *errstr,

@@ -9,13 +9,15 @@
 #include <string.h>
 
 void drv_cli_error(const char *fmt, ...) {
-        char line[1024];
+        char line[1024], safe[4096];
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);
-        fprintf(stderr, "drover: %s\n", line);
+        /* messages carry task, plan and server text: one safe line */
+        fprintf(stderr, "drover: %s\n",
+                drv_text_escape(line, safe, sizeof(safe)));
 }
 
 int drv_cli_wants_help(int argc, char **argv) {

@@ -165,19 +165,24 @@ static void print_header(void) {
 }
 
 static void print_row(const dlq_opts_t *o, const drv_dlq_rec_t *rec) {
-        char po[40], ts[40], ra[40];
+        /* record-derived text is escaped for the terminal */
+        char po[40], ts[40], ra[40], cls[256], ds[512], msg[2048];
         const drv_dlq_info_t *in = &rec->info;
 
         snprintf(po, sizeof(po), "%d:%lld", (int)rec->partition,
                  (long long)rec->offset);
         fmt_time(rec->timestamp_ms, ts, sizeof(ts));
         fmt_time(in->retry_after_ms, ra, sizeof(ra));
-        printf("%-14s %-24s %-20s %-16s %8d %8d %-24s %-13s %s\n", po, ts,
-               in->error_class[0] ? in->error_class : "-",
-               in->dataset[0] ? in->dataset : "-", in->attempts,
-               in->redrive_count, ra, status_of(o, rec),
-               rec->state == DRV_DLQ_UNREADABLE ? rec->parse_error
-                                                : in->error_message);
+        printf(
+            "%-14s %-24s %-20s %-16s %8d %8d %-24s %-13s %s\n", po, ts,
+            drv_text_escape(in->error_class[0] ? in->error_class : "-", cls,
+                            sizeof(cls)),
+            drv_text_escape(in->dataset[0] ? in->dataset : "-", ds, sizeof(ds)),
+            in->attempts, in->redrive_count, ra, status_of(o, rec),
+            drv_text_escape(rec->state == DRV_DLQ_UNREADABLE
+                                ? rec->parse_error
+                                : in->error_message,
+                            msg, sizeof(msg)));
 }
 
 static json_t *row_json_info(const dlq_opts_t *o, const drv_dlq_rec_t *rec) {

@@ -34,7 +34,7 @@ static const char plan_usage[] =
     "run    run one plan now against PostgreSQL (see 'drover plan run -h')\n";
 
 static int plan_check_file(const char *path, int allow_sql, const char *queue) {
-        char errstr[512], why[400];
+        char errstr[512], why[400], a[2048], b[1024], c[1024], q[256];
         drv_plan_t **plans;
         size_t cnt, i;
         drv_err_t err;
@@ -55,16 +55,21 @@ static int plan_check_file(const char *path, int allow_sql, const char *queue) {
                                   path);
         if (err) {
                 /* compiler style, so editors and CI annotations can jump */
-                fprintf(stderr, "%s\n", errstr);
+                fprintf(stderr, "%s\n", drv_text_escape(errstr, a, sizeof(a)));
                 drv_plan_array_free(plans, cnt);
                 return drv_err_exit_code(err);
         }
         for (i = 0; i < cnt; i++)
-                printf("%s: ok: %s (%s, %d -> %d, %zu steps, queue %s)\n", path,
-                       plans[i]->ref, plans[i]->dataset, plans[i]->from_version,
-                       plans[i]->to_version, plans[i]->steps_cnt,
-                       drv_plan_queue(plans[i]) ? drv_plan_queue(plans[i])
-                                                : "any");
+                printf("%s: ok: %s (%s, %d -> %d, %zu steps, queue %s)\n",
+                       drv_text_escape(path, a, sizeof(a)),
+                       drv_text_escape(plans[i]->ref, b, sizeof(b)),
+                       drv_text_escape(plans[i]->dataset, c, sizeof(c)),
+                       plans[i]->from_version, plans[i]->to_version,
+                       plans[i]->steps_cnt,
+                       drv_text_escape(drv_plan_queue(plans[i])
+                                           ? drv_plan_queue(plans[i])
+                                           : "any",
+                                       q, sizeof(q)));
         drv_plan_array_free(plans, cnt);
         return DRV_EXIT_OK;
 }
@@ -131,25 +136,33 @@ static int plan_check(int argc, char **argv) {
  * ------------------------------------------------------------------------
  */
 static void plan_print(const drv_plan_t *plan) {
+        /* catalog text is escaped for the terminal */
+        char e[4096], e2[256];
         size_t i;
 
-        printf("plan         %s\n", plan->ref);
+        printf("plan         %s\n", drv_text_escape(plan->ref, e, sizeof(e)));
+        drv_text_escape(plan->source, e, sizeof(e));
         if (plan->line > 0)
-                printf("source       %s:%d\n", plan->source, plan->line);
+                printf("source       %s:%d\n", e, plan->line);
         else
-                printf("source       %s\n", plan->source);
-        printf("dataset      %s\n", plan->dataset);
+                printf("source       %s\n", e);
+        printf("dataset      %s\n",
+               drv_text_escape(plan->dataset, e, sizeof(e)));
         printf("version      %d -> %d\n", plan->from_version, plan->to_version);
-        printf("queue        %s\n",
-               drv_plan_queue(plan) ? drv_plan_queue(plan) : "any");
-        printf("etag         %s\n", plan->etag ? plan->etag : "-");
+        printf(
+            "queue        %s\n",
+            drv_text_escape(drv_plan_queue(plan) ? drv_plan_queue(plan) : "any",
+                            e, sizeof(e)));
+        printf("etag         %s\n",
+               drv_text_escape(plan->etag ? plan->etag : "-", e, sizeof(e)));
         printf("fingerprint  %s\n", plan->fingerprint);
         printf("steps        %zu\n", plan->steps_cnt);
         for (i = 0; i < plan->steps_cnt; i++) {
                 const drv_step_t *st = &plan->steps[i];
                 char *def = json_dumps(st->def, JSON_SORT_KEYS | JSON_COMPACT);
                 printf("  %2d  %-13s  %s  %s\n", st->index, drv_op_name(st->op),
-                       st->fingerprint, def ? def : "");
+                       drv_text_escape(st->fingerprint, e2, sizeof(e2)),
+                       drv_text_escape(def, e, sizeof(e)));
                 free(def);
         }
 }

@@ -223,6 +223,7 @@ static int pr_run(const pr_opts_t *o, PGconn *conn, const drv_plan_t *plan) {
         pr_progress_t prog = {isatty(STDERR_FILENO), 0, 0};
         drv_run_opts_t ro = {0};
         drv_run_result_t res;
+        char ref[1024], ds[512], id[512];
         drv_err_t err;
 
         ro.task_id = o->task_id;
@@ -244,9 +245,12 @@ static int pr_run(const pr_opts_t *o, PGconn *conn, const drv_plan_t *plan) {
                 drv_cli_error("plan run: %s", res.errmsg);
                 return drv_err_exit_code(err);
         }
-        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s\n", plan->ref,
-               pr_outcome(res.outcome), plan->dataset, o->task_id,
-               res.steps_done, res.steps_total, (long long)res.rows,
+        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s\n",
+               drv_text_escape(plan->ref, ref, sizeof(ref)),
+               pr_outcome(res.outcome),
+               drv_text_escape(plan->dataset, ds, sizeof(ds)),
+               drv_text_escape(o->task_id, id, sizeof(id)), res.steps_done,
+               res.steps_total, (long long)res.rows,
                res.outcome == DRV_RUN_DRY_RUN ? " (would change)" : "");
         return DRV_EXIT_OK;
 }

@@ -53,16 +53,20 @@ static void print_table(PGresult *res) {
         printf("%-24s %-9s %-19s %-19s %7s %10s  %s\n", "DATASET", "STATUS",
                "STARTED", "COMPLETED", "STEPS", "ROWS", "LAST ERROR");
         for (i = 0; i < n; i++) {
-                char steps[32], err[128];
+                /* task- and error-derived text: escaped for the terminal */
+                char steps[32], err[128], e_err[512], e_ds[512], e_st[64];
                 snprintf(steps, sizeof(steps), "%s/%s", PQgetvalue(res, i, 4),
                          PQgetvalue(res, i, 5));
                 snprintf(err, sizeof(err), "%s%s%.90s", PQgetvalue(res, i, 7),
                          *PQgetvalue(res, i, 7) ? ": " : "",
                          PQgetvalue(res, i, 8));
-                printf("%-24.24s %-9s %-19s %-19s %7s %10s  %s\n",
-                       PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-                       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), steps,
-                       PQgetvalue(res, i, 6), err);
+                printf(
+                    "%-24.24s %-9s %-19s %-19s %7s %10s  %s\n",
+                    drv_text_escape(PQgetvalue(res, i, 0), e_ds, sizeof(e_ds)),
+                    drv_text_escape(PQgetvalue(res, i, 1), e_st, sizeof(e_st)),
+                    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), steps,
+                    PQgetvalue(res, i, 6),
+                    drv_text_escape(err, e_err, sizeof(e_err)));
         }
         if (n == 0)
                 printf("(no migrations yet)\n");

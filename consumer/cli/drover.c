@@ -48,7 +48,11 @@ int main(int argc, char **argv) {
                 return DRV_EXIT_OK;
         }
         if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+#ifdef DROVER_TEST_HOOKS
+                printf("drover %s (test hooks compiled in)\n", DROVER_VERSION);
+#else
                 printf("drover %s\n", DROVER_VERSION);
+#endif
                 return DRV_EXIT_OK;
         }
         for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

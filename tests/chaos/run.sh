@@ -35,6 +35,9 @@ while [ $# -gt 0 ]; do
 done
 DROVER=${DROVER_BIN:-$BUILD/consumer/drover}
 [ -x "$DROVER" ] || { echo "run.sh: no drover binary at $DROVER (build first, or set DROVER_BIN / --build)" >&2; exit 2; }
+# the faults include crash points: compiled in only on request
+"$DROVER" --version | grep -q "test hooks compiled in" ||
+  { echo "run.sh: $DROVER was built without test hooks (configure with -DDROVER_TEST_HOOKS=ON)" >&2; exit 2; }
 if [ $SELFTEST = 1 ]; then
   TASKS=${TASKS:-300} PRODUCE=20 CYCLES=1 TIMEOUT=300
 elif [ $FULL = 1 ]; then

@@ -27,6 +27,18 @@ import sys, urllib.parse as u
 p = u.urlparse(sys.argv[1])
 print(p._replace(netloc="%s:%s@%s:%d" % (p.username, sys.argv[2], p.hostname, p.port)).geturl())' "$URL" "$WRONG_PW")
 CLOSED_URL="postgresql://drover:$WRONG_PW@127.0.0.1:1/drover"
+# The same database as libpq keyword/value conninfo, quoted password.
+KW_URL=$(/usr/bin/python3 -c '
+import sys, urllib.parse as u
+p = u.urlparse(sys.argv[1])
+pw = u.unquote(p.password).replace("\\", "\\\\").replace("\x27", "\\\x27")
+print("host=%s port=%d user=%s password = \x27%s\x27 dbname=%s" % (p.hostname, p.port, p.username, pw, p.path.lstrip("/")))' "$URL")
+# Wrong passwords in the forms libpq accepts; the last two make libpq
+# echo part of the string in its error.
+KW_BAD="host=127.0.0.1 port=1 user=drover password = $WRONG_PW dbname=drover"
+KW_BAD_Q="host=127.0.0.1 port=1 password='a $WRONG_PW \\' b' sslpassword =$WRONG_PW"
+URI_BAD_PCT="postgresql://drover:$WRONG_PW%zz@127.0.0.1:1/drover"
+URI_BAD_Q="postgresql://127.0.0.1:1/drover?password=$WRONG_PW&password=$WRONG_PW=x"
 T=secrets-$$-$RANDOM
 G=secrets-g-$$-$RANDOM
 work=$(mktemp -d)
@@ -86,6 +98,13 @@ wpid=
 run status_wrongpw env DATABASE_URL="$BAD_URL" "$DROVER_BIN" status
 run status_closed env DATABASE_URL="$CLOSED_URL" "$DROVER_BIN" status
 run status_flag "$DROVER_BIN" status --database "$BAD_URL"
+run status_kw env DATABASE_URL="$KW_URL" "$DROVER_BIN" status
+for n in KW_BAD KW_BAD_Q URI_BAD_PCT URI_BAD_Q; do
+  run "status_$n" env DATABASE_URL="${!n}" "$DROVER_BIN" status
+  run "worker_$n" env DROVER_BROKERS="$B" DATABASE_URL="${!n}" \
+    DROVER_CATALOG_DIR="$DROVER_SOURCE_DIR/tests/fixtures/catalog" \
+    DROVER_HTTP_LISTEN= DROVER_TOPIC="$T" DROVER_GROUP="$G" "$DROVER_BIN" worker
+done
 run worker_wrongpw env DROVER_BROKERS="$B" DATABASE_URL="$BAD_URL" \
   DROVER_CATALOG_DIR="$DROVER_SOURCE_DIR/tests/fixtures/catalog" \
   DROVER_HTTP_LISTEN= DROVER_TOPIC="$T" DROVER_GROUP="$G" "$DROVER_BIN" worker
@@ -117,7 +136,10 @@ done
 # The checks above must have had something to look at.
 grep -q '"level"' "$work/worker.err" || { echo "worker logged nothing" >&2; exit 1; }
 [ "$(cat "$work/worker.rc")" = 0 ] || { echo "worker exit $(cat "$work/worker.rc")" >&2; exit 1; }
-for n in status_wrongpw status_closed worker_wrongpw worker_flagpw; do
+[ "$(cat "$work/status_kw.rc")" = 0 ] ||
+  { echo "status with a keyword/value DATABASE_URL failed: $(cat "$work/status_kw.err")" >&2; exit 1; }
+for n in status_wrongpw status_closed worker_wrongpw worker_flagpw \
+  status_KW_BAD status_KW_BAD_Q status_URI_BAD_PCT status_URI_BAD_Q worker_KW_BAD_Q; do
   [ "$(cat "$work/$n.rc")" != 0 ] || { echo "$n did not fail" >&2; exit 1; }
   [ -s "$work/$n.err" ] || { echo "$n said nothing" >&2; exit 1; }
 done

@@ -9,6 +9,7 @@
 # run, and reported `done` a second time (seen under valgrind in
 # test_replay_worker, with a rebalance in place of the crash).
 . "$(dirname "$0")/worker_lib.sh"
+require_test_hooks
 
 make_plans 1
 $CHECK create "$B" "$TOPIC" 1

@@ -3,6 +3,7 @@
 # with the same instance name takes over, and no step ran twice, no task
 # was lost or reported twice.
 . "$(dirname "$0")/worker_lib.sh"
+require_test_hooks
 
 NDS=6 PER=3
 make_plans $NDS

@@ -13,6 +13,7 @@
 # joining (generation -1), which the coordinator accepts unchecked, and a
 # committed a second event per task.
 . "$(dirname "$0")/worker_lib.sh"
+require_test_hooks
 
 NDS=6
 make_plans $NDS

@@ -34,6 +34,16 @@ PIDS=()
 mkdir -p "$CAT"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# require_test_hooks: the test needs DROVER_CRASH_AT / DROVER_STOP_AT,
+# compiled in only with -DDROVER_TEST_HOOKS=ON (scripts/test.sh sets it):
+# skip without them, or fail under DROVER_REQUIRE_STACK=1.
+require_test_hooks() {
+  "$DROVER_BIN" --version | grep -q "test hooks compiled in" && return 0
+  echo "drover was built without test hooks (cmake -DDROVER_TEST_HOOKS=ON)" >&2
+  [ "${DROVER_REQUIRE_STACK:-}" = 1 ] && exit 1
+  exit 77
+}
 log() { echo "# $*" >&2; }
 
 cleanup() {

@@ -251,6 +251,27 @@ static void test_hostile_table(void **state) {
         put(&r, "\x00\x00\x00\x00", 4);
         expect_poison("nul byte in task_id", r.b, r.n, "nul byte");
 
+        /* {"k":"1","a\0x":"1","a\0y":"2"}: avro-c would keep the keys as
+         * C strings, {"k":"1","a":"2"}; refused, naming the key */
+        r = (rec_t){.n = 0};
+        put_header(&r, drv_schema_store_bundled_fingerprint(store, 2));
+        put_v1_head(&r);
+        put_long(&r, 0); /* dry_run: false (one byte 0x00) */
+        put_long(&r, 3);
+        put_str(&r, "k");
+        put_str(&r, "1");
+        put_long(&r, 3);
+        put(&r, "a\0x", 3);
+        put_str(&r, "1");
+        put_long(&r, 3);
+        put(&r, "a\0y", 3);
+        put_str(&r, "2");
+        put_long(&r, 0);
+        put_long(&r, 5); /* priority */
+        put_long(&r, 0); /* replay_of: null */
+        expect_poison("nul byte in a params key", r.b, r.n,
+                      "key number 2 of map field \"params\" holds a nul byte");
+
         {
                 static unsigned char big[2 * 1024 * 1024];
                 memcpy(big, v.b, v.n);

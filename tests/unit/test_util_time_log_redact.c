@@ -90,6 +90,37 @@ static void test_redact_url_hides_passwords(void **state) {
             {"http://127.0.0.1:7007", "http://127.0.0.1:7007"},
             {"postgresql://drover@127.0.0.1/db",
              "postgresql://drover@127.0.0.1/db"},
+            /* URI: encoded password, several hosts, every secret key,
+             * an encoded key, an '@' in the password */
+            {"postgresql://u:s3cret%40x@h1:5432,h2/db",
+             "postgresql://u:***@h1:5432,h2/db"},
+            {"postgres://u:s3cret@x@h/db", "postgres://u:***@x@h/db"},
+            {"postgresql:///db?sslpassword=s3cret&password=s3cret",
+             "postgresql:///db?sslpassword=***&password=***"},
+            {"postgresql://h/db?pass%77ord=s3cret",
+             "postgresql://h/db?pass%77ord=***"},
+            {"postgresql://h/db?oauth_client_secret=s3cret&x=1",
+             "postgresql://h/db?oauth_client_secret=***&x=1"},
+            {"https://u:s3cret@backstage:7007/api",
+             "https://u:***@backstage:7007/api"},
+            /* keyword/value: spaces around '=', quotes, escapes */
+            {"password = s3cret host=x", "password = *** host=x"},
+            {"host=x password= s3cret", "host=x password= ***"},
+            {"host=x password =s3cret", "host=x password =***"},
+            {"password='a s3cret b' host=x", "password='***' host=x"},
+            {"password = 'it\\'s s3cret' dbname=d",
+             "password = '***' dbname=d"},
+            {"password='s3cret\\\\' user=u", "password='***' user=u"},
+            {"password=s3cret\\ x user=u", "password=*** user=u"},
+            {"sslpassword=s3cret PASSWORD=s3cret",
+             "sslpassword=*** PASSWORD=***"},
+            {"password='s3cret", "password='***"},
+            {"\tpassword\n=\ts3cret\n", "\tpassword\n=\t***\n"},
+            {"dbname=postgresql://u:s3cret@h/db user=u",
+             "dbname=postgresql://u:***@h/db user=u"},
+            {"passfile=/p/s3cret.pass password=",
+             "passfile=/p/s3cret.pass password=***"},
+            {"host=x dbname=d", "host=x dbname=d"},
         };
         char out[256];
         size_t i;
@@ -97,7 +128,41 @@ static void test_redact_url_hides_passwords(void **state) {
         for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
                 drv_redact_url(rows[i].in, out, sizeof(out));
                 assert_string_equal(out, rows[i].out);
-                assert_null(strstr(out, "s3cret"));
+                if (!strstr(rows[i].in, "passfile"))
+                        assert_null(strstr(out, "s3cret"));
+        }
+        /* truncation never shows part of a secret */
+        drv_redact_url("password=s3cret", out, 12);
+        assert_string_equal(out, "password=**");
+}
+
+/* libpq's connection errors echo pieces of the conninfo: every secret,
+ * raw or decoded, leaves the message. */
+static void test_redact_text_hides_echoed_secrets(void **state) {
+        static const struct {
+                const char *msg, *conninfo, *out;
+        } rows[] = {
+            {"invalid percent-encoded token: \"s3cret%4\"",
+             "postgresql://u:s3cret%4@h/db",
+             "invalid percent-encoded token: \"***\""},
+            {"invalid URI: \"postgresql://u:s3 cret@h/db\"",
+             "postgresql://u:s3%20cret@h/db",
+             "invalid URI: \"postgresql://u:***@h/db\""},
+            {"bad \"it's s3cret\" and \"it\\'s s3cret\"",
+             "password='it\\'s s3cret'", "bad \"***\" and \"***\""},
+            {"password authentication failed for user \"u\"",
+             "host=h user=u password=s3cret",
+             "password authentication failed for user \"u\""},
+            {"no secret here", NULL, "no secret here"},
+        };
+        char out[256];
+        size_t i;
+
+        (void)state;
+        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                drv_redact_text(rows[i].msg, rows[i].conninfo, out,
+                                sizeof(out));
+                assert_string_equal(out, rows[i].out);
         }
 }
 
@@ -185,6 +250,7 @@ int main(void) {
             cmocka_unit_test(test_format_time_round_trips),
             cmocka_unit_test(test_uuid4_shape_and_uniqueness),
             cmocka_unit_test(test_redact_url_hides_passwords),
+            cmocka_unit_test(test_redact_text_hides_echoed_secrets),
             cmocka_unit_test(test_log_lines_are_json_with_context),
             cmocka_unit_test(test_err_exit_codes),
         };
