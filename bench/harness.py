@@ -348,17 +348,26 @@ def start_peer(st, topic, group, schema, instance, interval=100,
 
 
 def stop_procs(st, procs, sig=signal.SIGTERM, wait=20):
+    """Signal each process's own group (spawn() starts a session per
+    process, so a peer group's workers get it too)."""
     for p in procs:
         if p.poll() is None:
-            p.send_signal(sig)
+            killpg(p, sig)
     for p in procs:
         try:
             p.wait(wait)
         except subprocess.TimeoutExpired:
-            p.kill()
+            killpg(p, signal.SIGKILL)
             p.wait()
         if p in st.procs:
             st.procs.remove(p)
+
+
+def killpg(p, sig):
+    try:
+        os.killpg(p.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def wait_group(st, group, members, procs=(), timeout=60):

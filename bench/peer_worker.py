@@ -113,10 +113,15 @@ def group(a):
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    rc = 0
-    for p in procs:
-        rc = rc or p.wait()
-    sys.exit(1 if rc else 0)
+    # one failed worker fails the group (the others are stopped)
+    while any(p.poll() is None for p in procs):
+        if any(p.returncode for p in procs):
+            forward(signal.SIGTERM, None)
+            for p in procs:
+                p.wait()
+            sys.exit(1)
+        time.sleep(0.1)
+    sys.exit(1 if any(p.returncode for p in procs) else 0)
 
 
 class Worker:
