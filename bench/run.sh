@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# drover - bench/run.sh: the end-to-end benchmarks B1-B6 in one run.
+# drover - bench/run.sh: the end-to-end benchmarks B1-B6, B8 and B9 in one run.
 #
 #   bench/run.sh [--quick] [--smoke] [--only B1,B4,...]
 #
