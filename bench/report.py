@@ -395,7 +395,8 @@ def main():
          "within one repetition (same invocation).", "",
          "## Headline", ""] + headline(r) + [""] + goals(r)
     errors = []
-    if isinstance(r.get("B1"), dict) and "drover" in r["B1"]:
+    # "ratios": B1 against the minimal-SQL limit (older results lack it)
+    if isinstance(r.get("B1"), dict) and "ratios" in r["B1"]:
         o += section_b1(r["B1"])
         chart_b1(r["B1"], a.outdir)
     if "B2" in r:
