@@ -8,7 +8,8 @@
  * task in flight per partition, linger.ms=1, read_committed; after the
  * commit a separate connection runs the file's after_commit statements
  * per task and its after_batch statements once per committed Kafka
- * transaction (task_ids = the batch's task ids, a text[] literal).
+ * transaction (task_ids = the batch's task ids, a text[] literal).  Every
+ * statement is prepared once per connection.
  *
  * The statement file decides what it measures:
  *   bench/task_sql_min.json  the B1 limit: one PostgreSQL transaction per
@@ -68,6 +69,7 @@ static const char *outcome_names[] = {"done", "skipped", "dead", "error"};
 
 typedef struct stmt_s {
         char *sql;
+        char name[16]; /* prepared statement, on every connection */
         int params[MAX_PARAMS];
         int params_cnt;
         int on_no_row; /* OUT_DONE: no check */
@@ -221,7 +223,7 @@ static char *subst_schema(const char *sql) {
         return out;
 }
 
-static void load_stmts(json_t *arr, stmts_t *s) {
+static void load_stmts(json_t *arr, stmts_t *s, char list) {
         size_t i, k;
         json_t *st, *pn;
 
@@ -240,6 +242,8 @@ static void load_stmts(json_t *arr, stmts_t *s) {
                     json_array_size(ps) > MAX_PARAMS)
                         fail("%s: bad statement entry", opt.sql_file);
                 s->v[i].sql = subst_schema(sql);
+                snprintf(s->v[i].name, sizeof(s->v[i].name), "%c%d", list,
+                         (int)i);
                 if (nr && !strcmp(nr, "skipped"))
                         s->v[i].on_no_row = OUT_SKIPPED;
                 else if (nr && !strcmp(nr, "dead"))
@@ -267,10 +271,11 @@ static void load_sql_file(void) {
 
         if (!root)
                 fail("cannot read \"%s\"", opt.sql_file);
-        load_stmts(json_object_get(root, "per_task"), &per_task);
-        load_stmts(json_object_get(root, "after_commit"), &after_commit);
+        load_stmts(json_object_get(root, "per_task"), &per_task, 't');
+        load_stmts(json_object_get(root, "after_commit"), &after_commit, 'c');
         if (json_object_get(root, "after_batch"))
-                load_stmts(json_object_get(root, "after_batch"), &after_batch);
+                load_stmts(json_object_get(root, "after_batch"), &after_batch,
+                           'b');
         json_decref(root);
 }
 
@@ -279,7 +284,24 @@ static void load_sql_file(void) {
  * PostgreSQL: executors and the finalizer
  * ------------------------------------------------------------------------
  */
-static PGconn *pg_connect(void) {
+/* Parse each statement of `s` once on `conn`: a task then costs its
+ * executions, not their parse and plan. */
+static void prepare(PGconn *conn, const stmts_t *s) {
+        PGresult *res;
+        int i;
+
+        for (i = 0; i < s->cnt; i++) {
+                res = PQprepare(conn, s->v[i].name, s->v[i].sql,
+                                s->v[i].params_cnt, NULL);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        fail("cannot prepare a statement: %s",
+                             PQresultErrorMessage(res));
+                PQclear(res);
+        }
+}
+
+/* A connection with the statement lists `a` and `b` prepared. */
+static PGconn *pg_connect(const stmts_t *a, const stmts_t *b) {
         PGconn *conn = PQconnectdb(opt.url);
 
         if (PQstatus(conn) != CONNECTION_OK) {
@@ -288,6 +310,8 @@ static PGconn *pg_connect(void) {
                         PQerrorMessage(conn));
                 exit(1);
         }
+        prepare(conn, a);
+        prepare(conn, b);
         return conn;
 }
 
@@ -306,8 +330,8 @@ static int run_stmts(PGconn *conn, const stmts_t *s, char *const *vals) {
         for (i = 0; i < s->cnt; i++) {
                 for (k = 0; k < s->v[i].params_cnt; k++)
                         pv[k] = vals[s->v[i].params[k]];
-                res = PQexecParams(conn, s->v[i].sql, s->v[i].params_cnt, NULL,
-                                   pv, NULL, NULL, 0);
+                res = PQexecPrepared(conn, s->v[i].name, s->v[i].params_cnt, pv,
+                                     NULL, NULL, 0);
                 st = PQresultStatus(res);
                 nrows = st == PGRES_TUPLES_OK ? PQntuples(res) : 0;
                 if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -354,7 +378,7 @@ static char *task_ids_literal(const job_t *batch) {
 }
 
 static void *exec_main(void *arg) {
-        PGconn *conn = pg_connect();
+        PGconn *conn = pg_connect(&per_task, &(stmts_t){0});
         job_t *j;
 
         (void)arg;
@@ -368,7 +392,7 @@ static void *exec_main(void *arg) {
 
 /* After each Kafka commit: a batch of jobs (linked by `batch`). */
 static void *fin_main(void *arg) {
-        PGconn *conn = pg_connect();
+        PGconn *conn = pg_connect(&after_commit, &after_batch);
         char *vals[P__CNT] = {0};
         job_t *j, *batch;
 
