@@ -1,13 +1,25 @@
 /*
- * drover - bench/bench_limit.c: the bare C librdkafka limit for B1.
+ * drover - bench/bench_limit.c: the bare C librdkafka loop of B1.
  *
  * What a worker costs with nothing but librdkafka and libpq: consume a
- * task, run the task's PostgreSQL statements (bench/task_sql.json, the
- * same ones drover issues for the trivial plan) on one of N executor
- * connections, and once per commit interval produce the status events and
- * send the offsets in one Kafka transaction.  Like drover: one task in
- * flight per partition, completed tasks' final task_runs rows written on a
- * separate connection after the commit, linger.ms=1, read_committed.
+ * task, run the task's PostgreSQL statements (--sql FILE) on one of N
+ * executor connections, and once per commit interval produce the status
+ * events and send the offsets in one Kafka transaction.  Like drover: one
+ * task in flight per partition, linger.ms=1, read_committed; after the
+ * commit a separate connection runs the file's after_commit statements
+ * per task and its after_batch statements once per committed Kafka
+ * transaction (task_ids = the batch's task ids, a text[] literal).  Every
+ * statement is prepared once per connection.
+ *
+ * The statement file decides what it measures:
+ *   bench/task_sql_min.json  the B1 limit: one PostgreSQL transaction per
+ *                            task (claim, version guard, step, pending
+ *                            outcome) and one batched status update
+ *   bench/task_sql.json      a diagnostic: the replay of drover's own
+ *                            statements (what the same loop costs with
+ *                            drover's database work)
+ * A statement with "on_no_row" ("skipped" or "dead") that returns no row
+ * rolls the task's transaction back with that outcome.
  *
  *   bench_limit --brokers B --topic T --group G --database-url URL
  *               --sql bench/task_sql.json --schema S [--concurrency 4]
@@ -44,16 +56,23 @@ enum {
         P_OFFSET,
         P_PLAN_FP,
         P_STEP_FP,
+        P_TASK_IDS, /* after_batch only */
         P__CNT
 };
 static const char *param_names[P__CNT] = {"task_id", "entity_ref", "dataset",
                                           "worker",  "partition",  "offset",
-                                          "plan_fp", "step_fp"};
+                                          "plan_fp", "step_fp",    "task_ids"};
+
+/* A task's outcome; OUT_ERROR: a statement failed (the program stops). */
+enum { OUT_DONE, OUT_SKIPPED, OUT_DEAD, OUT_ERROR };
+static const char *outcome_names[] = {"done", "skipped", "dead", "error"};
 
 typedef struct stmt_s {
         char *sql;
+        char name[16]; /* prepared statement, on every connection */
         int params[MAX_PARAMS];
         int params_cnt;
+        int on_no_row; /* OUT_DONE: no check */
 } stmt_t;
 
 typedef struct stmts_s {
@@ -63,11 +82,12 @@ typedef struct stmts_s {
 
 typedef struct job_s {
         struct job_s *next;
+        struct job_s *batch; /* the next job of the same Kafka commit */
         int32_t partition;
         int64_t offset;
         char *vals[P__CNT]; /* owned: task_id, entity_ref, dataset */
         char part_str[16], off_str[24];
-        int failed;
+        int outcome;
 } job_t;
 
 typedef struct queue_s {
@@ -86,7 +106,7 @@ static struct {
         int xprops_cnt;
 } opt = {.concurrency = 4, .interval_ms = 100, .instance = "limit-0"};
 
-static stmts_t per_task, after_commit;
+static stmts_t per_task, after_commit, after_batch;
 static queue_t jobs, done, fin;
 static volatile sig_atomic_t stop;
 static char status_topic[512];
@@ -203,7 +223,7 @@ static char *subst_schema(const char *sql) {
         return out;
 }
 
-static void load_stmts(json_t *arr, stmts_t *s) {
+static void load_stmts(json_t *arr, stmts_t *s, char list) {
         size_t i, k;
         json_t *st, *pn;
 
@@ -214,12 +234,22 @@ static void load_stmts(json_t *arr, stmts_t *s) {
                 fail("%s", "out of memory");
         json_array_foreach(arr, i, st) {
                 const char *sql = json_string_value(json_object_get(st, "sql"));
+                const char *nr =
+                    json_string_value(json_object_get(st, "on_no_row"));
                 json_t *ps = json_object_get(st, "params");
 
                 if (!sql || !json_is_array(ps) ||
                     json_array_size(ps) > MAX_PARAMS)
                         fail("%s: bad statement entry", opt.sql_file);
                 s->v[i].sql = subst_schema(sql);
+                snprintf(s->v[i].name, sizeof(s->v[i].name), "%c%d", list,
+                         (int)i);
+                if (nr && !strcmp(nr, "skipped"))
+                        s->v[i].on_no_row = OUT_SKIPPED;
+                else if (nr && !strcmp(nr, "dead"))
+                        s->v[i].on_no_row = OUT_DEAD;
+                else if (nr)
+                        fail("unknown on_no_row \"%s\" in task sql", nr);
                 json_array_foreach(ps, k, pn) {
                         const char *name = json_string_value(pn);
                         int p;
@@ -241,8 +271,11 @@ static void load_sql_file(void) {
 
         if (!root)
                 fail("cannot read \"%s\"", opt.sql_file);
-        load_stmts(json_object_get(root, "per_task"), &per_task);
-        load_stmts(json_object_get(root, "after_commit"), &after_commit);
+        load_stmts(json_object_get(root, "per_task"), &per_task, 't');
+        load_stmts(json_object_get(root, "after_commit"), &after_commit, 'c');
+        if (json_object_get(root, "after_batch"))
+                load_stmts(json_object_get(root, "after_batch"), &after_batch,
+                           'b');
         json_decref(root);
 }
 
@@ -251,7 +284,24 @@ static void load_sql_file(void) {
  * PostgreSQL: executors and the finalizer
  * ------------------------------------------------------------------------
  */
-static PGconn *pg_connect(void) {
+/* Parse each statement of `s` once on `conn`: a task then costs its
+ * executions, not their parse and plan. */
+static void prepare(PGconn *conn, const stmts_t *s) {
+        PGresult *res;
+        int i;
+
+        for (i = 0; i < s->cnt; i++) {
+                res = PQprepare(conn, s->v[i].name, s->v[i].sql,
+                                s->v[i].params_cnt, NULL);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        fail("cannot prepare a statement: %s",
+                             PQresultErrorMessage(res));
+                PQclear(res);
+        }
+}
+
+/* A connection with the statement lists `a` and `b` prepared. */
+static PGconn *pg_connect(const stmts_t *a, const stmts_t *b) {
         PGconn *conn = PQconnectdb(opt.url);
 
         if (PQstatus(conn) != CONNECTION_OK) {
@@ -260,56 +310,107 @@ static PGconn *pg_connect(void) {
                         PQerrorMessage(conn));
                 exit(1);
         }
+        prepare(conn, a);
+        prepare(conn, b);
         return conn;
 }
 
-/* Run a statement list for one job.  0, or -1 with the error printed. */
-static int run_stmts(PGconn *conn, const stmts_t *s, job_t *j) {
-        const char *vals[MAX_PARAMS];
+static void rollback(PGconn *conn) {
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+/* Run a statement list with the parameter values `vals` (by P_*).  The
+ * outcome: OUT_DONE, a statement's on_no_row outcome (its transaction
+ * rolled back), or OUT_ERROR with the error printed. */
+static int run_stmts(PGconn *conn, const stmts_t *s, char *const *vals) {
+        const char *pv[MAX_PARAMS];
         PGresult *res;
-        int i, k, st;
+        int i, k, st, nrows;
 
         for (i = 0; i < s->cnt; i++) {
                 for (k = 0; k < s->v[i].params_cnt; k++)
-                        vals[k] = j->vals[s->v[i].params[k]];
-                res = PQexecParams(conn, s->v[i].sql, s->v[i].params_cnt, NULL,
-                                   vals, NULL, NULL, 0);
+                        pv[k] = vals[s->v[i].params[k]];
+                res = PQexecPrepared(conn, s->v[i].name, s->v[i].params_cnt, pv,
+                                     NULL, NULL, 0);
                 st = PQresultStatus(res);
+                nrows = st == PGRES_TUPLES_OK ? PQntuples(res) : 0;
                 if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
                         fprintf(stderr, "bench_limit: statement %d failed: %s",
                                 i, PQresultErrorMessage(res));
                         PQclear(res);
-                        res = PQexec(conn, "ROLLBACK");
-                        PQclear(res);
-                        return -1;
+                        rollback(conn);
+                        return OUT_ERROR;
                 }
                 PQclear(res);
+                if (s->v[i].on_no_row && !nrows) {
+                        rollback(conn);
+                        return s->v[i].on_no_row;
+                }
         }
-        return 0;
+        return OUT_DONE;
+}
+
+/* The task ids of a batch as a text[] literal (malloc'ed): {"a","b"} */
+static char *task_ids_literal(const job_t *batch) {
+        const job_t *j;
+        const char *c;
+        size_t n = 3;
+        char *out, *o;
+
+        for (j = batch; j; j = j->batch)
+                n += 2 * strlen(j->vals[P_TASK_ID]) + 3;
+        if (!(o = out = malloc(n)))
+                fail("%s", "out of memory");
+        *o++ = '{';
+        for (j = batch; j; j = j->batch) {
+                if (j != batch)
+                        *o++ = ',';
+                *o++ = '"';
+                for (c = j->vals[P_TASK_ID]; *c; c++) {
+                        if (*c == '"' || *c == '\\')
+                                *o++ = '\\';
+                        *o++ = *c;
+                }
+                *o++ = '"';
+        }
+        strcpy(o, "}");
+        return out;
 }
 
 static void *exec_main(void *arg) {
-        PGconn *conn = pg_connect();
+        PGconn *conn = pg_connect(&per_task, &(stmts_t){0});
         job_t *j;
 
         (void)arg;
         while ((j = q_pop(&jobs, 1))) {
-                j->failed = run_stmts(conn, &per_task, j) != 0;
+                j->outcome = run_stmts(conn, &per_task, j->vals);
                 q_push(&done, j);
         }
         PQfinish(conn);
         return NULL;
 }
 
+/* After each Kafka commit: a batch of jobs (linked by `batch`). */
 static void *fin_main(void *arg) {
-        PGconn *conn = pg_connect();
-        job_t *j;
+        PGconn *conn = pg_connect(&after_commit, &after_batch);
+        char *vals[P__CNT] = {0};
+        job_t *j, *batch;
 
         (void)arg;
-        while ((j = q_pop(&fin, 1))) {
-                if (run_stmts(conn, &after_commit, j))
-                        stop = 1;
-                job_free(j);
+        while ((batch = q_pop(&fin, 1))) {
+                for (j = batch; j; j = j->batch)
+                        if (run_stmts(conn, &after_commit, j->vals))
+                                stop = 1;
+                if (after_batch.cnt) {
+                        vals[P_TASK_IDS] = task_ids_literal(batch);
+                        if (run_stmts(conn, &after_batch, vals))
+                                stop = 1;
+                        free(vals[P_TASK_IDS]);
+                }
+                while ((j = batch)) {
+                        batch = j->batch;
+                        job_free(j);
+                }
         }
         PQfinish(conn);
         return NULL;
@@ -503,7 +604,7 @@ static void produce_status(rd_kafka_t *rkp, const job_t *j) {
                      "\"%s\",\"partition\":%d,\"offset\":%lld,\"worker\":"
                      "\"%s\"}",
                      j->vals[P_TASK_ID], j->vals[P_DATASET],
-                     j->failed ? "dead" : "done", (int)j->partition,
+                     outcome_names[j->outcome], (int)j->partition,
                      (long long)j->offset, opt.instance);
         if (rd_kafka_producev(
                 rkp, RD_KAFKA_V_TOPIC(status_topic),
@@ -536,9 +637,10 @@ static void commit_pending(rd_kafka_t *rkp) {
         check_txn(rd_kafka_commit_transaction(rkp, -1), "commit transaction");
         for (j = pending; j; j = next) {
                 next = j->next;
-                committed += !j->failed;
-                q_push(&fin, j);
+                j->batch = next;
+                committed++;
         }
+        q_push(&fin, pending);
         pending = pending_tail = NULL;
         pending_cnt = 0;
 }
@@ -593,7 +695,7 @@ static int dispatch_and_collect(void) {
                 q_push(&jobs, j);
         }
         while ((j = q_pop(&done, 0))) {
-                if (j->failed)
+                if (j->outcome == OUT_ERROR)
                         fail("%s", "a task failed (see above)");
                 parts[j->partition].busy = 0;
                 parts[j->partition].commit = j->offset + 1;

@@ -1,4 +1,4 @@
-"""drover - bench/harness.py: runs the end-to-end benchmarks B1, B4-B6.
+"""drover - bench/harness.py: runs the end-to-end benchmarks B1, B4-B6, B8, B9.
 
 Called by bench/run.sh (which starts the stack, builds, and makes the
 venv); writes one JSON document with every run's raw figures and the
@@ -33,7 +33,11 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# drover's own statements for a B1 task: the tables every contender uses,
+# and the diagnostic replay; the minimal SQL is what the limit and the
+# peers run
 SQL_FILE = os.path.join(ROOT, "bench", "task_sql.json")
+SQL_MIN = os.path.join(ROOT, "bench", "task_sql_min.json")
 SOFT_S = 20  # set from the mode: longest a throughput run waits
 RUN_ID = time.strftime("%H%M%S") + "_" + uuid.uuid4().hex[:4]
 _seq = [0]
@@ -79,15 +83,17 @@ class Stack:
             f.result(30)
         return name
 
-    def produce(self, topic, tasks):
-        """tasks: list of (entity_ref, dataset).  Returns the task ids."""
+    def produce(self, topic, tasks, times=None):
+        """tasks: list of (entity_ref, dataset) or (entity_ref, dataset,
+        partition).  Returns the task ids; fills `times` (task id bytes ->
+        epoch ms when it was produced) when given."""
         # murmur2 like Java producers and drover itself (README)
         p = Producer({"bootstrap.servers": self.brokers, "linger.ms": 20,
                       "enable.idempotence": True,
                       "partitioner": "murmur2_random"})
         ids = []
         now = int(time.time() * 1000)
-        for ref, ds in tasks:
+        for ref, ds, *part in tasks:
             tid = str(uuid.uuid4())
             buf = io.BytesIO()
             fastavro.schemaless_writer(buf, self.schema, {
@@ -96,7 +102,10 @@ class Stack:
                 "params": {}})
             while True:
                 try:
-                    p.produce(topic, key=ds, value=self.header + buf.getvalue())
+                    p.produce(topic, key=ds, value=self.header + buf.getvalue(),
+                              **({"partition": part[0]} if part else {}))
+                    if times is not None:
+                        times[tid.encode()] = time.time() * 1000.0
                     break
                 except BufferError:
                     p.poll(0.05)
@@ -105,8 +114,9 @@ class Stack:
             raise RuntimeError("could not deliver the benchmark tasks")
         return ids
 
-    def catalog(self, datasets, steps="validate"):
-        """A catalog dir with one trivial plan per dataset; returns refs."""
+    def catalog(self, datasets, steps=None):
+        """A catalog dir with one plan per dataset: the trivial plan, or
+        the step `steps[dataset]` (a YAML flow mapping); returns refs."""
         d = os.path.join(self.workdir, unique("catalog"))
         os.makedirs(d)
         docs, refs = [], []
@@ -118,7 +128,8 @@ class Stack:
                 f"metadata:\n  name: {name}\nspec:\n  type: migration-plan\n"
                 "  lifecycle: production\n  owner: team-bench\n"
                 f"  dataset: {ds}\n  schemaVersion: {{from: 1, to: 2}}\n"
-                "  steps:\n    - {op: validate, not_null: [bench_tiny.v]}\n")
+                "  steps:\n    - " + (steps or {}).get(
+                    ds, "{op: validate, not_null: [bench_tiny.v]}") + "\n")
         with open(os.path.join(d, "catalog-info.yaml"), "w") as f:
             f.write("---\n".join(docs))
         return d, refs
@@ -155,6 +166,7 @@ class StatusWatch(threading.Thread):
                            "enable.auto.commit": False})
         self.c.subscribe([topic + ".status"])
         self.seen, self.ts, self.parts = set(), [], []
+        self.events = {}  # task id -> (event timestamp ms, status)
         self.stop = False
         self.lock = threading.Lock()
 
@@ -163,13 +175,15 @@ class StatusWatch(threading.Thread):
             for m in self.c.consume(500, 0.1):
                 if m.error() or m.key() in self.seen:
                     continue
+                try:
+                    ev = json.loads(m.value())
+                except ValueError:
+                    ev = {}
                 with self.lock:
                     self.seen.add(m.key())
                     self.ts.append(m.timestamp()[1])
-                    try:
-                        self.parts.append(json.loads(m.value()).get("partition"))
-                    except ValueError:
-                        self.parts.append(None)
+                    self.parts.append(ev.get("partition"))
+                    self.events[m.key()] = (m.timestamp()[1], ev.get("status"))
         self.c.close()
 
     def count(self):
@@ -227,12 +241,53 @@ def cpu_ticks():
 
 
 def proc_cpu_s(pid):
+    """CPU seconds of a process and its live descendants (a peer group is
+    one process per worker under peer_worker.py --processes)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             v = f.read().rsplit(")", 1)[1].split()
-        return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+        cpu = (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return None
+    for kid in children(pid):
+        cpu += proc_cpu_s(kid) or 0
+    return cpu
+
+
+def children(pid):
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+class Meter:
+    """PostgreSQL commits, worker CPU and the machine's CPU over a span."""
+
+    def __init__(self, st, procs):
+        self.st, self.procs = st, procs
+        self.c0, (self.t0, self.i0) = st.commits(), cpu_ticks()
+        self.cpu0 = [proc_cpu_s(p.pid) or 0 for p in procs]
+
+    def cpu_end(self):
+        """Call while the workers still run."""
+        self.t1, self.i1 = cpu_ticks()
+        self.cpu1 = [proc_cpu_s(p.pid) or 0 for p in self.procs]
+
+    def result(self, n):
+        """Call after the workers exited: backends report their commits
+        when idle or gone."""
+        time.sleep(1.1)
+        c1 = self.st.commits()
+        cpu = sum(b - a for a, b in zip(self.cpu0, self.cpu1))
+        return {"worker_cpu_ms_per_task": 1000.0 * cpu / max(1, n),
+                "machine_cpu_busy": 1 - (self.i1 - self.i0) /
+                max(1, self.t1 - self.t0),
+                "pg_commits_per_task": (c1 - self.c0) / max(1, n)}
 
 
 def proc_rss_kb(pid, field="VmRSS"):
@@ -274,9 +329,9 @@ def start_drover(st, topic, group, catalog, instance, concurrency=4,
 
 
 def start_limit(st, topic, group, schema, instance, concurrency=4,
-                interval=100, extra=None):
+                interval=100, extra=None, sql=SQL_MIN):
     args = [st.limit, "--brokers", st.brokers, "--topic", topic, "--group",
-            group, "--database-url", st.dburl, "--sql", SQL_FILE, "--schema",
+            group, "--database-url", st.dburl, "--sql", sql, "--schema",
             schema, "--instance", instance, "--concurrency", str(concurrency),
             "--commit-interval-ms", str(interval)]
     for k, v in (extra or {}).items():
@@ -284,26 +339,37 @@ def start_limit(st, topic, group, schema, instance, concurrency=4,
     return spawn(st, args, dict(os.environ), instance)
 
 
-def start_peer(st, topic, group, schema, instance, interval=100):
+def start_peer(st, topic, group, schema, instance, interval=100,
+               processes=1):
     args = [sys.executable, os.path.join(ROOT, "bench", "peer_worker.py"),
             "--brokers", st.brokers, "--topic", topic, "--group", group,
-            "--database-url", st.dburl, "--sql", SQL_FILE, "--schema", schema,
-            "--instance", instance, "--commit-interval-ms", str(interval)]
+            "--database-url", st.dburl, "--sql", SQL_MIN, "--schema", schema,
+            "--instance", instance, "--commit-interval-ms", str(interval),
+            "--processes", str(processes)]
     return spawn(st, args, dict(os.environ), instance)
 
 
 def stop_procs(st, procs, sig=signal.SIGTERM, wait=20):
+    """Signal each process's own group (spawn() starts a session per
+    process, so a peer group's workers get it too)."""
     for p in procs:
         if p.poll() is None:
-            p.send_signal(sig)
+            killpg(p, sig)
     for p in procs:
         try:
             p.wait(wait)
         except subprocess.TimeoutExpired:
-            p.kill()
+            killpg(p, signal.SIGKILL)
             p.wait()
         if p in st.procs:
             st.procs.remove(p)
+
+
+def killpg(p, sig):
+    try:
+        os.killpg(p.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def wait_group(st, group, members, procs=(), timeout=60):
@@ -329,56 +395,64 @@ def wait_group(st, group, members, procs=(), timeout=60):
 # ------------------------------------------------------------------------
 # One throughput run
 # ------------------------------------------------------------------------
+# The other contenders than drover: kind -> processes in its group
+#   limit   bare C (bench_limit), one PostgreSQL transaction per task
+#   replay  diagnostic only, never the limit: the same C loop replaying
+#           drover's own statements (task_sql.json)
+#   peer    Python, the limit's SQL, one thread; peer_4: 4 such processes
+#           in one group
+GROUPS = {"limit": 1, "replay": 1, "peer": 1, "peer_4": 4}
+
+
+def start_kind(st, kind, topic, group, datasets, workers, concurrency,
+               interval):
+    """Start a contender on `datasets`; returns (refs, processes).  drover
+    runs `workers` processes; a peer group is one process whose workers
+    are its children."""
+    if kind == "drover":
+        catalog, refs = st.catalog(datasets)
+        return refs, [start_drover(st, topic, group, catalog, f"{group}-{i}",
+                                   concurrency, interval)
+                      for i in range(workers)]
+    schema = unique("s")
+    st.pg_setup(schema)
+    refs = [f"component:default/{d.replace('_', '-')}" for d in datasets]
+    if kind in ("limit", "replay"):
+        return refs, [start_limit(st, topic, group, schema, f"{group}-0",
+                                  concurrency, interval,
+                                  sql=SQL_MIN if kind == "limit" else SQL_FILE)]
+    return refs, [start_peer(st, topic, group, schema, f"{group}-0", interval,
+                             GROUPS[kind])]
+
+
 def throughput_run(st, kind, n, workers=1, concurrency=4, interval=100,
                    soft=None):
-    """Start `workers` processes of `kind`, then produce n trivial tasks
-    (one dataset and plan each); returns the run's figures."""
+    """Start contender `kind` (drover: `workers` processes), then produce n
+    trivial tasks (one dataset and plan each); returns the run's figures."""
     topic = st.topic()
     group = unique("g")
     datasets = [unique("ds") for _ in range(n)]
-    schema = None
-    if kind == "drover":
-        catalog, refs = st.catalog(datasets)
-        procs = [start_drover(st, topic, group, catalog, f"{group}-{i}",
-                              concurrency, interval) for i in range(workers)]
-    else:
-        schema = unique("s")
-        st.pg_setup(schema)
-        refs = [f"component:default/{d.replace('_', '-')}" for d in datasets]
-        if kind == "limit":
-            procs = [start_limit(st, topic, group, schema, f"{group}-{i}",
-                                 concurrency, interval)
-                     for i in range(workers)]
-        else:
-            procs = [start_peer(st, topic, group, schema, f"{group}-{i}",
-                                interval) for i in range(workers)]
+    members = workers if kind == "drover" else GROUPS[kind]
+    refs, procs = start_kind(st, kind, topic, group, datasets, workers,
+                             concurrency, interval)
     try:
-        wait_group(st, group, workers, procs)
+        wait_group(st, group, members, procs)
         watch = StatusWatch(st.brokers, topic)
         watch.start()
-        c0, (t0, i0) = st.commits(), cpu_ticks()
-        cpu0 = [proc_cpu_s(p.pid) or 0 for p in procs]
+        meter = Meter(st, procs)
         produced_ms = time.time() * 1000.0
         st.produce(topic, list(zip(refs, datasets)))
         watch.wait(n, max(120, n / 20), procs, soft or SOFT_S)
-        t1, i1 = cpu_ticks()
-        cpu1 = [proc_cpu_s(p.pid) or 0 for p in procs]
+        meter.cpu_end()
     finally:
         stop_procs(st, procs)
-    # backends report their commits when idle or gone: count after exit
-    time.sleep(1.1)
-    c1 = st.commits()
     watch.finish()
-    rate = rate_whole(watch.ts, produced_ms)
-    worker_cpu = sum(b - a for a, b in zip(cpu0, cpu1))
     n = len(watch.ts)
-    return {"kind": kind, "workers": workers, "concurrency": concurrency,
-            "commit_interval_ms": interval, "tasks": n,
-            "tasks_per_s": rate,
-            "tasks_per_s_p10_p90": rate_p10_p90(watch.ts),
-            "worker_cpu_ms_per_task": 1000.0 * worker_cpu / n,
-            "machine_cpu_busy": 1 - (i1 - i0) / max(1, t1 - t0),
-            "pg_commits_per_task": (c1 - c0) / max(1, n)}
+    return dict({"kind": kind, "workers": members,
+                 "concurrency": concurrency, "commit_interval_ms": interval,
+                 "tasks": n, "tasks_per_s": rate_whole(watch.ts, produced_ms),
+                 "tasks_per_s_p10_p90": rate_p10_p90(watch.ts)},
+                **meter.result(n))
 
 
 # ------------------------------------------------------------------------
@@ -400,33 +474,40 @@ def med(runs, key="tasks_per_s"):
     return spread([r.get(key) for r in runs])["median"]
 
 
+B1_GOAL = {"vs_limit": 0.8, "vs_peer": 3.0, "vs_peer_4": 1.5}
+
+
 def b1(st, size):
-    """Task throughput: drover x1, x3, the limit and the peer, interleaved;
-    ratios within each repetition."""
-    confs = [("drover_1", "drover", 1), ("drover_3", "drover", 3),
-             ("limit", "limit", 1), ("peer", "peer", 1)]
-    runs = {c[0]: [] for c in confs}
+    """Task throughput: drover (1 worker) against the limit (bare C, one
+    PostgreSQL transaction per task), the Python peer (1 thread and a
+    group of 4 processes, same SQL) and, as a diagnostic, the bare C loop
+    replaying drover's own statements; interleaved, ratios within each
+    repetition."""
+    confs = ["drover", "limit", "peer", "peer_4", "replay"]
+    runs = {c: [] for c in confs}
     for rep in range(size["reps"]):
-        for name, kind, workers in confs:
-            r = throughput_run(st, kind, size["n"], workers)
+        for kind in confs:
+            r = throughput_run(st, kind, size["n"])
             r["rep"] = rep
-            runs[name].append(r)
-            log(f"B1 rep {rep} {name}: {r['tasks_per_s'] or 0:.0f} tasks/s")
-    vs_limit = [ratio(d["tasks_per_s"], l["tasks_per_s"])
-                for d, l in zip(runs["drover_1"], runs["limit"])]
-    vs_peer = [ratio(d["tasks_per_s"], p["tasks_per_s"])
-               for d, p in zip(runs["drover_1"], runs["peer"])]
+            runs[kind].append(r)
+            log(f"B1 rep {rep} {kind}: {r['tasks_per_s'] or 0:.0f} tasks/s, "
+                f"{r['pg_commits_per_task']:.1f} commits/task")
+
+    def vs(other):
+        return spread([ratio(d["tasks_per_s"], o["tasks_per_s"])
+                       for d, o in zip(runs["drover"], runs[other])])
+
+    ratios = {f"vs_{k}": vs(k) for k in ("limit", "peer", "peer_4", "replay")}
     out = {"unit": "tasks/s", "higher_is_better": True,
-           "drover": spread([r["tasks_per_s"] for r in runs["drover_1"]]),
-           "drover_3_workers": spread([r["tasks_per_s"]
-                                       for r in runs["drover_3"]]),
+           "drover": spread([r["tasks_per_s"] for r in runs["drover"]]),
            "limit": spread([r["tasks_per_s"] for r in runs["limit"]]),
            "peer": spread([r["tasks_per_s"] for r in runs["peer"]]),
-           "vs_limit": spread(vs_limit)["median"],
-           "vs_peer": spread(vs_peer)["median"],
-           "vs_limit_spread": spread(vs_limit),
-           "vs_peer_spread": spread(vs_peer),
-           "goal": {"vs_limit": 0.9, "vs_peer": 3.0, "vs_peer_stretch": 5.0},
+           "peer_4": spread([r["tasks_per_s"] for r in runs["peer_4"]]),
+           "replay": spread([r["tasks_per_s"] for r in runs["replay"]]),
+           "vs_limit": ratios["vs_limit"]["median"],
+           "vs_peer": ratios["vs_peer"]["median"],
+           "vs_peer_4": ratios["vs_peer_4"]["median"],
+           "ratios": ratios, "goal": B1_GOAL,
            "per_task": {k: {"pg_commits": med(v, "pg_commits_per_task"),
                             "worker_cpu_ms": med(v, "worker_cpu_ms_per_task"),
                             "machine_cpu_busy": med(v, "machine_cpu_busy")}
@@ -479,6 +560,104 @@ def b6(st, size):
             "limit": pts["limit"]["tasks_per_s"], "peer": None,
             "vs_limit": spread(vs_limit)["median"], "vs_peer": None,
             "points": pts, "runs": runs}
+
+
+# ------------------------------------------------------------------------
+# B8 head-of-line and B9 concurrency: per-task latency of slow plans
+# ------------------------------------------------------------------------
+def sleep_step(secs):
+    """A plan step that keeps an executor busy `secs` in PostgreSQL."""
+    return f'{{op: sql, sql: "SELECT pg_sleep({secs})"}}'
+
+
+def pct(vals, q):
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    v = sorted(vals)
+    return v[max(0, -(-len(v) * q // 100) - 1)]
+
+
+def latency_run(st, tasks, workers, concurrency, timeout):
+    """drover (allow_sql) on 12 partitions; `tasks` = [(label, step or
+    None for the trivial plan, partition)], produced in that order once
+    the group is Stable.  Every task must end `done`.  Returns per-task
+    latency (status event time - produce time), the time from the first
+    produce to the last event, and the work per task."""
+    topic, group = st.topic(), unique("g")
+    datasets = [unique("ds") for _ in tasks]
+    catalog, refs = st.catalog(datasets, {ds: step for ds, (_, step, _) in
+                                          zip(datasets, tasks) if step})
+    procs = [start_drover(st, topic, group, catalog, f"{group}-{i}",
+                          concurrency, extra={"allow_sql": "true"})
+             for i in range(workers)]
+    times = {}
+    try:
+        wait_group(st, group, workers, procs)
+        watch = StatusWatch(st.brokers, topic)
+        watch.start()
+        meter = Meter(st, procs)
+        ids = st.produce(topic, [(r, d, t[2]) for r, d, t in
+                                 zip(refs, datasets, tasks)], times)
+        watch.wait(len(tasks), timeout, procs)
+        meter.cpu_end()
+    finally:
+        stop_procs(st, procs)
+    watch.finish()
+    lat, first = [], min(times.values())
+    for tid, (label, _, part) in zip(ids, tasks):
+        ts, status = watch.events[tid.encode()]
+        if status != "done":
+            raise RuntimeError(f"task {tid} ({label}) ended {status}")
+        lat.append({"kind": label, "partition": part,
+                    "latency_s": (ts - times[tid.encode()]) / 1000.0})
+    return dict({"tasks": lat, "span_s": (max(watch.ts) - first) / 1000.0,
+                 "workers": workers, "concurrency": concurrency},
+                **meter.result(len(tasks)))
+
+
+def b8(st, size):
+    """Head-of-line: n_slow slow tasks (one pg_sleep step each), one per
+    partition spread over the 12, produced first; then n_fast trivial
+    tasks round-robin over all 12 partitions.  One worker, 4 executors.
+    Goal: fast-task p95 <= 3 s; slow ones unaffected (p95 <= their step +
+    3 s)."""
+    slow_s, n_slow, n_fast = size["b8_slow_s"], size["b8_slow"], size["b8_fast"]
+    tasks = [("slow", sleep_step(slow_s), i * 12 // n_slow)
+             for i in range(n_slow)]
+    tasks += [("fast", None, i % 12) for i in range(n_fast)]
+    r = latency_run(st, tasks, 1, 4, 120 + slow_s * n_slow)
+    out = {"unit": "s", "higher_is_better": False, "slow_step_s": slow_s,
+           "slow_tasks": n_slow, "fast_tasks": n_fast, "partitions": 12,
+           "workers": 1, "concurrency": 4,
+           "goal": {"fast_p95_s": 3.0, "slow_p95_s": slow_s + 3.0}}
+    for kind in ("fast", "slow"):
+        v = [t["latency_s"] for t in r["tasks"] if t["kind"] == kind]
+        out[kind] = {"p50_s": pct(v, 50), "p95_s": pct(v, 95),
+                     "max_s": max(v)}
+    log(f"B8 fast p95 {out['fast']['p95_s']:.1f} s, slow p95 "
+        f"{out['slow']['p95_s']:.1f} s")
+    out["drover"] = out["fast"]["p95_s"]
+    return dict(out, run=r)
+
+
+def b9(st, size):
+    """Concurrency: n tasks of one pg_sleep(task_s) step each, two per
+    partition on 12 partitions, 2 workers x 12 executors (24 slots).
+    Goal: makespan (first produce to last status event) <= 1.5x the
+    ideal, which is one task's step with every task in its own slot."""
+    task_s, n = size["b9_task_s"], size["b9_tasks"]
+    workers, conc = 2, size["b9_tasks"] // 2
+    tasks = [("task", sleep_step(task_s), i % 12) for i in range(n)]
+    r = latency_run(st, tasks, workers, conc, 120 + task_s * n)
+    ideal = float(task_s)
+    log(f"B9 makespan {r['span_s']:.1f} s (ideal {ideal:.0f} s)")
+    return {"unit": "s", "higher_is_better": False, "tasks": n,
+            "task_s": task_s, "partitions": 12, "workers": workers,
+            "concurrency": conc, "slots": workers * conc,
+            "drover": r["span_s"], "ideal_s": ideal,
+            "vs_ideal": r["span_s"] / ideal, "goal": {"vs_ideal": 1.5},
+            "latency_p50_s": pct([t["latency_s"] for t in r["tasks"]], 50),
+            "latency_p95_s": pct([t["latency_s"] for t in r["tasks"]], 95),
+            "run": r}
 
 
 def b4(st, size):
@@ -852,13 +1031,19 @@ def profile(st, kind, outdir, secs=6):
 SIZES = {
     "smoke": {"n": 200, "reps": 1, "sweep_reps": 0, "b6_reps": 1,
               "b4_tasks": 5000, "b4_secs": 3, "b5_tasks": 600,
-              "b5_before_s": 1, "b5_after_s": 12, "smoke": True, "soft_s": 4},
+              "b5_before_s": 1, "b5_after_s": 12, "smoke": True, "soft_s": 4,
+              "b8_slow_s": 2, "b8_slow": 2, "b8_fast": 12,
+              "b9_task_s": 1, "b9_tasks": 24},
     "quick": {"n": 600, "reps": 5, "sweep_reps": 1, "b6_reps": 1,
               "b4_tasks": 100000, "b4_secs": 5, "b5_tasks": 4000,
-              "b5_before_s": 3, "b5_after_s": 30, "soft_s": 4},
+              "b5_before_s": 3, "b5_after_s": 30, "soft_s": 4,
+              "b8_slow_s": 20, "b8_slow": 4, "b8_fast": 48,
+              "b9_task_s": 5, "b9_tasks": 24},
     "full": {"n": 2500, "reps": 5, "sweep_reps": 2, "b6_reps": 3,
              "b4_tasks": 100000, "b4_secs": 10, "b5_tasks": 12000,
-             "b5_before_s": 5, "b5_after_s": 60, "soft_s": 12},
+             "b5_before_s": 5, "b5_after_s": 60, "soft_s": 12,
+             "b8_slow_s": 20, "b8_slow": 4, "b8_fast": 48,
+             "b9_task_s": 5, "b9_tasks": 24},
 }
 
 
@@ -871,7 +1056,7 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--mode", choices=SIZES, default="full")
-    ap.add_argument("--only", default="B1,B2,B3,B4,B5,B6")
+    ap.add_argument("--only", default="B1,B2,B3,B4,B5,B6,B8,B9")
     a = ap.parse_args()
     size = SIZES[a.mode]
     global SOFT_S
@@ -886,7 +1071,8 @@ def main():
                                      a.mode == "smoke")),
                ("B3", lambda: b3(st, a.mode == "quick", a.mode == "smoke")),
                ("B4", lambda: b4(st, size)), ("B5", lambda: b5(st, size)),
-               ("B6", lambda: b6(st, size))]
+               ("B6", lambda: b6(st, size)), ("B8", lambda: b8(st, size)),
+               ("B9", lambda: b9(st, size))]
     # ~30 s: in full runs (the quick one must stay under 5 minutes)
     if "profile" in only or (a.mode == "full" and "B1" in only):
         only.append("profile")

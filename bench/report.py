@@ -43,10 +43,30 @@ def terminal():
     return "pngcairo" if "pngcairo" in (p.stdout + p.stderr) else "png"
 
 
+B1_CONTENDERS = [  # key, label
+    ("drover", "drover, 1 worker"),
+    ("limit", "**limit**: bare C librdkafka + libpq, 1 PG transaction/task"),
+    ("peer", "peer: Python, 1 thread, same SQL as the limit"),
+    ("peer_4", "peer: Python, 4 processes in one group, same SQL"),
+    ("replay", "diagnostic (not the limit): bare C replaying drover's SQL")]
+
+
+def verdict(v, goal, higher_is_better=True, unit="×"):
+    """'goal ... met (v)' or 'goal ... **missed** by N % (v)'."""
+    if v is None:
+        return "not measured"
+    sign = "≥" if higher_is_better else "≤"
+    ok = v >= goal if higher_is_better else v <= goal
+    if ok:
+        return f"goal {sign} {goal:g}{unit} met ({v:.2f}{unit})"
+    return (f"goal {sign} {goal:g}{unit} **missed** by "
+            f"{100 * abs(goal - v) / goal:.0f} % ({v:.2f}{unit})")
+
+
 def chart_b1(b1, outdir):
-    rows = [("drover 1 worker", b1["drover"]),
-            ("drover 3 workers", b1["drover_3_workers"]),
-            ("limit (bare C)", b1["limit"]), ("peer (Python)", b1["peer"])]
+    short = {"drover": "drover", "limit": "limit (C)", "peer": "peer x1",
+             "peer_4": "peer x4", "replay": "C replay (diag.)"}
+    rows = [(short[k], b1[k]) for k, _ in B1_CONTENDERS if b1.get(k)]
     with open(os.path.join(outdir, "b1.dat"), "w") as fh:
         for i, (name, s) in enumerate(rows):
             if s.get("median") is not None:
@@ -96,7 +116,7 @@ plot 'b6.dat' using 1:2:3:4 with yerrorlines lw 2 title 'drover tasks/s', \\
 def headline(r):
     out = ["| benchmark | drover | limit | peer | unit | vs limit | vs peer |",
            "|---|---|---|---|---|---|---|"]
-    for b in ("B1", "B2", "B3", "B4", "B5", "B6"):
+    for b in ("B1", "B2", "B3", "B4", "B5", "B6", "B8", "B9"):
         x = r.get(b)
         if not x:
             continue
@@ -116,43 +136,63 @@ def headline(r):
     return out
 
 
+def goals(r):
+    """Where each goal stands, one row per goal."""
+    o = ["## Goals", "", "| benchmark | goal | where it stands |",
+         "|---|---|---|"]
+    b1 = r.get("B1") or {}
+    if "ratios" in b1:
+        for k, what in (("limit", "drover ÷ limit (bare C, minimal SQL)"),
+                        ("peer", "drover ÷ peer (Python, 1 thread)"),
+                        ("peer_4", "drover ÷ peer (Python, 4 processes)")):
+            o.append(f"| B1 | {what} | "
+                     f"{verdict(b1.get('vs_' + k), b1['goal']['vs_' + k])} |")
+    b8 = r.get("B8") or {}
+    if "fast" in b8:
+        g = b8["goal"]
+        o.append(f"| B8 | fast-task p95 latency | "
+                 f"{verdict(b8['fast']['p95_s'], g['fast_p95_s'], False, ' s')} |")
+        o.append(f"| B8 | slow tasks unaffected: p95 ≤ their "
+                 f"{b8['slow_step_s']} s step + 3 s | "
+                 f"{verdict(b8['slow']['p95_s'], g['slow_p95_s'], False, ' s')} |")
+    b9 = r.get("B9") or {}
+    if "vs_ideal" in b9:
+        o.append(f"| B9 | makespan ÷ ideal ({b9['ideal_s']:g} s) | "
+                 f"{verdict(b9['vs_ideal'], b9['goal']['vs_ideal'], False)} |")
+    return o + [""] if len(o) > 4 else []
+
+
 def section_b1(b1):
     g = b1["goal"]
     o = ["## B1 task throughput", "",
          f"Setup: {json.dumps(b1['setup'])}.", "",
          "| contender | tasks/s median [min–max] | PG commits/task "
          "| worker CPU ms/task | machine CPU busy |", "|---|---|---|---|---|"]
-    names = {"drover_1": ("drover, 1 worker", b1["drover"]),
-             "drover_3": ("drover, 3 workers", b1["drover_3_workers"]),
-             "limit": ("limit (bare C librdkafka + libpq)", b1["limit"]),
-             "peer": ("peer (Python, 1 thread)", b1["peer"])}
-    for k, (label, s) in names.items():
-        pt = b1["per_task"][k]
-        o.append(f"| {label} | {sp(s)} | {f(pt['pg_commits'], 1)} | "
+    for k, label in B1_CONTENDERS:
+        pt = b1["per_task"].get(k)
+        if not pt:
+            continue
+        o.append(f"| {label} | {sp(b1[k])} | {f(pt['pg_commits'], 2)} | "
                  f"{f(pt['worker_cpu_ms'], 2)} | "
                  f"{f(100 * (pt['machine_cpu_busy'] or 0))} % |")
-    vl, vp = b1["vs_limit"], b1["vs_peer"]
-    o += ["", f"Ratios (per repetition, then median): drover ÷ limit = "
-              f"{f(vl, 2)} {sp(b1['vs_limit_spread'], 2)}; drover ÷ peer = "
-              f"{f(vp, 2)} {sp(b1['vs_peer_spread'], 2)}.", ""]
-    for name, v, goal in (("limit", vl, g["vs_limit"]),
-                          ("peer", vp, g["vs_peer"])):
-        if v is None:
-            continue
-        if v >= goal:
-            o.append(f"- vs {name}: goal ≥ {goal}× met ({v:.2f}×).")
-        else:
-            o.append(f"- vs {name}: goal ≥ {goal}× **missed** by "
-                     f"{100 * (goal - v) / goal:.0f} % ({v:.2f}×).")
-    lp = [l["tasks_per_s"] / p["tasks_per_s"]
-          for l, p in zip(b1["runs"]["limit"], b1["runs"]["peer"])
-          if l.get("tasks_per_s") and p.get("tasks_per_s")]
-    if lp:
-        lp.sort()
-        o.append(f"- ceiling on this machine: the limit itself reaches "
-                 f"{lp[len(lp) // 2]:.2f}× the peer (median per repetition), "
-                 "so that is the most any worker doing this database work "
-                 "can show against the peer here.")
+    o += ["", "Ratios (drover ÷ contender, per repetition, then median "
+          "[min–max]):", ""]
+    for k, label in B1_CONTENDERS[1:]:
+        if "vs_" + k in b1["ratios"]:
+            goal = g.get("vs_" + k)
+            o.append(f"- drover ÷ {k}: {sp(b1['ratios']['vs_' + k], 2)}"
+                     + (f"; {verdict(b1['ratios']['vs_' + k]['median'], goal)}"
+                        if goal else " (diagnostic, no goal)") + ".")
+    runs = b1["runs"]
+    for k in ("peer", "peer_4"):
+        lp = sorted(l["tasks_per_s"] / p["tasks_per_s"]
+                    for l, p in zip(runs["limit"], runs[k])
+                    if l.get("tasks_per_s") and p.get("tasks_per_s"))
+        if lp:
+            o.append(f"- ceiling against {k}: the limit itself reaches "
+                     f"{lp[len(lp) // 2]:.2f}× it (median per repetition); "
+                     f"at 0.8× the limit drover would be "
+                     f"{0.8 * lp[len(lp) // 2]:.2f}× it.")
     o += ["", "![B1](b1.png)", ""]
     for k, label in (("commit_interval_ms", "commit interval (ms)"),
                      ("concurrency", "executors (concurrency)")):
@@ -165,6 +205,43 @@ def section_b1(b1):
             o.append(f"| {x} | {sp(pts[x])} |")
         o.append("")
     return o
+
+
+def section_b8(b8):
+    o = ["## B8 head-of-line", "",
+         f"{b8['slow_tasks']} slow tasks (one `sql` step, pg_sleep "
+         f"{b8['slow_step_s']} s), one per partition spread over "
+         f"{b8['partitions']}, produced first; then {b8['fast_tasks']} "
+         f"trivial tasks round-robin over all partitions. drover, "
+         f"{b8['workers']} worker, {b8['concurrency']} executors. Latency = "
+         "status event time − produce time (read_committed status topic).",
+         "", "| tasks | p50 s | p95 s | max s | goal |", "|---|---|---|---|---|"]
+    g = b8["goal"]
+    for k, goal in (("fast", g["fast_p95_s"]), ("slow", g["slow_p95_s"])):
+        x = b8[k]
+        o.append(f"| {k} | {f(x['p50_s'], 1)} | {f(x['p95_s'], 1)} | "
+                 f"{f(x['max_s'], 1)} | {verdict(x['p95_s'], goal, False, ' s')} |")
+    run = b8["run"]
+    return o + ["", f"PG commits/task {f(run['pg_commits_per_task'], 1)}, "
+                f"worker CPU {f(run['worker_cpu_ms_per_task'], 2)} ms/task.",
+                ""]
+
+
+def section_b9(b9):
+    run = b9["run"]
+    return ["## B9 concurrency", "",
+            f"{b9['tasks']} migrations of one `sql` step (pg_sleep "
+            f"{b9['task_s']} s) each, {b9['tasks'] // b9['partitions']} per "
+            f"partition on {b9['partitions']} partitions; drover "
+            f"{b9['workers']} workers × {b9['concurrency']} executors = "
+            f"{b9['slots']} slots. Makespan = first produce to last status "
+            f"event; ideal = one step ({b9['ideal_s']:g} s).", "",
+            f"- makespan **{b9['drover']:.1f} s** = {b9['vs_ideal']:.2f}× "
+            f"the ideal: {verdict(b9['vs_ideal'], b9['goal']['vs_ideal'], False)}.",
+            f"- per-task latency p50 {b9['latency_p50_s']:.1f} s, p95 "
+            f"{b9['latency_p95_s']:.1f} s; PG commits/task "
+            f"{f(run['pg_commits_per_task'], 1)}, worker CPU "
+            f"{f(run['worker_cpu_ms_per_task'], 2)} ms/task.", ""]
 
 
 def section_b4(b4):
@@ -316,9 +393,10 @@ def main():
          f"bench/results/{os.path.basename(a.results)}; every figure is "
          "a median with [min–max] over the repetitions, ratios are taken "
          "within one repetition (same invocation).", "",
-         "## Headline", ""] + headline(r) + [""]
+         "## Headline", ""] + headline(r) + [""] + goals(r)
     errors = []
-    if isinstance(r.get("B1"), dict) and "drover" in r["B1"]:
+    # "ratios": B1 against the minimal-SQL limit (older results lack it)
+    if isinstance(r.get("B1"), dict) and "ratios" in r["B1"]:
         o += section_b1(r["B1"])
         chart_b1(r["B1"], a.outdir)
     if "B2" in r:
@@ -332,9 +410,13 @@ def main():
     if isinstance(r.get("B6"), dict) and "points" in r["B6"]:
         o += section_b6(r["B6"])
         chart_b6(r["B6"], a.outdir)
+    if isinstance(r.get("B8"), dict) and "fast" in r["B8"]:
+        o += section_b8(r["B8"])
+    if isinstance(r.get("B9"), dict) and "run" in r["B9"]:
+        o += section_b9(r["B9"])
     if isinstance(r.get("profile"), dict) and "error" not in r["profile"]:
         o += section_profile(r["profile"])
-    for b in ("B1", "B2", "B3", "B4", "B5", "B6"):
+    for b in ("B1", "B2", "B3", "B4", "B5", "B6", "B8", "B9"):
         if isinstance(r.get(b), dict) and "error" in r[b]:
             errors.append(b)
     notes = os.path.join(os.path.dirname(__file__), "report-notes.md")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# drover - bench/run.sh: the end-to-end benchmarks B1-B6 in one run.
+# drover - bench/run.sh: the end-to-end benchmarks B1-B6, B8 and B9 in one run.
 #
 #   bench/run.sh [--quick] [--smoke] [--only B1,B4,...]
 #
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-MODE=full SMOKE=0 ONLY=B1,B2,B3,B4,B5,B6
+MODE=full SMOKE=0 ONLY=B1,B2,B3,B4,B5,B6,B8,B9
 while [ $# -gt 0 ]; do
   case $1 in
   --quick) [ $SMOKE = 1 ] || MODE=quick ;;

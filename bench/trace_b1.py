@@ -1,7 +1,7 @@
 """drover - bench/trace_b1.py: where one worker's poll thread spends B1.
 
     .cache/bench-venv/bin/python bench/trace_b1.py --brokers B
-        --database-url URL [--kind drover|limit] [--tasks 2500]
+        --database-url URL [--kind drover|limit|replay] [--tasks 2500]
         [--build build-bench]
 
 Runs one B1 throughput run (bench/harness.py's setup) with perf uprobes
@@ -82,7 +82,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--brokers", required=True)
     ap.add_argument("--database-url", required=True)
-    ap.add_argument("--kind", choices=("drover", "limit"), default="drover")
+    ap.add_argument("--kind", choices=("drover", "limit", "replay"),
+                    default="drover")
     ap.add_argument("--tasks", type=int, default=2500)
     ap.add_argument("--build", default=os.path.join(h.ROOT, "build-bench"))
     a = ap.parse_args()
@@ -104,7 +105,9 @@ def main():
             schema = h.unique("s")
             st.pg_setup(schema)
             refs = [f"component:default/{d.replace('_', '-')}" for d in ds]
-            p = h.start_limit(st, topic, group, schema, group + "-0")
+            p = h.start_limit(st, topic, group, schema, group + "-0",
+                              sql=h.SQL_MIN if a.kind == "limit"
+                              else h.SQL_FILE)
         data = os.path.join(work, "perf.data")
         try:
             h.wait_group(st, group, 1, [p])
