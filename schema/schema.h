@@ -181,6 +181,10 @@ void drv_format_time(int64_t ms, char *out, size_t out_size);
  * task-, plan- or error-derived text goes through it. */
 const char *drv_text_escape(const char *text, char *out, size_t out_size);
 
+/* 1 if the `len` bytes at `text` are valid UTF-8 (no overlong forms,
+ * surrogates or code points beyond U+10FFFF), else 0. */
+int drv_text_utf8_valid(const char *text, size_t len);
+
 
 /*
  * ------------------------------------------------------------------------

@@ -82,6 +82,7 @@ typedef struct writer_s {
         size_t nfields;
         int *slot;        /* writer field index -> slot, -1: skip */
         unsigned present; /* bit per slot the writer has */
+        int64_t ts_div;   /* requested_at units per millisecond */
         int version;
         char *error; /* set: unusable, every record is poison */
 } writer_t;
@@ -135,8 +136,10 @@ static int kind_ok(kind_t k, avro_schema_t s) {
         case K_OPT:
                 return t == AVRO_NULL || t == AVRO_STRING || t == AVRO_BYTES;
         case K_MAP:
-                return t == AVRO_MAP &&
-                       avro_typeof(avro_schema_map_values(s)) == AVRO_STRING;
+                if (t != AVRO_MAP)
+                        return 0;
+                t = avro_typeof(avro_schema_map_values(s));
+                return t == AVRO_STRING || t == AVRO_BYTES;
         }
         return 0;
 }
@@ -153,15 +156,58 @@ static int compatible(kind_t k, avro_schema_t s) {
         return 0;
 }
 
-/* requested_at is epoch milliseconds: a writer that says otherwise
- * (timestamp-micros, a date) would be read wrong, so refuse it. */
-static int logical_ok(slot_t slot, json_t *field) {
-        json_t *t = json_object_get(field, "type");
+/* requested_at is epoch milliseconds.  Schema resolution ignores
+ * logical types, so Java reads a timestamp-micros (or -nanos) writer's
+ * number unchanged into the millis field - the same instant 1000 times
+ * later.  drover reads the instant the writer meant instead.  Units per
+ * millisecond of a number type t (a name or an object), or 0 for one
+ * that is no instant (a date, a time of day, a local timestamp, micros
+ * in an int); -1 for a type that is not a number. */
+static int64_t type_scale(json_t *t) {
+        const char *name = json_is_string(t)
+                               ? json_string_value(t)
+                               : json_string_value(json_object_get(t, "type"));
         const char *lt = json_string_value(json_object_get(t, "logicalType"));
+        int is_long = name && !strcmp(name, "long");
 
-        if (slot != S_REQUESTED_AT || !lt)
+        if (!name || (!is_long && strcmp(name, "int")))
+                return -1;
+        if (!lt || !strcmp(lt, "timestamp-millis"))
                 return 1;
-        return !strcmp(lt, "timestamp-millis");
+        if (is_long && !strcmp(lt, "timestamp-micros"))
+                return 1000;
+        if (is_long && !strcmp(lt, "timestamp-nanos"))
+                return 1000000;
+        return 0;
+}
+
+/* The scale of requested_at's writer field (every number branch of a
+ * union must agree), or 0: refused. */
+static int64_t time_scale(slot_t slot, json_t *field) {
+        json_t *t = json_object_get(field, "type"), *b;
+        int64_t scale = -1, bs;
+        size_t i;
+
+        if (slot != S_REQUESTED_AT)
+                return 1;
+        if (!json_is_array(t))
+                return type_scale(t) < 0 ? 1 : type_scale(t);
+        json_array_foreach(t, i, b) {
+                if ((bs = type_scale(b)) < 0)
+                        continue;
+                if (bs == 0 || (scale > 0 && bs != scale))
+                        return 0;
+                scale = bs;
+        }
+        return scale < 0 ? 1 : scale;
+}
+
+/* v in units of 1/div ms, as whole ms (rounded down, as Java's Instant
+ * does before 1970). */
+static int64_t to_millis(int64_t v, int64_t div) {
+        int64_t q = v / div;
+
+        return v % div < 0 ? q - 1 : q;
 }
 
 static void writer_free(writer_t *w) {
@@ -187,6 +233,7 @@ static void writer_plan(drv_schema_store_t *store, writer_t *w, json_t *root) {
         json_t *fields = json_object_get(root, "fields"), *f;
         char msg[300];
         size_t i;
+        int64_t div;
         int s;
 
         json_array_foreach(fields, i, f) {
@@ -200,7 +247,7 @@ static void writer_plan(drv_schema_store_t *store, writer_t *w, json_t *root) {
                 if (!compatible(slot_defs[s].kind,
                                 avro_schema_record_field_get_by_index(
                                     w->schema, (int)i)) ||
-                    !logical_ok((slot_t)s, f)) {
+                    !(div = time_scale((slot_t)s, f))) {
                         snprintf(msg, sizeof(msg),
                                  "writer field \"%s\" has a type the task "
                                  "cannot take",
@@ -208,6 +255,8 @@ static void writer_plan(drv_schema_store_t *store, writer_t *w, json_t *root) {
                         writer_fail(w, msg);
                         return;
                 }
+                if (s == S_REQUESTED_AT)
+                        w->ts_div = div;
                 w->slot[i] = s;
                 w->present |= 1u << s;
         }
@@ -239,6 +288,7 @@ static writer_t *writer_compile(drv_schema_store_t *store, const char *json,
         }
         w->id = -1;
         w->version = 1;
+        w->ts_div = 1;
         if ((!trusted && drv_schema_validate(json, len, err, sizeof(err))) ||
             drv_schema_fingerprint(json, len, &w->fp, err, sizeof(err))) {
                 writer_fail(w, err[0] ? err : "invalid writer schema");
@@ -532,12 +582,25 @@ drv_err_t drv_schema_store_add(drv_schema_store_t *store, const char *json,
  * ------------------------------------------------------------------------
  */
 
-/* The text of a string or bytes value: -1 if it holds a NUL byte. */
-static int get_text(avro_value_t *v, const char **pp, size_t *np) {
+/* Why text of n bytes at p (bytes: written as avro bytes) cannot be a
+ * task string, or NULL.  bytes resolve to string as in Java, but only
+ * as valid UTF-8: Java would hand on whatever the bytes are. */
+static const char *text_flaw(const char *p, size_t n, int bytes) {
+        if (n && memchr(p, '\0', n))
+                return "holds a nul byte";
+        if (bytes && !drv_text_utf8_valid(p, n))
+                return "holds bytes that are not valid UTF-8";
+        return NULL;
+}
+
+/* The text of a string or bytes value: why it cannot be a task string,
+ * or NULL. */
+static const char *get_text(avro_value_t *v, const char **pp, size_t *np) {
         const void *p = NULL;
         size_t size = 0;
+        int bytes = avro_value_get_type(v) != AVRO_STRING;
 
-        if (avro_value_get_type(v) == AVRO_STRING) {
+        if (!bytes) {
                 avro_value_get_string(v, (const char **)&p, &size);
                 if (size > 0)
                         size--; /* avro-c counts the terminating NUL */
@@ -546,7 +609,7 @@ static int get_text(avro_value_t *v, const char **pp, size_t *np) {
         }
         *pp = p ? p : "";
         *np = size;
-        return size && memchr(p, '\0', size) ? -1 : 0;
+        return text_flaw(*pp, size, bytes);
 }
 
 /* The branch a union holds, else the value itself. */
@@ -568,7 +631,7 @@ static drv_err_t bad_field(const char *name, const char *what, char *errstr,
 static drv_err_t measure(const writer_t *w, avro_value_t *val, size_t *textp,
                          size_t *paramsp, char *errstr, size_t errstr_size) {
         avro_value_t field, branch, child, *v;
-        const char *p, *key;
+        const char *p, *key, *flaw;
         size_t i, j, n, cnt;
 
         for (i = 0; i < w->nfields; i++) {
@@ -586,19 +649,18 @@ static drv_err_t measure(const writer_t *w, avro_value_t *val, size_t *textp,
                                          errstr, errstr_size);
                 if ((d->kind == K_STRING || d->kind == K_OPT) &&
                     avro_value_get_type(v) != AVRO_NULL) {
-                        if (get_text(v, &p, &n))
-                                return bad_field(d->name, "holds a nul byte",
-                                                 errstr, errstr_size);
+                        if ((flaw = get_text(v, &p, &n)))
+                                return bad_field(d->name, flaw, errstr,
+                                                 errstr_size);
                         *textp += n + 1;
                 } else if (d->kind == K_MAP) {
                         avro_value_get_size(v, &cnt);
                         *paramsp += cnt;
                         for (j = 0; j < cnt; j++) {
                                 avro_value_get_by_index(v, j, &child, &key);
-                                if (get_text(&child, &p, &n))
-                                        return bad_field(d->name,
-                                                         "holds a nul byte",
-                                                         errstr, errstr_size);
+                                if ((flaw = get_text(&child, &p, &n)))
+                                        return bad_field(d->name, flaw, errstr,
+                                                         errstr_size);
                                 *textp += n + 1 + strlen(key) + 1;
                         }
                 }
@@ -636,8 +698,8 @@ static void put_params(drv_task_t *task, avro_value_t *v, char **memp) {
 }
 
 /* Pass 2: store one checked writer value into its task slot. */
-static void map_value(drv_task_t *task, int s, avro_value_t *field,
-                      char **memp) {
+static void map_value(drv_task_t *task, const writer_t *w, int s,
+                      avro_value_t *field, char **memp) {
         const struct slot_def *d = &slot_defs[s];
         avro_value_t branch, *v = resolve(field, &branch);
         avro_type_t t = avro_value_get_type(v);
@@ -655,9 +717,9 @@ static void map_value(drv_task_t *task, int s, avro_value_t *field,
                 return;
         case K_LONG:
                 if (t == AVRO_INT32 && !avro_value_get_int(v, &i32))
-                        task->requested_at = i32;
+                        task->requested_at = to_millis(i32, w->ts_div);
                 else if (!avro_value_get_long(v, &i64))
-                        task->requested_at = i64;
+                        task->requested_at = to_millis(i64, w->ts_div);
                 return;
         case K_BOOL:
                 avro_value_get_boolean(v, &b);
@@ -732,7 +794,7 @@ static drv_err_t to_task(drv_schema_store_t *store, const writer_t *w,
                 if (w->slot[i] < 0)
                         continue;
                 avro_value_get_by_index(val, i, &field, NULL);
-                map_value(task, w->slot[i], &field, &mem);
+                map_value(task, w, w->slot[i], &field, &mem);
         }
         for (s = 0; s < S_COUNT; s++) {
                 if ((store->reader_slots & (1u << s)) &&
@@ -957,10 +1019,11 @@ static void view_release(view_t *v) {
                 free(v->ent);
 }
 
-/* Read the params map at c into v->ent; -1: a value holds a nul byte. */
-static int view_params(view_t *v, rcur_t *c) {
+/* Read the params map at c into v->ent (values written as bytes when
+ * `bytes`); why a value cannot be a task string, or NULL. */
+static const char *view_params(view_t *v, rcur_t *c, int bytes) {
         int64_t count, i;
-        const char *k, *val;
+        const char *k, *val, *flaw;
         size_t kn, vn, j;
 
         while ((count = rd_long(c)) != 0 && c->p < c->end) {
@@ -978,11 +1041,11 @@ static int view_params(view_t *v, rcur_t *c) {
                 }
         }
         for (j = 0; j < v->nent; j++) {
-                if (v->ent[j].vn && memchr(v->ent[j].v, '\0', v->ent[j].vn))
-                        return -1;
+                if ((flaw = text_flaw(v->ent[j].v, v->ent[j].vn, bytes)))
+                        return flaw;
                 v->text += v->ent[j].kn + 1 + v->ent[j].vn + 1;
         }
-        return 0;
+        return NULL;
 }
 
 /* Read writer field i (slot s) into the view, checked as measure() checks
@@ -994,6 +1057,7 @@ static drv_err_t view_field(const writer_t *w, size_t i, int s, view_t *v,
         avro_schema_t fs =
             avro_schema_record_field_get_by_index(w->schema, (int)i);
         rcur_t c = {v->at[s], end};
+        const char *flaw;
 
         if (avro_typeof(fs) == AVRO_UNION)
                 fs = avro_schema_union_branch(fs, (int)rd_long(&c));
@@ -1010,9 +1074,9 @@ static drv_err_t view_field(const writer_t *w, size_t i, int s, view_t *v,
                 /* fall through */
         case K_STRING:
                 v->len[s] = rd_text(&c, &v->str[s]);
-                if (v->len[s] && memchr(v->str[s], '\0', v->len[s]))
-                        return bad_field(d->name, "holds a nul byte", errstr,
-                                         errstr_size);
+                if ((flaw = text_flaw(v->str[s], v->len[s],
+                                      avro_typeof(fs) == AVRO_BYTES)))
+                        return bad_field(d->name, flaw, errstr, errstr_size);
                 v->text += v->len[s] + 1;
                 return DRV_OK;
         case K_BOOL:
@@ -1026,10 +1090,11 @@ static drv_err_t view_field(const writer_t *w, size_t i, int s, view_t *v,
                 if (view_reserve(v, map_count(c), extrap))
                         return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                            "out of memory decoding a task");
-                return view_params(v, &c)
-                           ? bad_field(d->name, "holds a nul byte", errstr,
-                                       errstr_size)
-                           : DRV_OK;
+                flaw = view_params(v, &c,
+                                   avro_typeof(avro_schema_map_values(fs)) ==
+                                       AVRO_BYTES);
+                return flaw ? bad_field(d->name, flaw, errstr, errstr_size)
+                            : DRV_OK;
         }
         return DRV_OK;
 }
@@ -1073,7 +1138,7 @@ static drv_task_t *view_task(drv_schema_store_t *store, const writer_t *w,
                         *(char **)((char *)task + d->off) =
                             put_view_text(v->str[s], v->len[s], &mem);
                 else if (d->kind == K_LONG)
-                        task->requested_at = v->num[s];
+                        task->requested_at = to_millis(v->num[s], w->ts_div);
                 else if (d->kind == K_BOOL)
                         task->dry_run = (int)v->num[s];
                 else if (d->kind == K_INT)

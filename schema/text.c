@@ -40,6 +40,24 @@ static int utf8_seq(const unsigned char *s, unsigned *cpp) {
         return n;
 }
 
+int drv_text_utf8_valid(const char *text, size_t len) {
+        const unsigned char *s = (const unsigned char *)text;
+        unsigned cp;
+        size_t i = 0, need;
+        int k;
+
+        while (i < len) {
+                need = s[i] < 0x80    ? 1
+                       : s[i] >= 0xf0 ? 4
+                       : s[i] >= 0xe0 ? 3
+                                      : 2;
+                if (need > len - i || !(k = utf8_seq(s + i, &cp)))
+                        return 0;
+                i += (size_t)k;
+        }
+        return 1;
+}
+
 /* Code points a terminal acts on rather than shows: C1 controls, and the
  * bidirectional overrides and isolates that reorder what follows. */
 static int is_control_cp(unsigned cp) {

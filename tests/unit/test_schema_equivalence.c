@@ -11,7 +11,11 @@
  *     nul bytes in keys and values, null or wrong union branches, blocks
  *     with byte sizes, foreign writers with extra and reordered fields;
  *   - every truncation and many single-byte mutations of all of them;
- *   - random records of a writer schema with every Avro type.
+ *   - random records of a writer schema with every Avro type;
+ *   - writers that need Avro's legal promotions (bytes -> string in
+ *     fields and map values, int -> long, timestamp-micros/-nanos into
+ *     the timestamp-millis field), checked for their values too, and
+ *     writers whose types no resolution can read.
  */
 #include "testutil.h"
 
@@ -290,6 +294,153 @@ static void test_mapping_corners_agree(void **state) {
         check_mutations("null params", &r);
 }
 
+/* A writer (record `name`) needing every promotion the task schema can
+ * meet: task_id and replay_of as bytes, params as map<bytes>,
+ * requested_at of the given type.  Logical types are not in the
+ * fingerprint, so writers that differ only there need other names. */
+static uint64_t promoting_writer(const char *name, const char *requested_at) {
+        char json[1024], errstr[256];
+        uint64_t fp;
+
+        snprintf(json, sizeof(json),
+                 "{\"type\":\"record\",\"name\":\"%s\",\"fields\":["
+                 "{\"name\":\"task_id\",\"type\":\"bytes\"},"
+                 "{\"name\":\"entity_ref\",\"type\":\"string\"},"
+                 "{\"name\":\"dataset\",\"type\":\"string\"},"
+                 "{\"name\":\"requested_at\",\"type\":%s},"
+                 "{\"name\":\"requested_by\",\"type\":\"string\"},"
+                 "{\"name\":\"params\",\"type\":{\"type\":\"map\","
+                 "\"values\":\"bytes\"}},"
+                 "{\"name\":\"replay_of\",\"type\":[\"null\",\"bytes\"]}]}",
+                 name, requested_at);
+        if (drv_schema_store_add(store, json, &fp, errstr, sizeof(errstr)) ||
+            drv_schema_store_add(store_v1, json, NULL, errstr, sizeof(errstr)))
+                fail_msg("promoting writer %s: %s", requested_at, errstr);
+        return fp;
+}
+
+static rec_t promoting(uint64_t fp, int64_t at, const char *value) {
+        rec_t r = {.n = 0};
+
+        put_header(&r, fp);
+        put_str(&r, "tid");
+        put_str(&r, "component:default/p");
+        put_str(&r, "ds");
+        put_long(&r, at);
+        put_str(&r, "carol");
+        put_long(&r, 2);
+        put_str(&r, "tenant");
+        put_str(&r, "acme");
+        put_str(&r, "note");
+        put_str(&r, value);
+        put_long(&r, 0);
+        put_long(&r, 1);
+        put_str(&r, "rb");
+        return r;
+}
+
+/* decode r (both paths agree); the task, or NULL with errstr */
+static drv_task_t *decode_promoted(const rec_t *r, char *errstr) {
+        drv_task_t *t = NULL;
+
+        check("promotion", r->b, r->n);
+        if (drv_task_decode(store, r->b, r->n, &t, errstr, 256))
+                return NULL;
+        return t;
+}
+
+static void test_legal_promotions_read_as_java_does(void **state) {
+        uint64_t micros = promoting_writer("Micros", "{\"type\":\"long\","
+                                                     "\"logicalType\":"
+                                                     "\"timestamp-micros\"}");
+        uint64_t nanos = promoting_writer("Nanos", "{\"type\":\"long\","
+                                                   "\"logicalType\":"
+                                                   "\"timestamp-nanos\"}");
+        uint64_t ints = promoting_writer("Ints", "\"int\"");
+        char errstr[256];
+        drv_task_t *t;
+        rec_t r;
+
+        r = promoting(micros, 1764057600123456LL, "caf\xc3\xa9");
+        check_mutations("micros and bytes", &r);
+        assert_non_null(t = decode_promoted(&r, errstr));
+        assert_true(t->requested_at == 1764057600123LL);
+        assert_string_equal(t->task_id, "tid");
+        assert_string_equal(t->replay_of, "rb");
+        assert_int_equal(t->params_cnt, 2);
+        assert_string_equal(drv_task_param(t, "tenant"), "acme");
+        assert_string_equal(drv_task_param(t, "note"), "caf\xc3\xa9");
+        drv_task_destroy(t);
+        /* before 1970 the instant rounds down, as Java's Instant does */
+        r = promoting(micros, -1, "x");
+        assert_non_null(t = decode_promoted(&r, errstr));
+        assert_true(t->requested_at == -1);
+        drv_task_destroy(t);
+        r = promoting(nanos, 1764057600123456789LL, "x");
+        assert_non_null(t = decode_promoted(&r, errstr));
+        assert_true(t->requested_at == 1764057600123LL);
+        drv_task_destroy(t);
+        r = promoting(ints, 123456, "x");
+        assert_non_null(t = decode_promoted(&r, errstr));
+        assert_true(t->requested_at == 123456);
+        drv_task_destroy(t);
+        /* bytes become text only as UTF-8 without nul bytes */
+        r = promoting(micros, 0, "\xff\x41");
+        check_mutations("bytes that are not UTF-8", &r);
+        assert_null(decode_promoted(&r, errstr));
+        assert_string_equal(errstr, "task field \"params\" holds bytes that "
+                                    "are not valid UTF-8");
+        r = promoting(micros, 0, "\xc0\xaf"); /* overlong '/' */
+        assert_null(decode_promoted(&r, errstr));
+        assert_non_null(strstr(errstr, "not valid UTF-8"));
+        r = promoting(micros, 0, "\xe2\x82"); /* truncated */
+        assert_null(decode_promoted(&r, errstr));
+        assert_non_null(strstr(errstr, "not valid UTF-8"));
+        r = promoting(micros, 0, "x");
+        r.b[r.n - 2] = 0xed; /* replay_of "rb" -> "\xedb" */
+        assert_null(decode_promoted(&r, errstr));
+        assert_string_equal(errstr, "task field \"replay_of\" holds bytes "
+                                    "that are not valid UTF-8");
+}
+
+/* What no resolution can read: refused when the schema is added. */
+static void test_types_no_resolution_reads_are_refused(void **state) {
+        const char *bad[] = {
+            "{\"name\":\"requested_at\",\"type\":{\"type\":\"int\","
+            "\"logicalType\":\"date\"}}",
+            "{\"name\":\"requested_at\",\"type\":{\"type\":\"long\","
+            "\"logicalType\":\"local-timestamp-micros\"}}",
+            "{\"name\":\"requested_at\",\"type\":{\"type\":\"int\","
+            "\"logicalType\":\"timestamp-micros\"}}",
+            "{\"name\":\"requested_at\",\"type\":[\"null\",\"long\","
+            "{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}]}",
+            "{\"name\":\"requested_at\",\"type\":\"double\"}",
+            "{\"name\":\"requested_at\",\"type\":\"string\"}",
+            "{\"name\":\"requested_at\",\"type\":\"long\"},"
+            "{\"name\":\"priority\",\"type\":\"long\"}",
+            "{\"name\":\"requested_at\",\"type\":\"long\"},"
+            "{\"name\":\"params\",\"type\":{\"type\":\"map\",\"values\":"
+            "[\"null\",\"string\"]}}",
+        };
+        char json[1024], errstr[256];
+        size_t i;
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(json, sizeof(json),
+                         "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+                         "{\"name\":\"task_id\",\"type\":\"string\"},"
+                         "{\"name\":\"entity_ref\",\"type\":\"string\"},"
+                         "{\"name\":\"dataset\",\"type\":\"string\"},"
+                         "{\"name\":\"requested_by\",\"type\":\"string\"},%s]}",
+                         bad[i]);
+                if (drv_schema_store_add(store, json, NULL, errstr,
+                                         sizeof(errstr)) !=
+                        DRV_ERR_UNKNOWN_SCHEMA ||
+                    !strstr(errstr, "cannot take"))
+                        fail_msg("not refused: %s", bad[i]);
+        }
+}
+
 static uint32_t rnd_state = 12345;
 
 static uint32_t rnd(uint32_t n) {
@@ -408,6 +559,8 @@ int main(void) {
             cmocka_unit_test(test_fuzz_seed_corpus_agrees),
             cmocka_unit_test(test_mapping_corners_agree),
             cmocka_unit_test(test_random_records_agree),
+            cmocka_unit_test(test_legal_promotions_read_as_java_does),
+            cmocka_unit_test(test_types_no_resolution_reads_are_refused),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
