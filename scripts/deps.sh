@@ -47,4 +47,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     -DoutputDirectory="$KAFKA_LIBS"
   echo "$want" >"$stamp"
 fi
-note "ok: packages installed, Kafka jars in $KAFKA_LIBS"
+# Apache Avro for Java (the interop test's other implementation), the same
+# way through scripts/java-avro/pom.xml.
+AVRO_LIBS=$DROVER_CACHE_DIR/avro-libs
+stamp=$AVRO_LIBS/.pom.sha
+want=$(sha256sum "$DROVER_ROOT/scripts/java-avro/pom.xml" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  note "resolving the Apache Avro for Java jars"
+  rm -rf "$AVRO_LIBS"
+  mvn -q -B -f "$DROVER_ROOT/scripts/java-avro/pom.xml" \
+    dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$AVRO_LIBS"
+  echo "$want" >"$stamp"
+fi
+note "ok: packages installed, Kafka jars in $KAFKA_LIBS, Avro jars in $AVRO_LIBS"

@@ -4,6 +4,10 @@
  * with /usr/bin/python3), in both wire formats, v1 and v2 writers, both
  * directions; and drover's registry client against a registry.
  *
+ * Apache Avro for Java (1.12, .cache/avro-libs) writes the records whose
+ * writer schemas need schema resolution: see
+ * test_java_avro_promotions_read_as_java_reads_them.
+ *
  * The registry: when DROVER_TEST_REGISTRY_URL is set (scripts/test.sh sets
  * it from `scripts/registry.sh start`: a real Apicurio Registry serving the
  * Confluent API), encoding, decoding, python3-avro interop and the unknown
@@ -236,6 +240,129 @@ test_python_avro_reads_drover_and_drover_reads_python(void **state) {
         }
 }
 
+/* The record Java wrote as `file` decoded by drover (both decoders);
+ * NULL with errstr when drover refuses it. */
+static drv_task_t *decode_java(drv_schema_store_t *s, const char *file,
+                               char *errstr, size_t errstr_size) {
+        char why[512];
+        drv_task_t *t = NULL;
+        size_t len;
+        void *buf = read_file(file, &len);
+
+        if (equiv_check(s, buf, len, NULL, why, sizeof(why)))
+                fail_msg("%s: decoders differ: %s", file, why);
+        if (drv_task_decode(s, buf, len, &t, errstr, errstr_size))
+                t = NULL;
+        free(buf);
+        return t;
+}
+
+/* t holds what Java's resolving reader read (want), field by field */
+static void check_java(const drv_task_t *t, json_t *want) {
+        const char *f[] = {"task_id", "entity_ref", "dataset", "requested_by",
+                           "replay_of"};
+        const char *got[] = {t->task_id, t->entity_ref, t->dataset,
+                             t->requested_by, t->replay_of};
+        const char *k;
+        json_t *v;
+        size_t i;
+
+        for (i = 0; i < 5; i++)
+                assert_string_equal(
+                    got[i], json_string_value(json_object_get(want, f[i])));
+        assert_int_equal(t->dry_run,
+                         json_is_true(json_object_get(want, "dry_run")));
+        assert_int_equal(t->priority,
+                         json_integer_value(json_object_get(want, "priority")));
+        assert_int_equal(t->params_cnt,
+                         json_object_size(json_object_get(want, "params")));
+        json_object_foreach(json_object_get(want, "params"), k, v)
+            assert_string_equal(drv_task_param(t, k), json_string_value(v));
+}
+
+/*
+ * Apache Avro for Java (JavaAvroInterop.java) writes task records with
+ * writer schemas that only resolution reads: requested_at as
+ * timestamp-micros, params as map<bytes>.  drover reads what Java's own
+ * resolving reader reads, except requested_at, where Java keeps the
+ * micros number in the millis field and drover the instant the writer
+ * meant (docs/decisions.md); bytes that are not UTF-8, which Java turns
+ * into U+FFFD, make the record poison.  The micros writer goes only in
+ * Confluent framing: its fingerprint is the bundled v2 schema's (the
+ * canonical form has no logical types).
+ */
+static void test_java_avro_promotions_read_as_java_reads_them(void **state) {
+        const char *src = getenv("DROVER_SOURCE_DIR");
+        char cmd[2048], name[640], errstr[256];
+        drv_schema_store_t *s = store_with(url, 2, 2, NULL);
+        const char *fr[] = {"cf", "so"};
+        json_t *want;
+        drv_task_t *t;
+        size_t len;
+        char *avsc;
+        int i;
+
+        snprintf(cmd, sizeof(cmd), "%s/.cache/avro-libs", src);
+        if (access(cmd, R_OK))
+                fail_msg("no %s (scripts/deps.sh fetches it)", cmd);
+        snprintf(cmd, sizeof(cmd),
+                 "java -Xmx256m -XX:+UseSerialGC -cp '%s/.cache/avro-libs/*' "
+                 "'%s/tests/integration/JavaAvroInterop.java' %s %s "
+                 "%s/schema/avro %s-java",
+                 src, src, dir, url, src, subject);
+        assert_int_equal(system(cmd), 0); /* its own subject: see latest_id */
+        snprintf(name, sizeof(name), "%s/java-micros.json", dir);
+        assert_non_null(want = json_load_file(name, 0, NULL));
+        if (!(t = decode_java(s, "java-micros-cf.bin", errstr, sizeof(errstr))))
+                fail_msg("java-micros-cf.bin: %s", errstr);
+        check_java(t, want);
+        assert_true(t->requested_at ==
+                    json_integer_value(json_object_get(want, "written_ms")));
+        assert_true(json_integer_value(json_object_get(want, "requested_at")) ==
+                    t->requested_at * 1000 + 456); /* Java: the micros */
+        drv_task_destroy(t);
+        json_decref(want);
+
+        /* the map<bytes> writer by fingerprint, as it was given to us */
+        avsc = read_file("java-bytes.avsc", &len);
+        avsc[len] = '\0';
+        if (drv_schema_store_add(s, avsc, NULL, errstr, sizeof(errstr)))
+                fail_msg("java-bytes.avsc: %s", errstr);
+        free(avsc);
+
+        snprintf(name, sizeof(name), "%s/java-bytes.json", dir);
+        assert_non_null(want = json_load_file(name, 0, NULL));
+        for (i = 0; i < 2; i++) {
+                snprintf(name, sizeof(name), "java-bytes-%s.bin", fr[i]);
+                if (!(t = decode_java(s, name, errstr, sizeof(errstr))))
+                        fail_msg("%s: %s", name, errstr);
+                check_java(t, want);
+                assert_true(
+                    t->requested_at ==
+                    json_integer_value(json_object_get(want, "requested_at")));
+                assert_string_equal(drv_task_param(t, "region"),
+                                    "eu-west-1 \xc3\xa9");
+                drv_task_destroy(t);
+        }
+        json_decref(want);
+
+        snprintf(name, sizeof(name), "%s/java-badutf8.json", dir);
+        assert_non_null(want = json_load_file(name, 0, NULL));
+        assert_string_equal(json_string_value(json_object_get(
+                                json_object_get(want, "params"), "blob")),
+                            "\xef\xbf\xbd"
+                            "A"); /* Java read it, with U+FFFD */
+        json_decref(want);
+        for (i = 0; i < 2; i++) {
+                snprintf(name, sizeof(name), "java-badutf8-%s.bin", fr[i]);
+                assert_null(t = decode_java(s, name, errstr, sizeof(errstr)));
+                assert_string_equal(errstr, "task field \"params\" holds bytes "
+                                            "that are not valid UTF-8");
+        }
+        drv_schema_store_destroy(s);
+        (void)state;
+}
+
 static drv_err_t decode_cf(drv_schema_store_t *s, uint32_t id, char *errstr,
                            size_t errstr_size) {
         unsigned char rec[] = {0x00,
@@ -377,6 +504,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(
                 test_python_avro_reads_drover_and_drover_reads_python),
+            cmocka_unit_test(test_java_avro_promotions_read_as_java_reads_them),
             cmocka_unit_test(test_registry_errors_are_classified),
             cmocka_unit_test(test_encode_registers_and_decode_fetches_by_id),
         };
