@@ -34,30 +34,25 @@ if [ ${#missing[@]} -gt 0 ]; then
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Kafka broker (KRaft) and its tools, from jars resolved through
-# scripts/kafka/pom.xml into a git-ignored cache.
+# Jars resolved through a pom.xml (scripts/NAME/pom.xml) into a
+# git-ignored cache directory, again only when the pom changed.
+resolve_jars() { # what pom dir
+  local stamp=$3/.pom.sha want
+  want=$(sha256sum "$2" | cut -d' ' -f1)
+  [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || return 0
+  note "resolving $1"
+  rm -rf "$3"
+  mvn -q -B -f "$2" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$3"
+  echo "$want" >"$stamp"
+}
+
+# The Kafka broker (KRaft) and its tools; Apache Avro for Java (the
+# interop test's other implementation).
 KAFKA_LIBS=$DROVER_CACHE_DIR/kafka-libs
-stamp=$KAFKA_LIBS/.pom.sha
-want=$(sha256sum "$DROVER_ROOT/scripts/kafka/pom.xml" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  note "resolving the Kafka broker jars"
-  rm -rf "$KAFKA_LIBS"
-  mvn -q -B -f "$DROVER_ROOT/scripts/kafka/pom.xml" \
-    dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$KAFKA_LIBS"
-  echo "$want" >"$stamp"
-fi
-# Apache Avro for Java (the interop test's other implementation), the same
-# way through scripts/java-avro/pom.xml.
 AVRO_LIBS=$DROVER_CACHE_DIR/avro-libs
-stamp=$AVRO_LIBS/.pom.sha
-want=$(sha256sum "$DROVER_ROOT/scripts/java-avro/pom.xml" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  note "resolving the Apache Avro for Java jars"
-  rm -rf "$AVRO_LIBS"
-  mvn -q -B -f "$DROVER_ROOT/scripts/java-avro/pom.xml" \
-    dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$AVRO_LIBS"
-  echo "$want" >"$stamp"
-fi
+resolve_jars "the Kafka broker jars" "$DROVER_ROOT/scripts/kafka/pom.xml" \
+  "$KAFKA_LIBS"
+resolve_jars "the Apache Avro for Java jars" \
+  "$DROVER_ROOT/scripts/java-avro/pom.xml" "$AVRO_LIBS"
 note "ok: packages installed, Kafka jars in $KAFKA_LIBS, Avro jars in $AVRO_LIBS"

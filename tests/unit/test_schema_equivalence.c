@@ -14,8 +14,7 @@
  *   - random records of a writer schema with every Avro type;
  *   - writers that need Avro's legal promotions (bytes -> string in
  *     fields and map values, int -> long, timestamp-micros/-nanos into
- *     the timestamp-millis field), checked for their values too, and
- *     writers whose types no resolution can read.
+ *     the timestamp-millis field), checked for their values too.
  */
 #include "testutil.h"
 
@@ -403,44 +402,6 @@ static void test_legal_promotions_read_as_java_does(void **state) {
                                     "that are not valid UTF-8");
 }
 
-/* What no resolution can read: refused when the schema is added. */
-static void test_types_no_resolution_reads_are_refused(void **state) {
-        const char *bad[] = {
-            "{\"name\":\"requested_at\",\"type\":{\"type\":\"int\","
-            "\"logicalType\":\"date\"}}",
-            "{\"name\":\"requested_at\",\"type\":{\"type\":\"long\","
-            "\"logicalType\":\"local-timestamp-micros\"}}",
-            "{\"name\":\"requested_at\",\"type\":{\"type\":\"int\","
-            "\"logicalType\":\"timestamp-micros\"}}",
-            "{\"name\":\"requested_at\",\"type\":[\"null\",\"long\","
-            "{\"type\":\"long\",\"logicalType\":\"timestamp-micros\"}]}",
-            "{\"name\":\"requested_at\",\"type\":\"double\"}",
-            "{\"name\":\"requested_at\",\"type\":\"string\"}",
-            "{\"name\":\"requested_at\",\"type\":\"long\"},"
-            "{\"name\":\"priority\",\"type\":\"long\"}",
-            "{\"name\":\"requested_at\",\"type\":\"long\"},"
-            "{\"name\":\"params\",\"type\":{\"type\":\"map\",\"values\":"
-            "[\"null\",\"string\"]}}",
-        };
-        char json[1024], errstr[256];
-        size_t i;
-
-        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                snprintf(json, sizeof(json),
-                         "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
-                         "{\"name\":\"task_id\",\"type\":\"string\"},"
-                         "{\"name\":\"entity_ref\",\"type\":\"string\"},"
-                         "{\"name\":\"dataset\",\"type\":\"string\"},"
-                         "{\"name\":\"requested_by\",\"type\":\"string\"},%s]}",
-                         bad[i]);
-                if (drv_schema_store_add(store, json, NULL, errstr,
-                                         sizeof(errstr)) !=
-                        DRV_ERR_UNKNOWN_SCHEMA ||
-                    !strstr(errstr, "cannot take"))
-                        fail_msg("not refused: %s", bad[i]);
-        }
-}
-
 static uint32_t rnd_state = 12345;
 
 static uint32_t rnd(uint32_t n) {
@@ -560,7 +521,6 @@ int main(void) {
             cmocka_unit_test(test_mapping_corners_agree),
             cmocka_unit_test(test_random_records_agree),
             cmocka_unit_test(test_legal_promotions_read_as_java_does),
-            cmocka_unit_test(test_types_no_resolution_reads_are_refused),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
