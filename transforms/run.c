@@ -20,7 +20,7 @@
  *      that is rolled back (so later steps see earlier ones), batched
  *      steps as one statement counting the rows that would change.
  */
-#include "db_int.h"
+#include "ops_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,6 +396,26 @@ static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
  * ------------------------------------------------------------------------
  */
 
+/* An op that runs outside a transaction (no SET LOCAL): the step's
+ * statement_timeout is set for the session around it and reset after,
+ * whatever the op's outcome. */
+static drv_err_t run_autocommit_op(run_t *run, drv_op_ctx_t *ctx,
+                                   long step_ms) {
+        char sql[96], ignore[256];
+        drv_err_t err;
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT set_config('statement_timeout', '%ld', false)",
+                 step_ms);
+        if ((err =
+                 drv_db_cmd(run->conn, sql, run->errstr, sizeof(run->errstr))))
+                return err;
+        err = drv_op_fn(ctx->step->op)(ctx, run->errstr, sizeof(run->errstr));
+        (void)drv_db_cmd(run->conn, "RESET statement_timeout", ignore,
+                         sizeof(ignore));
+        return err;
+}
+
 /* A non-batched step: op + ledger row in one transaction.  An op that
  * cannot run in a transaction (CREATE INDEX CONCURRENTLY, idempotent:
  * it rebuilds an invalid index and checks validity, see ops.c) runs
@@ -404,13 +424,13 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                                 const ledger_t *lg) {
         drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
         int autocommit = drv_op_needs_autocommit(step, 0);
+        long step_ms = drv_step_timeout_ms(step, run->stmt_ms);
         drv_err_t err;
 
-        if (autocommit &&
-            (err = drv_op_fn(step->op)(&ctx, run->errstr, sizeof(run->errstr))))
+        if (autocommit && (err = run_autocommit_op(run, &ctx, step_ms)))
                 return run_fail(run, step, err, ctx.sqlstate);
-        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
-                                run->errstr, sizeof(run->errstr))))
+        if ((err = drv_db_begin(run->conn, run->lock_ms, step_ms, run->errstr,
+                                sizeof(run->errstr))))
                 return run_fail(run, step, err, run->res->sqlstate);
         if (!autocommit && (err = drv_op_fn(step->op)(&ctx, run->errstr,
                                                       sizeof(run->errstr)))) {
@@ -500,7 +520,7 @@ static int64_t run_count(run_t *run, drv_batch_t *b) {
 
 /* One batch transaction.  *morep = 0 when no rows were left. */
 static drv_err_t run_one_batch(run_t *run, drv_batch_t *b, ledger_t *lg,
-                               int *morep) {
+                               long step_ms, int *morep) {
         drv_sql_t *sql = lg->last[0] ? &b->next : &b->first;
         PGresult *res;
         drv_err_t err;
@@ -508,8 +528,8 @@ static drv_err_t run_one_batch(run_t *run, drv_batch_t *b, ledger_t *lg,
         *morep = 0;
         if (lg->last[0])
                 b->next.params[0] = lg->last;
-        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
-                                run->errstr, sizeof(run->errstr))))
+        if ((err = drv_db_begin(run->conn, run->lock_ms, step_ms, run->errstr,
+                                sizeof(run->errstr))))
                 return err;
         /* A batch and its checkpoint commit together, so a batch lost in
          * a server crash is lost with its checkpoint and redone: no need
@@ -573,7 +593,9 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
                                           (long long)lg->rows);
                         goto fail;
                 }
-                if ((err = run_one_batch(run, &b, lg, &more)))
+                if ((err = run_one_batch(
+                         run, &b, lg, drv_step_timeout_ms(step, run->stmt_ms),
+                         &more)))
                         goto fail;
                 if (!more)
                         break;

@@ -79,11 +79,14 @@ static drv_plan_t *mkplan(const char *dataset, int from, int to,
         return err ? NULL : plan;
 }
 
+static long run_stmt_ms; /* the worker's statement_timeout_ms; 0: 60 s */
+
 static drv_err_t run(const drv_plan_t *plan, const char *task, int dry,
                      const drv_param_t *params, size_t nparams,
                      drv_run_result_t *res) {
         drv_run_opts_t o = {0};
 
+        o.statement_timeout_ms = run_stmt_ms;
         o.task_id = task;
         o.dry_run = dry;
         o.params = params;
@@ -642,6 +645,50 @@ static void test_two_runners_one_runs_other_skips(void **state) {
         drv_plan_release(plan);
 }
 
+/* A step's `timeout` is its statement_timeout; without one its op's
+ * default applies (backfill: 10 min per batch), not the worker's. */
+static void test_step_timeout(void **state) {
+        char steps[512], ds[48];
+        drv_run_result_t res;
+        drv_plan_t *plan;
+
+        (void)state;
+        setup_names();
+        snprintf(ds, sizeof(ds), "%s_to1", tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2,
+                                      "[{\"op\":\"sql\",\"sql\":\"SELECT "
+                                      "pg_sleep(2)\",\"timeout\":\"1s\"}]"));
+        assert_int_equal(run(plan, tid("to-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
+        assert_string_equal(res.sqlstate, "57014"); /* query_canceled */
+        assert_int_equal(res.failed_step, 0);
+        drv_plan_release(plan);
+
+        snprintf(ds, sizeof(ds), "%s_to5", tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2,
+                                      "[{\"op\":\"sql\",\"sql\":\"SELECT "
+                                      "pg_sleep(2)\",\"timeout\":\"5s\"}]"));
+        assert_int_equal(run(plan, tid("to-5"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(res.outcome, DRV_RUN_DONE);
+        drv_plan_release(plan);
+
+        /* the worker's 1 s would cancel the 2 s batch: the op's default
+         * (10 min) applies instead */
+        q("CREATE TABLE %1$s_slow (id bigint PRIMARY KEY, v text)", tbl);
+        q("INSERT INTO %1$s_slow VALUES (1, NULL)", tbl);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"backfill\",\"table\":\"%s_slow\",\"set\":"
+                 "{\"v\":\"(SELECT 'x' FROM pg_sleep(2))\"}}]",
+                 tbl);
+        snprintf(ds, sizeof(ds), "%s_tod", tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2, steps));
+        run_stmt_ms = 1000;
+        assert_int_equal(run(plan, tid("to-d"), 0, NULL, 0, &res), DRV_OK);
+        run_stmt_ms = 0;
+        assert_int_equal(res.outcome, DRV_RUN_DONE);
+        assert_string_equal(q("SELECT v FROM %s_slow", tbl), "x");
+        drv_plan_release(plan);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_every_op_dry_run_changes_nothing),
@@ -652,6 +699,7 @@ int main(void) {
             cmocka_unit_test(test_two_runners_one_runs_other_skips),
             cmocka_unit_test(test_create_index_failed_build_leaves_nothing),
             cmocka_unit_test(test_create_index_rebuilds_invalid_index),
+            cmocka_unit_test(test_step_timeout),
         };
         drv_test_database_url(); /* skip (77) without a database */
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
