@@ -171,6 +171,18 @@ static drv_plan_t *all_ops_plan(const char *dataset) {
 static const drv_param_t params[] = {{(char *)"suffix", (char *)".x"},
                                      {(char *)"label", (char *)"L"}};
 
+/* A dry run recorded nothing: no dataset row, no ledger row. */
+static void assert_nothing_recorded(const char *task) {
+        assert_string_equal(q("SELECT count(*) FROM drover.datasets WHERE"
+                              " dataset = '%s'",
+                              tbl),
+                            "0");
+        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
+                              " task_id = '%s'",
+                              task),
+                            "0");
+}
+
 static void test_every_op_dry_run_changes_nothing(void **state) {
         drv_run_result_t res;
         drv_plan_t *plan;
@@ -195,14 +207,7 @@ static void test_every_op_dry_run_changes_nothing(void **state) {
                               tbl),
                             "0");
         assert_string_equal(q("SELECT sum(updates) FROM %s_src", tbl), "0");
-        assert_string_equal(q("SELECT count(*) FROM drover.datasets WHERE"
-                              " dataset = '%s'",
-                              tbl),
-                            "0");
-        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
-                              " task_id = '%s'",
-                              tid("dry-1")),
-                            "0");
+        assert_nothing_recorded(tid("dry-1"));
         drv_plan_release(plan);
 }
 
@@ -789,14 +794,7 @@ static void test_dry_run_does_not_block_writers(void **state) {
                               tbl),
                             "0");
         assert_string_equal(q("SELECT sum(updates) FROM %s_src", tbl), "1");
-        assert_string_equal(q("SELECT count(*) FROM drover.datasets WHERE"
-                              " dataset = '%s'",
-                              tbl),
-                            "0");
-        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
-                              " task_id = '%s'",
-                              tid("dw-1")),
-                            "0");
+        assert_nothing_recorded(tid("dw-1"));
         drv_plan_release(plan);
 }
 
