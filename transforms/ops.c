@@ -583,7 +583,8 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                                       {"type", DRV_F_TYPE, 1},
                                       {"using", DRV_F_EXPR, 0}},
                            .apply = op_alter_type,
-                           .inverse = DRV_OP_NONE},
+                           .inverse = DRV_OP_NONE,
+                           .timeout_ms = 30 * 60000},
     /* key: default "id" */
     [DRV_OP_COPY_ROWS] = {.name = "copy_rows",
                           .fields = {{"from", DRV_F_TABLE, 1},
@@ -593,7 +594,8 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                                      {"where", DRV_F_EXPR, 0},
                                      {"batch_size", DRV_F_POSINT, 0}},
                           .batched = 1,
-                          .inverse = DRV_OP_NONE},
+                          .inverse = DRV_OP_NONE,
+                          .timeout_ms = 10 * 60000},
     /* key: default "id" */
     [DRV_OP_BACKFILL] = {.name = "backfill",
                          .fields = {{"table", DRV_F_TABLE, 1},
@@ -602,7 +604,8 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                                     {"where", DRV_F_EXPR, 0},
                                     {"batch_size", DRV_F_POSINT, 0}},
                          .batched = 1,
-                         .inverse = DRV_OP_NONE},
+                         .inverse = DRV_OP_NONE,
+                         .timeout_ms = 10 * 60000},
     /* CREATE INDEX CONCURRENTLY cannot run in a transaction */
     [DRV_OP_CREATE_INDEX] = {.name = "create_index",
                              .fields = {{"table", DRV_F_TABLE, 1},
@@ -612,7 +615,8 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                                         {"concurrently", DRV_F_BOOL, 0}},
                              .apply = op_create_index,
                              .autocommit = "concurrently",
-                             .inverse = DRV_OP_NONE},
+                             .inverse = DRV_OP_NONE,
+                             .timeout_ms = 60 * 60000},
     /* only reads: nothing to undo */
     [DRV_OP_VALIDATE] = {.name = "validate",
                          .fields = {{"not_null", DRV_F_NOTNULLS, 0},
@@ -620,7 +624,8 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                                     {"checksum_equal", DRV_F_CHECKSUM, 0}},
                          .one_of = 1,
                          .apply = drv_op_validate,
-                         .inverse = DRV_OP_NONE},
+                         .inverse = DRV_OP_NONE,
+                         .timeout_ms = 30 * 60000},
     /* its inverse runs its `revert` */
     [DRV_OP_SQL] = {.name = "sql",
                     .fields = {{"sql", DRV_F_TEXT, 1},
@@ -660,6 +665,29 @@ int drv_op_is_batched(drv_op_t op) {
         const drv_opdef_t *def = drv_op_def(op);
 
         return def && def->batched;
+}
+
+long drv_duration_ms(const json_t *v) {
+        const char *s = json_string_value(v), *p;
+        long n = 0, unit;
+
+        for (p = s; p && *p >= '0' && *p <= '9' && n <= 86400; p++)
+                n = n * 10 + (*p - '0');
+        if (!s || p == s || *s == '0' || !p[0] || p[1])
+                return -1;
+        unit = *p == 's' ? 1000 : *p == 'm' ? 60000 : *p == 'h' ? 3600000 : 0;
+        if (!unit || n * unit > 86400000L)
+                return -1;
+        return n * unit;
+}
+
+long drv_step_timeout_ms(const drv_step_t *step, long worker_ms) {
+        const drv_opdef_t *def = drv_op_def(step->op);
+        long ms = drv_duration_ms(json_object_get(step->def, "timeout"));
+
+        if (ms > 0)
+                return ms;
+        return def && def->timeout_ms > 0 ? def->timeout_ms : worker_ms;
 }
 
 int drv_op_needs_autocommit(const drv_step_t *step, int dry_run) {

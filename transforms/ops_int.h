@@ -34,6 +34,7 @@ typedef enum drv_fkind_e {
         DRV_F_NOTNULLS,  /* ["[schema.]table.column"...]        array of str */
         DRV_F_TABLEPAIR, /* [table, table]                      array of str */
         DRV_F_CHECKSUM,  /* {tables: pair, columns: list, key?} object */
+        DRV_F_DURATION,  /* "<n>s", "<n>m" or "<n>h", 1 s..24 h string */
 } drv_fkind_t;
 
 typedef struct drv_field_s {
@@ -60,9 +61,21 @@ typedef struct drv_opdef_s {
         drv_op_t inverse;       /* the op that undoes a step of this op
                                    (for rollback, not implemented);
                                    DRV_OP_NONE when none does */
+        long timeout_ms;        /* statement_timeout of a step of this op
+                                   (of each batch when batched) unless the
+                                   step has a `timeout`; 0: the worker's
+                                   statement_timeout_ms */
 } drv_opdef_t;
 
 /* The row of `op`; NULL for DRV_OP_NONE and other out-of-range values. */
 const drv_opdef_t *drv_op_def(drv_op_t op);
+
+/* A step `timeout` ("90s", "10m", "1h": a positive integer and one unit,
+ * at most 24 h) in milliseconds; -1 when `v` is not one. */
+long drv_duration_ms(const json_t *v);
+
+/* The statement_timeout (ms) a step runs with: its `timeout`, else its
+ * op's default (timeout_ms), else `worker_ms`. */
+long drv_step_timeout_ms(const drv_step_t *step, long worker_ms);
 
 #endif /* DRV_OPS_INT_H */

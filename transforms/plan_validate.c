@@ -411,6 +411,14 @@ static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
                 return check_list(vc, v, f->name, drv_ident_valid, "table");
         case DRV_F_CHECKSUM:
                 return check_object(vc, v, checksum_fields, f->name, NULL);
+        case DRV_F_DURATION:
+                if (drv_duration_ms(v) < 0)
+                        return drv_vfail(vc, v,
+                                         "\"%s\" must be a duration such as "
+                                         "\"90s\", \"10m\" or \"1h\" "
+                                         "(at most 24h)",
+                                         f->name);
+                return DRV_OK;
         }
         return drv_vfail(vc, v, "internal: unknown field kind");
 }
@@ -465,7 +473,7 @@ static drv_err_t check_one_of(const drv_vctx_t *vc, const json_t *step,
 
 drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
                             drv_op_t *opp, int allow_sql) {
-        drv_field_t fields[DRV_OP_FIELDS_MAX + 2];
+        drv_field_t fields[DRV_OP_FIELDS_MAX + 3];
         const drv_opdef_t *def;
         const char *opname;
         char what[64];
@@ -486,11 +494,12 @@ drv_err_t drv_step_validate(const drv_vctx_t *vc, const json_t *step, int index,
                                  "step %d: sql steps are not allowed here "
                                  "(allow_sql is off)",
                                  index);
-        /* every op may carry a human description */
+        /* every op may carry a human description and a timeout */
         def = drv_op_def(op);
         for (n = 0; n < DRV_OP_FIELDS_MAX && def->fields[n].name; n++)
                 fields[n] = def->fields[n];
         fields[n++] = (drv_field_t){"description", DRV_F_TEXT, 0};
+        fields[n++] = (drv_field_t){"timeout", DRV_F_DURATION, 0};
         fields[n] = (drv_field_t){NULL, DRV_F_BOOL, 0};
         snprintf(what, sizeof(what), "step %d (%s)", index, opname);
         if (check_object(vc, step, fields, what, "op"))

@@ -16,11 +16,12 @@
  *      ledger row; batched steps commit batch + checkpoint per transaction
  *      and resume from the checkpoint.  The last step's transaction also
  *      moves drover.datasets to `to`;
- *   5. dry run: steps 1-3 unchanged, then every step in one transaction
- *      that is rolled back (so later steps see earlier ones), batched
- *      steps as one statement counting the rows that would change.
+ *   5. dry run: steps 1-3 unchanged (nothing written), then every step
+ *      checked in one READ ONLY transaction with short timeouts: row
+ *      counts and EXPLAIN for batched steps, catalog checks for DDL (see
+ *      section 5).
  */
-#include "db_int.h"
+#include "ops_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -396,6 +397,26 @@ static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
  * ------------------------------------------------------------------------
  */
 
+/* An op that runs outside a transaction (no SET LOCAL): the step's
+ * statement_timeout is set for the session around it and reset after,
+ * whatever the op's outcome. */
+static drv_err_t run_autocommit_op(run_t *run, drv_op_ctx_t *ctx,
+                                   long step_ms) {
+        char sql[96], ignore[256];
+        drv_err_t err;
+
+        snprintf(sql, sizeof(sql),
+                 "SELECT set_config('statement_timeout', '%ld', false)",
+                 step_ms);
+        if ((err =
+                 drv_db_cmd(run->conn, sql, run->errstr, sizeof(run->errstr))))
+                return err;
+        err = drv_op_fn(ctx->step->op)(ctx, run->errstr, sizeof(run->errstr));
+        (void)drv_db_cmd(run->conn, "RESET statement_timeout", ignore,
+                         sizeof(ignore));
+        return err;
+}
+
 /* A non-batched step: op + ledger row in one transaction.  An op that
  * cannot run in a transaction (CREATE INDEX CONCURRENTLY, idempotent:
  * it rebuilds an invalid index and checks validity, see ops.c) runs
@@ -404,13 +425,13 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                                 const ledger_t *lg) {
         drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
         int autocommit = drv_op_needs_autocommit(step, 0);
+        long step_ms = drv_step_timeout_ms(step, run->stmt_ms);
         drv_err_t err;
 
-        if (autocommit &&
-            (err = drv_op_fn(step->op)(&ctx, run->errstr, sizeof(run->errstr))))
+        if (autocommit && (err = run_autocommit_op(run, &ctx, step_ms)))
                 return run_fail(run, step, err, ctx.sqlstate);
-        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
-                                run->errstr, sizeof(run->errstr))))
+        if ((err = drv_db_begin(run->conn, run->lock_ms, step_ms, run->errstr,
+                                sizeof(run->errstr))))
                 return run_fail(run, step, err, run->res->sqlstate);
         if (!autocommit && (err = drv_op_fn(step->op)(&ctx, run->errstr,
                                                       sizeof(run->errstr)))) {
@@ -500,7 +521,7 @@ static int64_t run_count(run_t *run, drv_batch_t *b) {
 
 /* One batch transaction.  *morep = 0 when no rows were left. */
 static drv_err_t run_one_batch(run_t *run, drv_batch_t *b, ledger_t *lg,
-                               int *morep) {
+                               long step_ms, int *morep) {
         drv_sql_t *sql = lg->last[0] ? &b->next : &b->first;
         PGresult *res;
         drv_err_t err;
@@ -508,8 +529,8 @@ static drv_err_t run_one_batch(run_t *run, drv_batch_t *b, ledger_t *lg,
         *morep = 0;
         if (lg->last[0])
                 b->next.params[0] = lg->last;
-        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
-                                run->errstr, sizeof(run->errstr))))
+        if ((err = drv_db_begin(run->conn, run->lock_ms, step_ms, run->errstr,
+                                sizeof(run->errstr))))
                 return err;
         /* A batch and its checkpoint commit together, so a batch lost in
          * a server crash is lost with its checkpoint and redone: no need
@@ -573,7 +594,9 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
                                           (long long)lg->rows);
                         goto fail;
                 }
-                if ((err = run_one_batch(run, &b, lg, &more)))
+                if ((err = run_one_batch(
+                         run, &b, lg, drv_step_timeout_ms(step, run->stmt_ms),
+                         &more)))
                         goto fail;
                 if (!more)
                         break;
@@ -643,22 +666,122 @@ static drv_err_t run_steps(run_t *run) {
 
 /*
  * ------------------------------------------------------------------------
- * 5. Dry run: everything in one transaction, rolled back.
+ * 5. Dry run: one READ ONLY transaction with short timeouts, rolled back.
+ *    Nothing is written and no lock stronger than a reader's (ACCESS
+ *    SHARE, ROW EXCLUSIVE while planning an EXPLAIN) is taken, so a dry
+ *    run on a live table never blocks its writers.  Per step:
+ *    - batched (copy_rows, backfill): count(*) of the rows the step would
+ *      visit (its where) and EXPLAIN (no ANALYZE) of its UPDATE / INSERT;
+ *    - other ops: the tables they name exist (or an earlier step of the
+ *      plan creates them); their DDL is not executed nor EXPLAINed;
+ *    - sql: nothing beyond the static checks.
+ *    A count or EXPLAIN that fails on a table or column missing because
+ *    an earlier step of the plan would create it counts as unchecked
+ *    (res->dry_unchecked), not as a failure.
  * ------------------------------------------------------------------------
  */
+#define DRV_DRY_LOCK_MS 1000
+#define DRV_DRY_STMT_MS 30000
+
+/* 1 when a step before `step` changes the schema (not batched, not
+ * validate). */
+static int run_dry_after_ddl(const run_t *run, const drv_step_t *step) {
+        int i;
+
+        for (i = 0; i < step->index; i++)
+                if (!drv_op_is_batched(run->plan->steps[i].op) &&
+                    run->plan->steps[i].op != DRV_OP_VALIDATE)
+                        return 1;
+        return 0;
+}
+
+/* Run a read in a savepoint.  1: it failed on an object an earlier step
+ * would create (the step is unchecked); 0 and *resp on success. */
+static drv_err_t run_dry_try(run_t *run, const drv_step_t *step,
+                             const char *prefix, const drv_sql_t *sql,
+                             PGresult **resp, int *uncheckedp) {
+        char text[16384], state[6] = "";
+        drv_err_t err;
+
+        snprintf(text, sizeof(text), "%s%s", prefix, sql->buf);
+        if ((err = drv_db_cmd(run->conn, "SAVEPOINT drv_dry", run->errstr,
+                              sizeof(run->errstr))))
+                return err;
+        err = drv_db_exec(run->conn, text, sql->nparams, sql->params, resp,
+                          state, run->errstr, sizeof(run->errstr));
+        if (err) {
+                (void)drv_db_cmd(run->conn, "ROLLBACK TO SAVEPOINT drv_dry",
+                                 text, sizeof(text));
+                if ((!strcmp(state, "42P01") || !strcmp(state, "42703")) &&
+                    run_dry_after_ddl(run, step)) {
+                        *uncheckedp = 1;
+                        return DRV_OK;
+                }
+                snprintf(run->res->sqlstate, 6, "%s", state);
+        }
+        return err;
+}
+
+/* The tables a non-batched step names exist, or an earlier create_table
+ * of the plan creates them. */
+static drv_err_t run_dry_tables(run_t *run, const drv_step_t *step) {
+        const drv_opdef_t *def = drv_op_def(step->op);
+        drv_sql_t q;
+        PGresult *res;
+        drv_err_t err = DRV_OK;
+        const char *t;
+        int n, i, made;
+
+        for (n = 0; !err && n < DRV_OP_FIELDS_MAX && def->fields[n].name; n++) {
+                if (def->fields[n].kind != DRV_F_TABLE ||
+                    !(t = json_string_value(
+                          json_object_get(step->def, def->fields[n].name))))
+                        continue;
+                for (made = step->op == DRV_OP_CREATE_TABLE, i = 0;
+                     !made && i < step->index; i++)
+                        made = run->plan->steps[i].op == DRV_OP_CREATE_TABLE &&
+                               !strcmp(t, drv_step_str(&run->plan->steps[i],
+                                                       "table", ""));
+                if (made)
+                        continue;
+                drv_sql_init(&q);
+                err = drv_sql_ident(&q, run->conn, t, "table", run->errstr,
+                                    sizeof(run->errstr));
+                q.params[0] = q.buf;
+                if (!err)
+                        err = drv_db_exec(run->conn,
+                                          "SELECT to_regclass($1) IS NOT NULL",
+                                          1, q.params, &res, run->res->sqlstate,
+                                          run->errstr, sizeof(run->errstr));
+                if (!err) {
+                        if (strcmp(PQgetvalue(res, 0, 0), "t")) {
+                                snprintf(run->res->sqlstate, 6, "42P01");
+                                err = drv_err_set(run->errstr,
+                                                  sizeof(run->errstr),
+                                                  DRV_ERR_SQL,
+                                                  "relation \"%.128s\" does "
+                                                  "not exist",
+                                                  t);
+                        }
+                        PQclear(res);
+                }
+                drv_sql_free(&q);
+        }
+        return err;
+}
+
 static drv_err_t run_dry_step(run_t *run, const drv_step_t *step,
                               const ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 1, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 1, 1, 0, ""};
+        int unchecked = 0;
         drv_sql_t *sql;
         drv_batch_t b;
         PGresult *res;
         drv_err_t err;
 
         if (!drv_op_is_batched(step->op)) {
-                err =
-                    drv_op_fn(step->op)(&ctx, run->errstr, sizeof(run->errstr));
-                if (err)
-                        return run_fail(run, step, err, ctx.sqlstate);
+                if ((err = run_dry_tables(run, step)))
+                        return run_fail(run, step, err, run->res->sqlstate);
         } else {
                 if ((err = drv_op_batch_build(&ctx, &b, run->errstr,
                                               sizeof(run->errstr))))
@@ -666,16 +789,19 @@ static drv_err_t run_dry_step(run_t *run, const drv_step_t *step,
                 sql = lg->last[0] ? &b.dry_next : &b.dry;
                 if (lg->last[0])
                         b.dry_next.params[0] = lg->last;
-                err = drv_db_exec(run->conn, sql->buf, sql->nparams,
-                                  sql->params, &res, ctx.sqlstate, run->errstr,
-                                  sizeof(run->errstr));
-                if (!err) {
-                        ctx.rows = strtoll(PQcmdTuples(res), NULL, 10);
+                err = run_dry_try(run, step, "", &b.count, &res, &unchecked);
+                if (!err && !unchecked) {
+                        ctx.rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
                         PQclear(res);
+                        err = run_dry_try(run, step, "EXPLAIN ", sql, &res,
+                                          &unchecked);
+                        if (!err && !unchecked)
+                                PQclear(res);
                 }
                 drv_op_batch_free(&b);
                 if (err)
-                        return run_fail(run, step, err, ctx.sqlstate);
+                        return run_fail(run, step, err, run->res->sqlstate);
+                run->res->dry_unchecked += unchecked;
         }
         run->res->rows += ctx.rows;
         run_progress(run, step, ctx.rows, ctx.rows);
@@ -687,9 +813,16 @@ static drv_err_t run_dry(run_t *run) {
         ledger_t lg;
         size_t i;
 
-        if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
-                                run->errstr, sizeof(run->errstr))))
+        if ((err =
+                 drv_db_begin(run->conn, DRV_DRY_LOCK_MS,
+                              run->stmt_ms < DRV_DRY_STMT_MS ? run->stmt_ms
+                                                             : DRV_DRY_STMT_MS,
+                              run->errstr, sizeof(run->errstr))) ||
+            (err = drv_db_cmd(run->conn, "SET TRANSACTION READ ONLY",
+                              run->errstr, sizeof(run->errstr)))) {
+                drv_db_rollback(run->conn);
                 return run_fail(run, NULL, err, run->res->sqlstate);
+        }
         for (i = 0; i < run->plan->steps_cnt && !err; i++) {
                 const drv_step_t *step = &run->plan->steps[i];
 

@@ -455,8 +455,10 @@ typedef struct drv_run_result_s {
         int failed_step; /* -1 */
         char failed_op[32];
         int steps_total;
-        int steps_done; /* run now or found done in the ledger */
-        int64_t rows;   /* rows affected (dry-run: would be) */
+        int steps_done;    /* run now or found done in the ledger */
+        int64_t rows;      /* rows affected (dry-run: would be visited) */
+        int dry_unchecked; /* dry run: batched steps whose count / EXPLAIN
+                              needs an earlier step's schema change */
         char errmsg[512];
 } drv_run_result_t;
 

@@ -27,7 +27,8 @@ static const char plan_run_usage[] =
     "BACKSTAGE_URL)\n"
     "                    or a catalog-info.yaml file with one plan\n"
     "  --dataset D       the dataset to migrate (must match the plan)\n"
-    "  --dry-run         run every step in a transaction that is rolled back\n"
+    "  --dry-run         check every step read-only, count rows, change "
+    "nothing\n"
     "  --database URL    PostgreSQL (default DATABASE_URL)\n"
     "  --catalog DIR     local catalog (default DROVER_CATALOG_DIR)\n"
     "  --task-id ID      idempotency key (default: a new uuid)\n"
@@ -245,13 +246,18 @@ static int pr_run(const pr_opts_t *o, PGconn *conn, const drv_plan_t *plan) {
                 drv_cli_error("plan run: %s", res.errmsg);
                 return drv_err_exit_code(err);
         }
-        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s\n",
+        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s",
                drv_text_escape(plan->ref, ref, sizeof(ref)),
                pr_outcome(res.outcome),
                drv_text_escape(plan->dataset, ds, sizeof(ds)),
                drv_text_escape(o->task_id, id, sizeof(id)), res.steps_done,
                res.steps_total, (long long)res.rows,
-               res.outcome == DRV_RUN_DRY_RUN ? " (would change)" : "");
+               res.outcome == DRV_RUN_DRY_RUN ? " (would visit)" : "");
+        if (res.dry_unchecked)
+                printf(", %d steps unchecked (they need an earlier step's "
+                       "changes)",
+                       res.dry_unchecked);
+        putchar('\n');
         return DRV_EXIT_OK;
 }
 

@@ -79,11 +79,16 @@ static drv_plan_t *mkplan(const char *dataset, int from, int to,
         return err ? NULL : plan;
 }
 
+static long run_stmt_ms; /* the worker's statement_timeout_ms; 0: 60 s */
+static drv_progress_cb_t *run_progress_cb; /* NULL: none */
+
 static drv_err_t run(const drv_plan_t *plan, const char *task, int dry,
                      const drv_param_t *params, size_t nparams,
                      drv_run_result_t *res) {
         drv_run_opts_t o = {0};
 
+        o.statement_timeout_ms = run_stmt_ms;
+        o.progress = run_progress_cb;
         o.task_id = task;
         o.dry_run = dry;
         o.params = params;
@@ -166,6 +171,18 @@ static drv_plan_t *all_ops_plan(const char *dataset) {
 static const drv_param_t params[] = {{(char *)"suffix", (char *)".x"},
                                      {(char *)"label", (char *)"L"}};
 
+/* A dry run recorded nothing: no dataset row, no ledger row. */
+static void assert_nothing_recorded(const char *task) {
+        assert_string_equal(q("SELECT count(*) FROM drover.datasets WHERE"
+                              " dataset = '%s'",
+                              tbl),
+                            "0");
+        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
+                              " task_id = '%s'",
+                              task),
+                            "0");
+}
+
 static void test_every_op_dry_run_changes_nothing(void **state) {
         drv_run_result_t res;
         drv_plan_t *plan;
@@ -177,8 +194,11 @@ static void test_every_op_dry_run_changes_nothing(void **state) {
         assert_int_equal(run(plan, tid("dry-1"), 1, params, 2, &res), DRV_OK);
         assert_int_equal(res.outcome, DRV_RUN_DRY_RUN);
         assert_int_equal(res.steps_done, 10);
-        /* 500 backfilled + 500 copied + 500 labelled, at least */
-        assert_true(res.rows >= 1500);
+        /* 500 to backfill + 500 to copy; the sql step is not counted,
+         * and the copy into the table step 0 creates and the backfill of
+         * the column step 1 adds cannot be EXPLAINed */
+        assert_int_equal(res.rows, 1000);
+        assert_int_equal(res.dry_unchecked, 2);
         assert_string_equal(q("SELECT to_regclass('%s_dst') IS NULL", tbl),
                             "t");
         assert_string_equal(q("SELECT count(*) FROM information_schema.columns"
@@ -187,14 +207,7 @@ static void test_every_op_dry_run_changes_nothing(void **state) {
                               tbl),
                             "0");
         assert_string_equal(q("SELECT sum(updates) FROM %s_src", tbl), "0");
-        assert_string_equal(q("SELECT count(*) FROM drover.datasets WHERE"
-                              " dataset = '%s'",
-                              tbl),
-                            "0");
-        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
-                              " task_id = '%s'",
-                              tid("dry-1")),
-                            "0");
+        assert_nothing_recorded(tid("dry-1"));
         drv_plan_release(plan);
 }
 
@@ -642,6 +655,149 @@ static void test_two_runners_one_runs_other_skips(void **state) {
         drv_plan_release(plan);
 }
 
+/* A step's `timeout` is its statement_timeout; without one its op's
+ * default applies (backfill: 10 min per batch), not the worker's. */
+static void test_step_timeout(void **state) {
+        char steps[512], ds[48];
+        drv_run_result_t res;
+        drv_plan_t *plan;
+
+        (void)state;
+        setup_names();
+        snprintf(ds, sizeof(ds), "%s_to1", tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2,
+                                      "[{\"op\":\"sql\",\"sql\":\"SELECT "
+                                      "pg_sleep(2)\",\"timeout\":\"1s\"}]"));
+        assert_int_equal(run(plan, tid("to-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
+        assert_string_equal(res.sqlstate, "57014"); /* query_canceled */
+        assert_int_equal(res.failed_step, 0);
+        drv_plan_release(plan);
+
+        snprintf(ds, sizeof(ds), "%s_to5", tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2,
+                                      "[{\"op\":\"sql\",\"sql\":\"SELECT "
+                                      "pg_sleep(2)\",\"timeout\":\"5s\"}]"));
+        assert_int_equal(run(plan, tid("to-5"), 0, NULL, 0, &res), DRV_OK);
+        assert_int_equal(res.outcome, DRV_RUN_DONE);
+        drv_plan_release(plan);
+
+        /* the worker's 1 s would cancel the 2 s batch: the op's default
+         * (10 min) applies instead */
+        q("CREATE TABLE %1$s_slow (id bigint PRIMARY KEY, v text)", tbl);
+        q("INSERT INTO %1$s_slow VALUES (1, NULL)", tbl);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"backfill\",\"table\":\"%s_slow\",\"set\":"
+                 "{\"v\":\"(SELECT 'x' FROM pg_sleep(2))\"}}]",
+                 tbl);
+        snprintf(ds, sizeof(ds), "%s_tod", tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2, steps));
+        run_stmt_ms = 1000;
+        assert_int_equal(run(plan, tid("to-d"), 0, NULL, 0, &res), DRV_OK);
+        run_stmt_ms = 0;
+        assert_int_equal(res.outcome, DRV_RUN_DONE);
+        assert_string_equal(q("SELECT v FROM %s_slow", tbl), "x");
+        drv_plan_release(plan);
+}
+
+/* What a concurrent writer saw while the dry run's transaction was open
+ * (set by dry_writer, from the dry run's progress callback). */
+static struct {
+        int called;
+        char exclusive[16]; /* AccessExclusiveLocks of the dry run */
+        int wrote;          /* the writer's INSERT and UPDATE succeeded */
+        char why[512];
+} dw;
+
+static void dry_writer(void *opaque, int step, const char *op, int64_t done,
+                       int64_t total) {
+        static const char *const writes[] = {
+            "SET lock_timeout = '2s'",
+            "INSERT INTO %1$s_src (id, email, name, score) VALUES (1000,"
+            " 'w@d.example', 'w', 1)",
+            "UPDATE %1$s_src SET name = 'w2' WHERE id = 1",
+        };
+        char sql[512], errstr[256];
+        PGconn *w = NULL;
+        PGresult *res;
+        size_t i;
+
+        (void)opaque, (void)op, (void)done, (void)total;
+        if (step != 0 || dw.called++)
+                return;
+        if (drv_db_connect(drv_test_database_url(), &w, errstr,
+                           sizeof(errstr))) {
+                snprintf(dw.why, sizeof(dw.why), "%s", errstr);
+                return;
+        }
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM pg_locks WHERE pid = %d AND mode ="
+                 " 'AccessExclusiveLock'",
+                 PQbackendPID(conn));
+        res = PQexec(w, sql);
+        snprintf(dw.exclusive, sizeof(dw.exclusive), "%s",
+                 PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0)
+                                                        : "?");
+        PQclear(res);
+        dw.wrote = 1;
+        for (i = 0; dw.wrote && i < sizeof(writes) / sizeof(writes[0]); i++) {
+                snprintf(sql, sizeof(sql), writes[i], tbl);
+                res = PQexec(w, sql);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        dw.wrote = 0;
+                        snprintf(dw.why, sizeof(dw.why), "%s: %s", sql,
+                                 PQerrorMessage(w));
+                }
+                PQclear(res);
+        }
+        PQfinish(w);
+}
+
+/* A dry run of add_column + backfill holds no lock a writer waits for
+ * (the writer has lock_timeout 2 s and must succeed while the dry run's
+ * transaction is open), reports the rows the backfill would visit, and
+ * changes nothing. */
+static void test_dry_run_does_not_block_writers(void **state) {
+        char steps[1024];
+        drv_run_result_t res;
+        drv_plan_t *plan;
+
+        (void)state;
+        setup_names();
+        seed(20);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"add_column\",\"table\":\"%1$s_src\","
+                 "\"column\":{\"name\":\"dom\",\"type\":\"text\"}},"
+                 "{\"op\":\"backfill\",\"table\":\"%1$s_src\",\"set\":"
+                 "{\"name\":\"upper(name)\"},\"where\":\"id <= 10\"}]",
+                 tbl);
+        assert_non_null(plan = mkplan(tbl, 1, 2, steps));
+        memset(&dw, 0, sizeof(dw));
+        run_progress_cb = dry_writer;
+        assert_int_equal(run(plan, tid("dw-1"), 1, NULL, 0, &res), DRV_OK);
+        run_progress_cb = NULL;
+        assert_int_equal(dw.called, 1);
+        assert_string_equal(dw.exclusive, "0");
+        if (!dw.wrote)
+                fail_msg("writer blocked: %s", dw.why);
+        assert_int_equal(res.outcome, DRV_RUN_DRY_RUN);
+        assert_int_equal(res.steps_done, 2);
+        assert_int_equal(res.rows, 10); /* the backfill's where */
+        assert_int_equal(res.dry_unchecked, 0);
+        /* nothing changed but the writer's rows */
+        assert_string_equal(q("SELECT count(*) FROM information_schema.columns"
+                              " WHERE table_name = '%s_src' AND column_name"
+                              " = 'dom'",
+                              tbl),
+                            "0");
+        assert_string_equal(q("SELECT count(*) FROM %s_src WHERE name <>"
+                              " lower(name)",
+                              tbl),
+                            "0");
+        assert_string_equal(q("SELECT sum(updates) FROM %s_src", tbl), "1");
+        assert_nothing_recorded(tid("dw-1"));
+        drv_plan_release(plan);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_every_op_dry_run_changes_nothing),
@@ -652,6 +808,8 @@ int main(void) {
             cmocka_unit_test(test_two_runners_one_runs_other_skips),
             cmocka_unit_test(test_create_index_failed_build_leaves_nothing),
             cmocka_unit_test(test_create_index_rebuilds_invalid_index),
+            cmocka_unit_test(test_step_timeout),
+            cmocka_unit_test(test_dry_run_does_not_block_writers),
         };
         drv_test_database_url(); /* skip (77) without a database */
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

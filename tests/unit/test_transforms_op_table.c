@@ -156,6 +156,15 @@ static void test_validation_reads_the_row(void **state) {
              "t.yaml:8: \"concurrently\" must be true or false"},
             {"{op: drop_table, table: t}",
              "t.yaml:8: step 0: unknown op \"drop_table\""},
+            {"{op: alter_type, table: t, column: c, type: int, timeout: 90s}",
+             NULL},
+            {"{op: sql, sql: 'select 1', timeout: 2h}", NULL},
+            {"{op: drop_column, table: t, column: c, timeout: 90}",
+             "t.yaml:8: \"timeout\" must be a duration such as \"90s\", "
+             "\"10m\" or \"1h\" (at most 24h)"},
+            {"{op: drop_column, table: t, column: c, timeout: 25h}",
+             "t.yaml:8: \"timeout\" must be a duration such as \"90s\", "
+             "\"10m\" or \"1h\" (at most 24h)"},
         };
         char yaml[512], errstr[512];
         drv_plan_t **plans;
@@ -185,6 +194,56 @@ static void test_validation_reads_the_row(void **state) {
         }
 }
 
+/* A step's `timeout` wins, then its op's default, then the worker's. */
+static void test_step_timeout_defaults(void **state) {
+        static const struct {
+                drv_op_t op;
+                long ms; /* 0: the worker's setting */
+        } defaults[] = {
+            {DRV_OP_CREATE_TABLE, 0},     {DRV_OP_ADD_COLUMN, 0},
+            {DRV_OP_RENAME_COLUMN, 0},    {DRV_OP_DROP_COLUMN, 0},
+            {DRV_OP_ALTER_TYPE, 1800000}, {DRV_OP_COPY_ROWS, 600000},
+            {DRV_OP_BACKFILL, 600000},    {DRV_OP_CREATE_INDEX, 3600000},
+            {DRV_OP_VALIDATE, 1800000},   {DRV_OP_SQL, 0},
+        };
+        static const struct {
+                const char *text;
+                long ms;
+        } durations[] = {
+            {"\"90s\"", 90000},  {"\"10m\"", 600000},
+            {"\"1h\"", 3600000}, {"\"24h\"", 86400000},
+            {"\"25h\"", -1},     {"\"0s\"", -1},
+            {"\"090s\"", -1},    {"\"1.5h\"", -1},
+            {"\"1 s\"", -1},     {"\"s\"", -1},
+            {"\"1d\"", -1},      {"\"1\"", -1},
+            {"90", -1},          {"\"99999999999s\"", -1},
+        };
+        drv_step_t step = {0};
+        json_t *v;
+        size_t i;
+
+        (void)state;
+        for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+                step.op = defaults[i].op;
+                step.def = json_pack("{s:s}", "op", drv_op_name(step.op));
+                assert_int_equal(drv_op_def(step.op)->timeout_ms,
+                                 defaults[i].ms);
+                assert_int_equal(drv_step_timeout_ms(&step, 7000),
+                                 defaults[i].ms ? defaults[i].ms : 7000);
+                json_object_set_new(step.def, "timeout", json_string("5s"));
+                assert_int_equal(drv_step_timeout_ms(&step, 7000), 5000);
+                json_decref(step.def);
+        }
+        for (i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+                v = json_loads(durations[i].text, JSON_DECODE_ANY, NULL);
+                assert_non_null(v);
+                if (drv_duration_ms(v) != durations[i].ms)
+                        fail_msg("%s: got %ld", durations[i].text,
+                                 drv_duration_ms(v));
+                json_decref(v);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_every_op_has_a_complete_row),
@@ -192,6 +251,7 @@ int main(void) {
             cmocka_unit_test(test_predicates_answer_from_the_table),
             cmocka_unit_test(test_rows_keep_the_old_answers),
             cmocka_unit_test(test_validation_reads_the_row),
+            cmocka_unit_test(test_step_timeout_defaults),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
