@@ -22,7 +22,7 @@
  * literal or a quoted identifier is text: "'$param:x'" is the seven
  * characters $param:x, not a param.
  */
-#include "transforms.h"
+#include "plan_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -35,8 +35,7 @@ static int expr_fail(char *why, size_t why_size, const char *msg) {
         return 0;
 }
 
-/* Length of [A-Za-z_][A-Za-z0-9_]* at s, 0 if none. */
-static size_t expr_word(const char *s) {
+size_t drv_ident_len(const char *s) {
         size_t n = 0;
 
         if (!isalpha((unsigned char)s[0]) && s[0] != '_')
@@ -110,7 +109,7 @@ int drv_expr_scan(const char *e, drv_expr_ref_t *refs, size_t max, size_t *cntp,
                                                  "'$' inside an identifier is "
                                                  "not allowed");
                         if (!strncmp(e + i + 1, "param:", 6)) {
-                                if (!(n = expr_word(e + i + 7)) ||
+                                if (!(n = drv_ident_len(e + i + 7)) ||
                                     e[i + 7 + n] == '$')
                                         return expr_fail(
                                             why, why_size,
@@ -123,7 +122,7 @@ int drv_expr_scan(const char *e, drv_expr_ref_t *refs, size_t max, size_t *cntp,
                                 i += 7 + n;
                                 continue;
                         }
-                        n = expr_word(e + i + 1);
+                        n = drv_ident_len(e + i + 1);
                         if (e[i + 1 + n] != '$')
                                 return expr_fail(why, why_size,
                                                  "'$' is only allowed as "

@@ -25,16 +25,7 @@
  * ------------------------------------------------------------------------
  */
 
-/* Length of the identifier at s ([A-Za-z_][A-Za-z0-9_]*), 0 if none. */
-static size_t ident_len(const char *s) {
-        size_t n = 0;
-
-        if (!isalpha((unsigned char)s[0]) && s[0] != '_')
-                return 0;
-        while (isalnum((unsigned char)s[n]) || s[n] == '_')
-                n++;
-        return n;
-}
+#define ident_len drv_ident_len /* expr.c */
 
 static int ident_simple(const char *s) {
         size_t n = s ? ident_len(s) : 0;
