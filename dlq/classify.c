@@ -81,6 +81,10 @@ static const struct {
     {"57P04", DRV_ROUTE_RETRY, "db_unavailable"}, /* database_dropped */
     {"25P03", DRV_ROUTE_RETRY, "timeout"}, /* idle_in_transaction_timeout */
     {"53100", DRV_ROUTE_RETRY, "sql"},     /* disk_full */
+    /* protocol_violation: the server refused our own statement (a bind
+     * that does not match it); the connection itself is fine, or the
+     * error would be DRV_ERR_DB_UNAVAILABLE, not DRV_ERR_SQL */
+    {"08P01", DRV_ROUTE_DEAD, "sql"},
     /* classes */
     {"08", DRV_ROUTE_RETRY, "db_unavailable"}, /* connection exception */
     {"53", DRV_ROUTE_RETRY, "sql"},            /* insufficient resources */

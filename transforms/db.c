@@ -41,6 +41,13 @@ drv_err_t drv_db_sqlstate_err(const char *state, int conn_ok) {
                 return DRV_ERR_DB_UNAVAILABLE;
         if (!state || !*state)
                 return DRV_ERR_DB_UNAVAILABLE;
+        /* 08P01 protocol_violation with the connection still up: the
+         * server refused our own message (a bind that does not match its
+         * statement), not a lost connection; it fails the same way every
+         * time.  docs/decisions.md, "Connection loss and statement
+         * errors". */
+        if (!strcmp(state, "08P01"))
+                return DRV_ERR_SQL;
         /* 08: connection exception; 57P01-03: admin/crash shutdown,
          * cannot connect now */
         if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") ||

@@ -48,10 +48,11 @@ void drv_sql_add(drv_sql_t *sql, const char *fmt, ...)
  * DRV_ERR_INVALID_PLAN naming `what` when invalid. */
 drv_err_t drv_sql_ident(drv_sql_t *sql, PGconn *conn, const char *ident,
                         const char *what, char *errstr, size_t errstr_size);
-/* Append a plan expression in parentheses.  `$param:NAME` becomes a new
- * $n bound to the task param NAME (DRV_ERR_INVALID_PARAM when missing).
- * Refused (DRV_ERR_INVALID_PLAN) when the expression could leave its slot:
- * unbalanced parentheses or quotes, ';', comments, or a raw $n. */
+/* Append a plan expression in parentheses, read by drv_expr_rewrite
+ * (expr.c, the tokenizer plan check uses too): each `$param:NAME` outside
+ * quotes becomes a new $n bound to the task param NAME
+ * (DRV_ERR_INVALID_PARAM when missing); inside a literal it stays text.
+ * Refused (DRV_ERR_INVALID_PLAN) when not drv_expr_valid. */
 drv_err_t drv_sql_expr(drv_sql_t *sql, const char *expr,
                        const drv_run_opts_t *opts, const char *what,
                        char *errstr, size_t errstr_size);

@@ -4,8 +4,9 @@
  * The only ways plan content reaches SQL text: identifiers (validated and
  * quoted with PQescapeIdentifier, one part at a time), type names (checked
  * against a narrow alphabet), and expressions written by the plan's author
- * (checked so they cannot leave their parentheses; task params inside them
- * become bound $n parameters).  Task params are never spliced.
+ * (read by expr.c's tokenizer, the one plan check uses, so they cannot
+ * leave their parentheses; task params inside them become bound $n
+ * parameters).  Task params are never spliced.
  */
 #include "db_int.h"
 
@@ -163,82 +164,32 @@ int drv_sql_type_valid(const char *type) {
         return depth == 0;
 }
 
-/* Look up a task param by name. */
-static const char *sql_param(const drv_run_opts_t *opts, const char *name,
-                             size_t n) {
+/* drv_expr_rewrite's slot: each reference binds its task param anew. */
+static int sql_slot(void *arg, const char *name, size_t len) {
+        const void *const *a = arg;
+        drv_sql_t *sql = (drv_sql_t *)a[0];
+        const drv_run_opts_t *opts = a[1];
         size_t i;
 
         for (i = 0; opts && i < opts->params_cnt; i++)
-                if (strlen(opts->params[i].key) == n &&
-                    !strncmp(opts->params[i].key, name, n))
-                        return opts->params[i].value;
-        return NULL;
-}
-
-/* Scan an expression: quotes and parentheses balanced, nothing that ends
- * the statement or starts a comment outside a quoted string.  '$' is only
- * allowed as "$param:" (no raw $n, no dollar quoting, which could hide a
- * parenthesis from this scan) and backslashes not at all (E'' strings). */
-static int sql_expr_safe(const char *e) {
-        int depth = 0;
-        char quote = 0;
-
-        for (; *e; e++) {
-                if (*e == '\\')
-                        return 0;
-                if (quote) {
-                        if (*e == quote)
-                                quote = 0;
-                        continue;
-                }
-                if (*e == '\'' || *e == '"')
-                        quote = *e;
-                else if (*e == '(')
-                        depth++;
-                else if (*e == ')' && --depth < 0)
-                        return 0;
-                else if (*e == ';' || (e[0] == '-' && e[1] == '-') ||
-                         (e[0] == '/' && e[1] == '*') ||
-                         (*e == '$' && strncmp(e, "$param:", 7)))
-                        return 0;
-        }
-        return !quote && depth == 0;
+                if (strlen(opts->params[i].key) == len &&
+                    !strncmp(opts->params[i].key, name, len))
+                        return drv_sql_bind(sql, opts->params[i].value);
+        return 0;
 }
 
 drv_err_t drv_sql_expr(drv_sql_t *sql, const char *expr,
                        const drv_run_opts_t *opts, const char *what,
                        char *errstr, size_t errstr_size) {
-        static const char tag[] = "$param:";
-        const char *p = expr, *hit;
+        const void *arg[2] = {sql, opts};
+        char *text;
+        drv_err_t err;
 
-        if (!expr || !*expr || !sql_expr_safe(expr))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
-                                   "invalid expression for %s", what);
-        drv_sql_add(sql, "(");
-        while ((hit = strstr(p, tag))) {
-                const char *name = hit + sizeof(tag) - 1, *end = name, *val;
-                int n;
-
-                while (isalnum((unsigned char)*end) || *end == '_')
-                        end++;
-                if (end == name || isdigit((unsigned char)*name))
-                        return drv_err_set(
-                            errstr, errstr_size, DRV_ERR_INVALID_PLAN,
-                            "invalid param reference in %s", what);
-                val = sql_param(opts, name, (size_t)(end - name));
-                if (!val)
-                        return drv_err_set(errstr, errstr_size,
-                                           DRV_ERR_INVALID_PARAM,
-                                           "missing task param \"%.*s\" for %s",
-                                           (int)(end - name), name, what);
-                if ((n = drv_sql_bind(sql, val)) < 0)
-                        return drv_err_set(errstr, errstr_size,
-                                           DRV_ERR_INVALID_PLAN,
-                                           "too many params in %s", what);
-                sql_append(sql, p, (size_t)(hit - p));
-                drv_sql_add(sql, "$%d", n);
-                p = end;
-        }
-        drv_sql_add(sql, "%s)", p);
+        err = drv_expr_rewrite(expr, sql_slot, (void *)arg, what, &text, errstr,
+                               errstr_size);
+        if (err)
+                return err;
+        drv_sql_add(sql, "(%s)", text);
+        free(text);
         return DRV_OK;
 }

@@ -581,7 +581,7 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                            .fields = {{"table", DRV_F_TABLE, 1},
                                       {"column", DRV_F_COLUMN, 1},
                                       {"type", DRV_F_TYPE, 1},
-                                      {"using", DRV_F_EXPR, 0}},
+                                      {"using", DRV_F_STATIC_EXPR, 0}},
                            .apply = op_alter_type,
                            .inverse = DRV_OP_NONE,
                            .timeout_ms = 30 * 60000},
@@ -628,8 +628,7 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                          .timeout_ms = 30 * 60000},
     /* its inverse runs its `revert` */
     [DRV_OP_SQL] = {.name = "sql",
-                    .fields = {{"sql", DRV_F_TEXT, 1},
-                               {"revert", DRV_F_TEXT, 0}},
+                    .fields = {{"sql", DRV_F_SQL, 1}, {"revert", DRV_F_SQL, 0}},
                     .apply = op_sql,
                     .inverse = DRV_OP_SQL},
 };

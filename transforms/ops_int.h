@@ -17,18 +17,21 @@
 /* Kinds of step fields, each checked by plan_validate.c; the JSON type a
  * runner reads is on the right. */
 typedef enum drv_fkind_e {
-        DRV_F_TABLE,     /* [schema.]name                       string */
-        DRV_F_COLUMN,    /* name                                string */
-        DRV_F_TYPE,      /* drv_type_valid                      string */
-        DRV_F_EXPR,      /* drv_expr_valid                      string */
-        DRV_F_TEXT,      /* non-empty string (raw sql)          string */
-        DRV_F_POSINT,    /* integer > 0                         integer */
-        DRV_F_BOOL,      /* true / false                        boolean */
-        DRV_F_DEFAULT,   /* expression, number or boolean       scalar */
-        DRV_F_COLDEFS,   /* [{name, type, primary_key?,         array of */
-                         /*   not_null?, unique?, default?}]    objects */
-        DRV_F_COLDEF,    /* {name, type, primary_key?,          object */
-                         /*  not_null?, unique?, default?} */
+        DRV_F_TABLE,       /* [schema.]name                       string */
+        DRV_F_COLUMN,      /* name                                string */
+        DRV_F_TYPE,        /* drv_type_valid                      string */
+        DRV_F_EXPR,        /* drv_expr_valid                      string */
+        DRV_F_STATIC_EXPR, /* drv_expr_valid, no $param         string */
+        DRV_F_SQL,         /* raw sql statement: drv_expr_valid   string */
+        DRV_F_TEXT,        /* non-empty string                    string */
+        DRV_F_POSINT,      /* integer > 0                         integer */
+        DRV_F_BOOL,        /* true / false                        boolean */
+        DRV_F_DEFAULT,     /* expression (no $param), number or   scalar */
+                           /* boolean */
+        DRV_F_COLDEFS,     /* [{name, type, primary_key?,         array of */
+                           /*   not_null?, unique?, default?}]    objects */
+        DRV_F_COLDEF,      /* {name, type, primary_key?,          object */
+                           /*  not_null?, unique?, default?} */
         DRV_F_COLLIST,   /* [column...], no duplicates          array of str */
         DRV_F_EXPRMAP,   /* {column: expression}                object of str */
         DRV_F_NOTNULLS,  /* ["[schema.]table.column"...]        array of str */

@@ -124,4 +124,8 @@ drv_err_t drv_backstage_get(const char *base_url, const char *token,
                             const drv_entity_ref_t *ref, drv_http_resp_t *resp,
                             char *errstr, size_t errstr_size);
 
+/* Length of the identifier at s ([A-Za-z_][A-Za-z0-9_]*), 0 if none
+ * (expr.c; plan_validate.c's identifiers and $param: names). */
+size_t drv_ident_len(const char *s);
+
 #endif /* DRV_PLAN_INT_H */

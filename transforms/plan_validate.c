@@ -25,16 +25,7 @@
  * ------------------------------------------------------------------------
  */
 
-/* Length of the identifier at s ([A-Za-z_][A-Za-z0-9_]*), 0 if none. */
-static size_t ident_len(const char *s) {
-        size_t n = 0;
-
-        if (!isalpha((unsigned char)s[0]) && s[0] != '_')
-                return 0;
-        while (isalnum((unsigned char)s[n]) || s[n] == '_')
-                n++;
-        return n;
-}
+#define ident_len drv_ident_len /* expr.c */
 
 static int ident_simple(const char *s) {
         size_t n = s ? ident_len(s) : 0;
@@ -73,139 +64,6 @@ int drv_type_valid(const char *type) {
                         return 0;
         }
         return depth == 0;
-}
-
-typedef struct expr_param_s {
-        size_t start, end; /* the whole "$param:NAME" */
-        size_t name, name_len;
-} expr_param_t;
-
-static int why_set(char *why, size_t why_size, const char *msg) {
-        if (why)
-                snprintf(why, why_size, "%s", msg);
-        return 0;
-}
-
-/* Scan an expression: quotes, comments, ';', '$'.  Fills params (up to
- * max, *cntp) and returns 1 if valid, else 0 with `why`. */
-static int expr_scan(const char *e, expr_param_t *params, size_t max,
-                     size_t *cntp, char *why, size_t why_size) {
-        size_t i = 0, n, cnt = 0;
-
-        if (!e || !*e)
-                return why_set(why, why_size, "empty expression");
-        while (e[i]) {
-                char c = e[i];
-                if (c == '\'' || c == '"') {
-                        if (c == '\'' && i > 0 &&
-                            (e[i - 1] == 'E' || e[i - 1] == 'e') &&
-                            (i == 1 || !isalnum((unsigned char)e[i - 2])))
-                                return why_set(why, why_size,
-                                               "escape strings (E'...') are "
-                                               "not allowed");
-                        for (i++; e[i] && !(e[i] == c && e[i + 1] != c); i++)
-                                if (e[i] == c)
-                                        i++; /* doubled quote */
-                        if (!e[i])
-                                return why_set(why, why_size,
-                                               "unterminated quote");
-                        i++;
-                        continue;
-                }
-                if (c == ';')
-                        return why_set(why, why_size, "';' outside quotes");
-                if ((c == '-' && e[i + 1] == '-') ||
-                    (c == '/' && e[i + 1] == '*'))
-                        return why_set(why, why_size,
-                                       "sql comments are not allowed");
-                if (c == '$') {
-                        if (strncmp(e + i + 1, "param:", 6) ||
-                            !(n = ident_len(e + i + 7)))
-                                return why_set(why, why_size,
-                                               "'$' is only allowed as "
-                                               "$param:NAME");
-                        if (params && cnt < max)
-                                params[cnt] =
-                                    (expr_param_t){i, i + 7 + n, i + 7, n};
-                        cnt++;
-                        i += 7 + n;
-                        continue;
-                }
-                i++;
-        }
-        if (cntp)
-                *cntp = cnt;
-        return 1;
-}
-
-int drv_expr_valid(const char *expr, char *why, size_t why_size) {
-        return expr_scan(expr, NULL, 0, NULL, why, why_size);
-}
-
-/* Placeholder number for param `name` (len), adding it to bind. */
-static int bind_slot(drv_bind_t *bind, const char *name, size_t len,
-                     const drv_param_t *params, size_t params_cnt) {
-        size_t i;
-        int k;
-
-        for (k = 0; k < bind->cnt; k++)
-                if (bind->names[k] && strlen(bind->names[k]) == len &&
-                    !strncmp(bind->names[k], name, len))
-                        return k + 1;
-        if (bind->cnt >= DRV_BIND_MAX)
-                return -1;
-        for (i = 0; i < params_cnt; i++)
-                if (strlen(params[i].key) == len &&
-                    !strncmp(params[i].key, name, len)) {
-                        bind->names[bind->cnt] = params[i].key;
-                        bind->values[bind->cnt] = params[i].value;
-                        return ++bind->cnt;
-                }
-        return 0;
-}
-
-drv_err_t drv_expr_bind(const char *expr, const drv_param_t *params,
-                        size_t params_cnt, drv_bind_t *bind, char **sqlp,
-                        char *errstr, size_t errstr_size) {
-        expr_param_t ps[DRV_BIND_MAX];
-        size_t cnt = 0, i, pos = 0, len;
-        char why[128], *out;
-        int slot;
-
-        *sqlp = NULL;
-        if (!expr_scan(expr, ps, DRV_BIND_MAX, &cnt, why, sizeof(why)))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
-                                   "invalid expression: %s", why);
-        if (cnt > DRV_BIND_MAX)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                   "too many $param placeholders");
-        /* Each "$param:NAME" (>= 8 chars) becomes "$nn" (<= 3 chars). */
-        len = strlen(expr);
-        if (!(out = malloc(len + 1)))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
-                                   "out of memory");
-        out[0] = '\0';
-        for (i = 0; i < cnt; i++) {
-                slot = bind_slot(bind, expr + ps[i].name, ps[i].name_len,
-                                 params, params_cnt);
-                if (slot <= 0) {
-                        free(out);
-                        if (slot < 0)
-                                return drv_err_set(
-                                    errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                    "too many $param placeholders");
-                        return drv_err_set(
-                            errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                            "expression needs task param \"%.*s\"",
-                            (int)ps[i].name_len, expr + ps[i].name);
-                }
-                strncat(out, expr + pos, ps[i].start - pos);
-                sprintf(out + strlen(out), "$%d", slot);
-                pos = ps[i].end;
-        }
-        strcat(out, expr + pos);
-        *sqlp = out;
-        return DRV_OK;
 }
 
 /*
@@ -262,18 +120,25 @@ static drv_err_t check_str(const drv_vctx_t *vc, const json_t *v,
         return DRV_OK;
 }
 
+/* An expression by expr.c's tokenizer (the runner's); `params_ok` 0 where
+ * the runner refuses task params (DDL: defaults, USING). */
 static drv_err_t check_expr(const drv_vctx_t *vc, const json_t *v,
-                            const char *name) {
-        char why[128];
+                            const char *name, int params_ok) {
+        char why[160];
+        size_t cnt = 0;
 
         if (!json_is_string(v))
                 return drv_vfail(vc, v,
                                  "\"%s\" must be an sql expression "
                                  "string",
                                  name);
-        if (!drv_expr_valid(json_string_value(v), why, sizeof(why)))
+        if (!drv_expr_scan(json_string_value(v), NULL, 0, &cnt, why,
+                           sizeof(why)))
                 return drv_vfail(vc, v, "\"%s\": invalid expression: %s", name,
                                  why);
+        if (cnt && !params_ok)
+                return drv_vfail(
+                    vc, v, "\"%s\": task params are not allowed here", name);
         return DRV_OK;
 }
 
@@ -352,7 +217,7 @@ static drv_err_t check_exprmap(const drv_vctx_t *vc, const json_t *v,
                         return drv_vfail(vc, expr,
                                          "\"%s\": invalid column \"%.100s\"",
                                          name, col);
-                if ((err = check_expr(vc, expr, col)))
+                if ((err = check_expr(vc, expr, col, 1)))
                         return err;
         }
         return DRV_OK;
@@ -368,7 +233,11 @@ static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
         case DRV_F_TYPE:
                 return check_str(vc, v, f->name, drv_type_valid, "type");
         case DRV_F_EXPR:
-                return check_expr(vc, v, f->name);
+                return check_expr(vc, v, f->name, 1);
+        case DRV_F_STATIC_EXPR:
+                return check_expr(vc, v, f->name, 0);
+        case DRV_F_SQL:
+                return check_expr(vc, v, f->name, 1);
         case DRV_F_TEXT:
                 if (!json_is_string(v) || !*json_string_value(v))
                         return drv_vfail(vc, v,
@@ -392,7 +261,7 @@ static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
         case DRV_F_DEFAULT:
                 if (json_is_number(v) || json_is_boolean(v))
                         return DRV_OK;
-                return check_expr(vc, v, f->name);
+                return check_expr(vc, v, f->name, 0);
         case DRV_F_COLDEFS:
                 return check_coldefs(vc, v, f->name);
         case DRV_F_COLDEF:

@@ -173,11 +173,16 @@ json_t *drv_plan_to_json(const drv_plan_t *plan);
  * drv_ident_valid; tables may be "schema.table", columns may not.  Quote
  * each part with PQescapeIdentifier.  Types satisfy drv_type_valid.
  * Expressions (copy_rows columns values, backfill set values, where, using,
- * string defaults) satisfy drv_expr_valid: plan-author SQL, no ';' outside
- * quotes, no comments, no positional $n, no dollar quoting.  An expression
- * reaches task params only as `$param:NAME`: drv_expr_bind rewrites each
- * into a positional placeholder whose value the runner binds.  `default`
- * may also be a JSON number or boolean (use drv_step_scalar_text).
+ * string defaults, and a sql step's text) satisfy drv_expr_valid: plan-
+ * author SQL read by one tokenizer (transforms/expr.c): '...' literals
+ * ('' escapes, no backslash), dollar-quoted strings, "..." identifiers,
+ * balanced parentheses, no ';' outside quotes, no comments, no E'...', no
+ * positional $n.  An expression reaches task params only as
+ * `$param:NAME` outside quotes (inside a literal it is text):
+ * drv_expr_rewrite turns each into a positional placeholder whose value
+ * the runner binds.  Task params are refused in `default` and `using`.
+ * `default` may also be a JSON number or boolean (use
+ * drv_step_scalar_text).
  * ------------------------------------------------------------------------
  */
 
@@ -206,6 +211,33 @@ int drv_type_valid(const char *type);
 /* Expression rules above.  1 if valid; else 0 and `why` (may be NULL)
  * holds the reason. */
 int drv_expr_valid(const char *expr, char *why, size_t why_size);
+
+/* One `$param:NAME` of an expression: byte offsets of the whole reference
+ * [start, end) and of NAME. */
+typedef struct drv_expr_ref_s {
+        size_t start, end;
+        size_t name, name_len;
+} drv_expr_ref_t;
+
+/* Tokenize `expr` (rules above): 1 if valid, filling refs[0..max-1] with
+ * its param references in order and *cntp with how many there are (may
+ * exceed max); else 0 with `why`.  Plan check and the SQL builder both
+ * read expressions through this function only. */
+int drv_expr_scan(const char *expr, drv_expr_ref_t *refs, size_t max,
+                  size_t *cntp, char *why, size_t why_size);
+
+/* The placeholder number (1..999) for param NAME (len bytes), 0 when the
+ * task has no such param, -1 when no placeholder is left. */
+typedef int(drv_expr_slot_fn)(void *arg, const char *name, size_t len);
+
+/* Rewrite `expr` for execution: each `$param:NAME` outside quotes becomes
+ * "$<n>", n from slot().  On DRV_OK *sqlp is malloc'ed (caller frees).
+ * DRV_ERR_INVALID_PLAN when expr is not drv_expr_valid (or has too many
+ * params), DRV_ERR_INVALID_PARAM when slot() does not know a NAME.
+ * Messages name `what` (NULL: "expression"). */
+drv_err_t drv_expr_rewrite(const char *expr, drv_expr_slot_fn *slot, void *arg,
+                           const char *what, char **sqlp, char *errstr,
+                           size_t errstr_size);
 
 /* Placeholder values for one statement. */
 #define DRV_BIND_MAX 64

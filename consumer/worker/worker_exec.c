@@ -300,6 +300,10 @@ static void job_set_error(drv_job_t *job, drv_err_t err, const char *class_name,
         (void)err;
 }
 
+int drv_job_db_down(drv_err_t err, int conn_ok) {
+        return err == DRV_ERR_DB_UNAVAILABLE && !conn_ok;
+}
+
 /* Route a failed run: retry with backoff, give up (retries_exhausted),
  * wait for the database, or dead-letter at once. */
 static void job_route_error(drv_exec_t *ex, drv_job_t *job, drv_err_t err,
@@ -309,7 +313,13 @@ static void job_route_error(drv_exec_t *ex, drv_job_t *job, drv_err_t err,
         int64_t now = drv_now_ms();
 
         job_set_error(job, err, cls.name, cls.retryable, msg);
-        if (err == DRV_ERR_DB_UNAVAILABLE) {
+        if (drv_job_db_down(err,
+                            ex->conn && PQstatus(ex->conn) == CONNECTION_OK)) {
+                /* an outage: the worker pauses until the database answers
+                 * and no task is dead-lettered for it; each loss still
+                 * counts as an attempt of the task that saw it */
+                job->attempts++;
+                job->dlq.attempts = job->attempts;
                 job->outcome = DRV_OUT_DB_DOWN;
                 return;
         }

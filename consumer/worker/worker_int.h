@@ -76,6 +76,14 @@ void drv_job_destroy(drv_job_t *job);
 /* "done", "skipped", "dry_run", "dead", "retrying". */
 const char *drv_outcome_status(drv_outcome_t out);
 
+/* 1 when a failed run is an outage (DRV_OUT_DB_DOWN: pause, wait for the
+ * database, never dead-letter): DRV_ERR_DB_UNAVAILABLE with the
+ * executor's connection lost (`conn_ok` 0).  Anything else, including a
+ * db_unavailable error on a connection that still answers, is routed by
+ * its class, and a transient class counts attempts against the backoff
+ * budget (max_attempts, max_elapsed_ms). */
+int drv_job_db_down(drv_err_t err, int conn_ok);
+
 /*
  * ------------------------------------------------------------------------
  * A FIFO of jobs under a mutex; pop can block.

@@ -375,6 +375,34 @@ static const inj_t inj_cases[] = {
      "a') OR (1=1", 0},
 };
 
+/* A $param: inside a quoted literal is text (plan check and the runner
+ * read expressions with one tokenizer): the runner used to bind it
+ * anyway, PostgreSQL refused the bind (08P01) and the task was retried as
+ * db_unavailable forever. */
+static void test_quoted_param_is_literal_text(void **state) {
+        char steps[512], ds[80];
+        drv_run_result_t res;
+        drv_param_t p = {(char *)"x", (char *)"value"};
+        drv_plan_t *plan;
+
+        (void)state;
+        setup_names();
+        seed(5);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"backfill\",\"table\":\"%s_src\",\"set\":"
+                 "{\"name\":\"'$param:x'\"},\"where\":\"name <> "
+                 "'$param:x' OR $param:x = 'value'\"}]",
+                 tbl);
+        snprintf(ds, sizeof(ds), "%s_qp", tbl);
+        plan = mkplan(ds, 1, 2, steps);
+        assert_non_null(plan);
+        if (run(plan, tid("qp"), 0, &p, 1, &res))
+                fail_msg("run failed: %s", res.errmsg);
+        assert_string_equal(
+            q("SELECT count(*) FROM %s_src WHERE name = '$param:x'", tbl), "5");
+        drv_plan_release(plan);
+}
+
 static void test_injection_refused_or_inert(void **state) {
         char steps[2048], task[80], ds[80];
         drv_run_result_t res;
@@ -804,6 +832,7 @@ int main(void) {
             cmocka_unit_test(test_every_op_applies_then_reapply_is_noop),
             cmocka_unit_test(test_invalid_step_refused_before_any_sql),
             cmocka_unit_test(test_injection_refused_or_inert),
+            cmocka_unit_test(test_quoted_param_is_literal_text),
             cmocka_unit_test(test_version_guard_and_ledger_conflict),
             cmocka_unit_test(test_two_runners_one_runs_other_skips),
             cmocka_unit_test(test_create_index_failed_build_leaves_nothing),

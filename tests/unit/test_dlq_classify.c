@@ -53,7 +53,10 @@ static const row_t rows[] = {
     {DRV_ERR_SQL, "25P03", DRV_ROUTE_RETRY, "timeout"},
     {DRV_ERR_SQL, "08000", DRV_ROUTE_RETRY, "db_unavailable"},
     {DRV_ERR_SQL, "08006", DRV_ROUTE_RETRY, "db_unavailable"},
-    {DRV_ERR_SQL, "08P01", DRV_ROUTE_RETRY, "db_unavailable"},
+    {DRV_ERR_SQL, "08003", DRV_ROUTE_RETRY, "db_unavailable"},
+    /* protocol_violation of our own statement: permanent */
+    {DRV_ERR_SQL, "08P01", DRV_ROUTE_DEAD, "sql"},
+    {DRV_ERR_DB_UNAVAILABLE, "08P01", DRV_ROUTE_RETRY, "db_unavailable"},
     {DRV_ERR_SQL, "53000", DRV_ROUTE_RETRY, "sql"},
     {DRV_ERR_SQL, "53100", DRV_ROUTE_RETRY, "sql"},
     {DRV_ERR_SQL, "53200", DRV_ROUTE_RETRY, "sql"},

@@ -18,7 +18,11 @@ typedef struct case_s {
 static const case_t cases[] = {
     {"08006", 1, DRV_ERR_DB_UNAVAILABLE}, /* connection_failure */
     {"08003", 1, DRV_ERR_DB_UNAVAILABLE}, /* connection_does_not_exist */
-    {"08P01", 1, DRV_ERR_DB_UNAVAILABLE}, /* protocol_violation */
+    {"08000", 1, DRV_ERR_DB_UNAVAILABLE}, /* connection_exception */
+    /* protocol_violation on a live connection: the server refused our
+     * own statement (bind mismatch), a permanent sql error */
+    {"08P01", 1, DRV_ERR_SQL},
+    {"08P01", 0, DRV_ERR_DB_UNAVAILABLE}, /* ... unless the link died */
     {"57P01", 1, DRV_ERR_DB_UNAVAILABLE}, /* admin_shutdown */
     {"57P02", 1, DRV_ERR_DB_UNAVAILABLE}, /* crash_shutdown */
     {"57P03", 1, DRV_ERR_DB_UNAVAILABLE}, /* cannot_connect_now */
