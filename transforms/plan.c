@@ -30,17 +30,6 @@ static int canon_fingerprint(const json_t *node, char out[65]) {
         return 0;
 }
 
-static int dataset_valid(const char *s) {
-        size_t i, n = s ? strlen(s) : 0;
-
-        if (n == 0 || n > 200)
-                return 0;
-        for (i = 0; i < n; i++)
-                if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
-                        return 0;
-        return 1;
-}
-
 int drv_entity_is_plan(const json_t *entity) {
         const char *kind = json_string_value(json_object_get(entity, "kind"));
         const char *type = json_string_value(
@@ -116,7 +105,7 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                                  "annotation " PLAN_QUEUE_ANNOTATION
                                  " must be a topic name");
         ds = json_object_get(spec, "dataset");
-        if (!dataset_valid(json_string_value(ds)))
+        if (!drv_dataset_valid(json_string_value(ds)))
                 return drv_vfail(vc, ds ? ds : spec,
                                  "spec.dataset must be a name of letters, "
                                  "digits, '.', '_' or '-'");

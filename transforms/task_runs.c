@@ -230,6 +230,28 @@ drv_err_t drv_task_run_committed(PGconn *conn, const char *task_id, int *donep,
         return DRV_OK;
 }
 
+drv_err_t drv_task_run_exists(PGconn *conn, const char *task_id, int *existsp,
+                              char *errstr, size_t errstr_size) {
+        const char *params[1] = {task_id};
+        char sqlstate[6];
+        PGresult *res;
+        drv_err_t err;
+
+        *existsp = 0;
+        err = drv_db_exec(conn,
+                          "SELECT 1 FROM drover.task_runs WHERE task_id = $1",
+                          1, params, &res, sqlstate, errstr, errstr_size);
+        if (err) {
+                /* no drover schema yet: no task has been seen */
+                if (!strcmp(sqlstate, "42P01") || !strcmp(sqlstate, "3F000"))
+                        return DRV_OK;
+                return err;
+        }
+        *existsp = PQntuples(res) > 0;
+        PQclear(res);
+        return DRV_OK;
+}
+
 /*
  * ------------------------------------------------------------------------
  * Listings (drover status, GET /api/migrations)

@@ -40,6 +40,22 @@ drv_err_t drv_entity_ref_parse(const char *ref, drv_entity_ref_t *out,
 void drv_entity_ref_format(const drv_entity_ref_t *ref, char *out,
                            size_t out_size);
 
+/* Dataset names (a plan's spec.dataset, a task's dataset and record key):
+ * 1 to DRV_DATASET_MAX letters, digits, '.', '_' or '-'.  1 if valid. */
+#define DRV_DATASET_MAX 200
+int drv_dataset_valid(const char *dataset);
+/* A UUID in RFC 4122 text form, any version, either case.  1 if valid. */
+int drv_uuid_valid(const char *s);
+/* The checks of drover's own submission edges (`drover submit`,
+ * POST /api/tasks): task_id a UUID (NULL: not given), entity_ref by
+ * drv_entity_ref_parse, dataset by drv_dataset_valid (NULL: not given).
+ * DRV_ERR_INVALID_PARAM with errstr naming the value and the rule broken.
+ * The worker checks only the entity ref of the tasks it consumes: task
+ * ids of other producers are taken as they come. */
+drv_err_t drv_task_fields_check(const char *task_id, const char *entity_ref,
+                                const char *dataset, char *errstr,
+                                size_t errstr_size);
+
 /*
  * ------------------------------------------------------------------------
  * Plans
@@ -417,6 +433,12 @@ drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
  * the row `running` and died before its own commit. */
 drv_err_t drv_task_run_committed(PGconn *conn, const char *task_id, int *donep,
                                  char *errstr, size_t errstr_size);
+
+/* *existsp = 1 when drover.task_runs has a row for task_id (a task
+ * drover has seen), else 0; 0 too when drover's schema does not exist
+ * yet.  The submission edges refuse a caller's task_id that exists. */
+drv_err_t drv_task_run_exists(PGconn *conn, const char *task_id, int *existsp,
+                              char *errstr, size_t errstr_size);
 
 /* `drover status`: the rows of `dataset` (NULL: all), newest first, at
  * most `limit` (<= 0: all).  On DRV_OK *resp is a tuples result the

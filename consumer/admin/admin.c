@@ -49,7 +49,9 @@ struct drv_admin_s {
         struct MHD_Daemon *mhd;
         int port;
         char *token;
+        char token_label[15]; /* requested_by of its submissions */
         char *topic;
+        drv_catalog_t *catalog;          /* NULL: dataset required */
         drv_admin_kafka_t *kafka;        /* NULL: no brokers configured */
         drv_schema_store_t *store;       /* encoder for submissions */
         drv_schema_store_t *owned_store; /* when we created it */
@@ -201,25 +203,102 @@ static enum MHD_Result handle_static(struct MHD_Connection *c,
                         (void *)a->data, a->len, MHD_RESPMEM_PERSISTENT);
 }
 
-/* The complete POST /api/tasks body is in req: parse, encode, produce. */
+/* Resolve the task's entity: the plan's dataset fills a missing one.  0,
+ * or the HTTP status to refuse with (errstr set): 404 the catalog has no
+ * such entity, 503 it cannot be reached (only when the dataset must come
+ * from it; else the worker resolves the plan later), 400 otherwise. */
+static unsigned submit_resolve(drv_admin_t *admin, drv_task_t *task,
+                               char *errstr, size_t errstr_size) {
+        drv_plan_t *plan = NULL;
+        unsigned status = 0;
+        drv_err_t err;
+
+        if (!admin->catalog) {
+                if (task->dataset)
+                        return 0;
+                drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                            "missing field \"dataset\" (no catalog to "
+                            "derive it from)");
+                return MHD_HTTP_BAD_REQUEST;
+        }
+        err = drv_catalog_resolve(admin->catalog, task->entity_ref, &plan,
+                                  errstr, errstr_size);
+        if (err == DRV_ERR_UNKNOWN_PLAN)
+                status = MHD_HTTP_NOT_FOUND;
+        else if (err == DRV_ERR_CATALOG_UNAVAILABLE && task->dataset)
+                drv_log(DRV_LOG_WARN,
+                        "submitting without checking entity \"%s\": %s",
+                        task->entity_ref, errstr);
+        else if (err == DRV_ERR_CATALOG_UNAVAILABLE)
+                status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        else if (err)
+                status = MHD_HTTP_BAD_REQUEST;
+        else if (!task->dataset && !(task->dataset = strdup(plan->dataset)))
+                status = (drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                      "out of memory"),
+                          MHD_HTTP_SERVICE_UNAVAILABLE);
+        drv_plan_release(plan);
+        return status;
+}
+
+/* Give the task its id: a fresh one, or the caller's when drover has not
+ * seen it yet.  0, or the HTTP status to refuse with (errstr set). */
+static unsigned submit_task_id(drv_admin_t *admin, drv_task_t *task,
+                               char *errstr, size_t errstr_size) {
+        char id[37];
+        int exists = 0;
+
+        if (!task->task_id) {
+                drv_uuid4(id);
+                if ((task->task_id = strdup(id)))
+                        return 0;
+                drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                            "out of memory");
+                return MHD_HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (!admin->db) {
+                drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                            "cannot check task id \"%s\": no database is "
+                            "configured",
+                            task->task_id);
+                return MHD_HTTP_SERVICE_UNAVAILABLE;
+        }
+        if (drv_admin_db_task_exists(admin->db, task->task_id, &exists, errstr,
+                                     errstr_size))
+                return MHD_HTTP_SERVICE_UNAVAILABLE;
+        if (!exists)
+                return 0;
+        drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                    "task \"%s\" was already submitted", task->task_id);
+        return MHD_HTTP_CONFLICT;
+}
+
+/* The complete POST /api/tasks body is in req: parse, check, encode,
+ * produce. */
 static enum MHD_Result handle_submit(drv_admin_t *admin,
                                      struct MHD_Connection *c, request_t *req) {
         char errstr[512];
         drv_task_t *task = NULL;
         void *buf = NULL;
         size_t len = 0;
+        unsigned status;
         enum MHD_Result ret;
 
         if (req->too_large)
                 return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
                                   "request body too large (at most 65536 "
                                   "bytes)");
-        if (drv_admin_parse_task_body(req->body, req->len, admin->topic, &task,
-                                      errstr, sizeof(errstr)))
+        if (drv_admin_parse_task_body(req->body, req->len, admin->topic,
+                                      admin->token_label, &task, errstr,
+                                      sizeof(errstr)))
                 return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
         if (!admin->kafka || !admin->store)
                 ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                  "kafka is not configured for submissions");
+        else if ((status =
+                      submit_resolve(admin, task, errstr, sizeof(errstr))) ||
+                 (status = submit_task_id(admin, task, errstr, sizeof(errstr))))
+                ret = send_error(c, status, errstr);
         else if (drv_task_encode(admin->store, task, &buf, &len, errstr,
                                  sizeof(errstr)))
                 ret = send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
@@ -229,8 +308,9 @@ static enum MHD_Result handle_submit(drv_admin_t *admin,
                 ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errstr);
         } else {
                 drv_log(DRV_LOG_INFO,
-                        "task %s submitted over http for dataset \"%s\"",
-                        task->task_id, task->dataset);
+                        "task %s submitted over http for dataset \"%s\" by "
+                        "%s",
+                        task->task_id, task->dataset, task->requested_by);
                 ret = send_json(c, MHD_HTTP_ACCEPTED,
                                 json_pack("{ssssss}", "task_id", task->task_id,
                                           "dataset", task->dataset, "topic",
@@ -405,8 +485,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 static drv_err_t copy_conf(drv_admin_t *admin, const drv_admin_conf_t *conf,
                            char *errstr, size_t errstr_size) {
         admin->topic = strdup(conf->topic ? conf->topic : "dataset-migrations");
-        if (conf->token && *conf->token)
+        if (conf->token && *conf->token) {
                 admin->token = strdup(conf->token);
+                drv_admin_token_label(conf->token, admin->token_label);
+        }
+        admin->catalog = conf->catalog;
         if (conf->database_url && *conf->database_url)
                 admin->db = drv_admin_db_new(conf->database_url, admin->watch,
                                              ADMIN_DB_DEADLINE_MS);

@@ -75,6 +75,9 @@ typedef struct drv_admin_conf_s {
         const char *brokers;       /* for POST /api/tasks */
         const char *topic;         /* tasks topic */
         drv_schema_store_t *store; /* encoder for submissions (not owned) */
+        drv_catalog_t *catalog;    /* resolves the entity of submissions:
+                                      404 unknown, dataset derived (not
+                                      owned); NULL: dataset required */
         const char *kafka_extra;   /* unused unless set: reserved */
 } drv_admin_conf_t;
 

@@ -180,24 +180,58 @@ int drv_admin_db_ping(drv_admin_db_t *db) {
         return !err;
 }
 
-drv_err_t drv_admin_db_migrations(drv_admin_db_t *db, const char *dataset,
-                                  const char *status, int limit, char **jsonp,
-                                  char *errstr, size_t errstr_size) {
+/* One query of the admin server: `q` on the shared connection, the lock,
+ * connection and query all within the deadline. */
+typedef struct db_query_s {
+        const char *dataset, *status, *task_id;
+        int limit;
+        char **jsonp;
+        int *existsp;
+} db_query_t;
+
+static drv_err_t db_run(drv_admin_db_t *db, const db_query_t *q, char *errstr,
+                        size_t errstr_size) {
         int64_t deadline = drv_mono_ms() + db->deadline_ms;
         drv_admin_watch_entry_t *e;
         drv_err_t err;
 
-        *jsonp = NULL;
         if ((err = db_begin(db, deadline, errstr, errstr_size)))
                 return err;
         e = db_watch(db, deadline);
-        err = drv_task_runs_json(db->conn, dataset, status, limit, jsonp,
-                                 errstr, errstr_size);
+        if (q->jsonp)
+                err =
+                    drv_task_runs_json(db->conn, q->dataset, q->status,
+                                       q->limit, q->jsonp, errstr, errstr_size);
+        else
+                err = drv_task_run_exists(db->conn, q->task_id, q->existsp,
+                                          errstr, errstr_size);
         err = db_unwatch(db, e, err, errstr, errstr_size);
-        if (err) {
+        pthread_mutex_unlock(&db->lock);
+        return err;
+}
+
+drv_err_t drv_admin_db_migrations(drv_admin_db_t *db, const char *dataset,
+                                  const char *status, int limit, char **jsonp,
+                                  char *errstr, size_t errstr_size) {
+        db_query_t q = {.dataset = dataset,
+                        .status = status,
+                        .limit = limit,
+                        .jsonp = jsonp};
+        drv_err_t err;
+
+        *jsonp = NULL;
+        if ((err = db_run(db, &q, errstr, errstr_size))) {
                 free(*jsonp);
                 *jsonp = NULL;
         }
-        pthread_mutex_unlock(&db->lock);
         return err;
+}
+
+drv_err_t drv_admin_db_task_exists(drv_admin_db_t *db, const char *task_id,
+                                   int *existsp, char *errstr,
+                                   size_t errstr_size) {
+        db_query_t q = {.task_id = task_id, .existsp = existsp};
+
+        *existsp = 0;
+        return db_run(db, &q, errstr, errstr_size);
 }

@@ -36,4 +36,11 @@ drv_err_t drv_admin_db_migrations(drv_admin_db_t *db, const char *dataset,
                                   const char *status, int limit, char **jsonp,
                                   char *errstr, size_t errstr_size);
 
+/* drv_task_run_exists() within the deadline: whether a caller's task_id
+ * is already in drover.task_runs.  DRV_ERR_TIMEOUT / _LOCKED /
+ * _DB_UNAVAILABLE like drv_admin_db_migrations. */
+drv_err_t drv_admin_db_task_exists(drv_admin_db_t *db, const char *task_id,
+                                   int *existsp, char *errstr,
+                                   size_t errstr_size);
+
 #endif /* DRV_ADMIN_DB_H */

@@ -51,16 +51,25 @@ int drv_admin_text_valid(const char *s, size_t len);
 int drv_admin_bearer_ok(const char *expected, const char *header);
 
 /* Parse a POST /api/tasks body (len bytes, need not be NUL-terminated):
- *   {"queue": Q?, "payload": {"entity_ref": R, "dataset": D,
- *    "dry_run"?: bool, "params"?: {k: "v", ...}}}
+ *   {"queue": Q?, "payload": {"entity_ref": R, "dataset"?: D,
+ *    "task_id"?: UUID, "dry_run"?: bool, "params"?: {k: "v", ...}}}
  * `queue`, when present, must equal `topic` (may be NULL: any queue).
- * On DRV_OK *taskp is a new task (fresh task_id, requested_at now,
- * requested_by "admin-api") the caller destroys.  On failure returns
- * DRV_ERR_INVALID_PARAM (or DRV_ERR_NOMEM) and fills errstr with a line
- * naming the offending field; *taskp is NULL. */
+ * task_id, entity_ref and dataset pass drv_task_fields_check.  On DRV_OK
+ * *taskp is a new task the caller destroys: requested_at now,
+ * requested_by `requested_by` (NULL: "admin-api"), task_id and dataset
+ * NULL when the body has none (the server makes the id and derives the
+ * dataset from the plan).  On failure returns DRV_ERR_INVALID_PARAM (or
+ * DRV_ERR_NOMEM) and fills errstr with a line naming the offending field
+ * and the rule it breaks; *taskp is NULL. */
 drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
-                                    const char *topic, drv_task_t **taskp,
-                                    char *errstr, size_t errstr_size);
+                                    const char *topic, const char *requested_by,
+                                    drv_task_t **taskp, char *errstr,
+                                    size_t errstr_size);
+
+/* The requested_by of tasks submitted with `token`: "token:" and the
+ * first 8 hex digits of its SHA-256, a stable label that names the token
+ * without revealing it.  out needs 15 bytes. */
+void drv_admin_token_label(const char *token, char out[15]);
 
 /* Parse an admin listen address "host:port" into *sa: host is an IPv4
  * address, "localhost", or "*" / "0.0.0.0" for every address; an empty

@@ -207,35 +207,39 @@ static drv_err_t add_params(drv_task_t *task, const json_t *params,
         return DRV_OK;
 }
 
-/* Fill `task` from the payload object. */
+/* Fill `task` from the payload object: its task_id and dataset stay NULL
+ * when the caller gave none (the server makes an id and derives the
+ * dataset from the plan). */
 static drv_err_t fill_task(drv_task_t *task, const json_t *payload,
-                           char *errstr, size_t errstr_size) {
-        const char *ref, *dataset;
+                           const char *requested_by, char *errstr,
+                           size_t errstr_size) {
+        const char *id, *ref, *dataset;
         const json_t *dry;
         drv_err_t err;
-        char id[37];
 
         if (!json_is_object(payload))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
                                    "field \"payload\" must be an object");
-        if ((err = get_text(payload, "entity_ref", 1, &ref, errstr,
+        if ((err = get_text(payload, "task_id", 0, &id, errstr, errstr_size)) ||
+            (err = get_text(payload, "entity_ref", 1, &ref, errstr,
                             errstr_size)) ||
-            (err = get_text(payload, "dataset", 1, &dataset, errstr,
-                            errstr_size)))
+            (err = get_text(payload, "dataset", 0, &dataset, errstr,
+                            errstr_size)) ||
+            (err =
+                 drv_task_fields_check(id, ref, dataset, errstr, errstr_size)))
                 return err;
         dry = json_object_get(payload, "dry_run");
         if (dry && !json_is_boolean(dry))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
                                    "field \"dry_run\" must be a boolean");
-        drv_uuid4(id);
-        task->task_id = strdup(id);
+        task->task_id = id ? strdup(id) : NULL;
         task->entity_ref = strdup(ref);
-        task->dataset = strdup(dataset);
-        task->requested_by = strdup("admin-api");
+        task->dataset = dataset ? strdup(dataset) : NULL;
+        task->requested_by = strdup(requested_by ? requested_by : "admin-api");
         task->requested_at = drv_now_ms();
         task->dry_run = json_is_true(dry);
-        if (!task->task_id || !task->entity_ref || !task->dataset ||
-            !task->requested_by)
+        if ((id && !task->task_id) || !task->entity_ref ||
+            (dataset && !task->dataset) || !task->requested_by)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                    "out of memory");
         return add_params(task, json_object_get(payload, "params"), errstr,
@@ -243,8 +247,9 @@ static drv_err_t fill_task(drv_task_t *task, const json_t *payload,
 }
 
 drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
-                                    const char *topic, drv_task_t **taskp,
-                                    char *errstr, size_t errstr_size) {
+                                    const char *topic, const char *requested_by,
+                                    drv_task_t **taskp, char *errstr,
+                                    size_t errstr_size) {
         json_error_t jerr;
         json_t *root;
         const char *queue;
@@ -281,8 +286,8 @@ drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
                                   "out of memory");
                 goto out;
         }
-        if ((err = fill_task(task, json_object_get(root, "payload"), errstr,
-                             errstr_size)))
+        if ((err = fill_task(task, json_object_get(root, "payload"),
+                             requested_by, errstr, errstr_size)))
                 goto out;
         *taskp = task;
         task = NULL;
@@ -290,6 +295,13 @@ out:
         drv_task_destroy(task);
         json_decref(root);
         return err;
+}
+
+void drv_admin_token_label(const char *token, char out[15]) {
+        char hex[65];
+
+        drv_sha256_hex(token ? token : "", token ? strlen(token) : 0, hex);
+        snprintf(out, 15, "token:%.8s", hex);
 }
 
 /*

@@ -3,7 +3,9 @@
  *
  * Produces Avro migration tasks (key = dataset) with an idempotent
  * producer, waits for every delivery report and prints the task ids, one
- * per line, only once all were acknowledged.
+ * per line, only once all were acknowledged.  The entity ref, dataset and
+ * a given task id are checked first (drv_task_fields_check, exit 65), and
+ * a given task id must be new to drover.task_runs (exit 65 too).
  */
 #include "cli_kafka.h"
 
@@ -17,7 +19,8 @@ static void usage(FILE *fp) {
                 "usage: drover submit --entity REF --dataset D [--dry-run]\n"
                 "                     [--param k=v]... [--count N]\n"
                 "                     [--brokers B] [--topic T] "
-                "[--requested-by WHO]\n\n"
+                "[--requested-by WHO]\n"
+                "                     [--task-id UUID [--database URL]]\n\n"
                 "Produce migration tasks for plan REF on dataset D and print "
                 "their ids.\n"
                 "  --entity REF      the plan's entity ref, e.g.\n"
@@ -27,16 +30,23 @@ static void usage(FILE *fp) {
                 "  --dry-run         run each step and roll back\n"
                 "  --param k=v       a task parameter (repeatable)\n"
                 "  --count N         submit N tasks (default 1)\n"
+                "  --task-id UUID    the task's id (default a new uuid); "
+                "refused if\n"
+                "                    drover.task_runs has it already\n"
+                "  --database URL    for --task-id, default DATABASE_URL\n"
                 "  --brokers B       default DROVER_BROKERS or "
                 "127.0.0.1:9092\n"
                 "  --topic T         default DROVER_TOPIC or "
                 "dataset-migrations\n"
                 "Registry: SCHEMA_REGISTRY_URL (Confluent framing); "
-                "default single-object encoding.\n");
+                "default single-object encoding.\n"
+                "Exit codes: 0 ok, 2 usage, 65 bad or duplicate input, "
+                "69 unavailable.\n");
 }
 
 typedef struct submit_s {
         const char *entity, *dataset, *brokers, *topic, *requested_by;
+        const char *task_id, *database;
         int dry_run;
         long count;
         drv_task_t *proto; /* params collected here */
@@ -63,7 +73,9 @@ enum {
         SUBMIT_TOPIC,
         SUBMIT_REQUESTED_BY,
         SUBMIT_COUNT,
-        SUBMIT_PARAM
+        SUBMIT_PARAM,
+        SUBMIT_TASK_ID,
+        SUBMIT_DATABASE
 };
 
 static const struct option submit_options[] = {
@@ -75,6 +87,8 @@ static const struct option submit_options[] = {
     {"requested-by", required_argument, NULL, SUBMIT_REQUESTED_BY},
     {"count", required_argument, NULL, SUBMIT_COUNT},
     {"param", required_argument, NULL, SUBMIT_PARAM},
+    {"task-id", required_argument, NULL, SUBMIT_TASK_ID},
+    {"database", required_argument, NULL, SUBMIT_DATABASE},
     {NULL, 0, NULL, 0},
 };
 
@@ -118,6 +132,10 @@ static int submit_opt(void *opaque, int opt, const char *arg) {
                 return 0;
         case SUBMIT_PARAM:
                 return add_param(s, arg);
+        case SUBMIT_TASK_ID:
+                return s->task_id = arg, 0;
+        case SUBMIT_DATABASE:
+                return s->database = arg, 0;
         case ':':
                 drv_cli_error("option \"%s\" needs a value", arg);
                 return -1;
@@ -136,7 +154,39 @@ static int parse_args(submit_t *s, int argc, char **argv) {
                 drv_cli_error("--entity and --dataset are required");
                 return -1;
         }
+        if (s->task_id && s->count != 1) {
+                drv_cli_error("--task-id names one task: drop --count");
+                return -1;
+        }
         return 0;
+}
+
+/* A task id given by the caller must be new to drover: DRV_EXIT_OK, or
+ * the exit code (error printed). */
+static int check_task_id(submit_t *s) {
+        const char *url = s->database ? s->database : getenv("DATABASE_URL");
+        PGconn *conn = NULL;
+        char errstr[512];
+        int exists = 0;
+        drv_err_t err;
+
+        if (!url || !*url) {
+                drv_cli_error("--task-id needs the database to check it is "
+                              "new: set DATABASE_URL or --database");
+                return DRV_EXIT_USAGE;
+        }
+        if ((err = drv_db_connect(url, &conn, errstr, sizeof(errstr))) ||
+            (err = drv_task_run_exists(conn, s->task_id, &exists, errstr,
+                                       sizeof(errstr)))) {
+                drv_cli_error("%s", errstr);
+                PQfinish(conn);
+                return drv_err_exit_code(err);
+        }
+        PQfinish(conn);
+        if (!exists)
+                return DRV_EXIT_OK;
+        drv_cli_error("task \"%s\" was already submitted", s->task_id);
+        return DRV_EXIT_DATAERR;
 }
 
 static rd_kafka_t *producer_new(submit_t *s) {
@@ -174,7 +224,10 @@ static int produce_one(submit_t *s, rd_kafka_t *rk, drv_schema_store_t *store,
         size_t len = 0;
         rd_kafka_resp_err_t err;
 
-        drv_uuid4(id);
+        if (s->task_id)
+                snprintf(id, 37, "%s", s->task_id);
+        else
+                drv_uuid4(id);
         t->task_id = id;
         t->requested_at = drv_now_ms();
         if (drv_task_encode(store, t, &buf, &len, errstr, sizeof(errstr))) {
@@ -247,6 +300,14 @@ int drv_cmd_submit(int argc, char **argv) {
         if (!(s.proto = drv_task_new()))
                 return DRV_EXIT_SOFTWARE;
         if (parse_args(&s, argc, argv))
+                goto out;
+        if (drv_task_fields_check(s.task_id, s.entity, s.dataset, errstr,
+                                  sizeof(errstr))) {
+                drv_cli_error("%s", errstr);
+                rc = DRV_EXIT_DATAERR;
+                goto out;
+        }
+        if (s.task_id && (rc = check_task_id(&s)) != DRV_EXIT_OK)
                 goto out;
         s.brokers = drv_cli_brokers(s.brokers);
         s.topic = drv_cli_topic(s.topic);

@@ -522,6 +522,7 @@ static drv_err_t setup_threads(drv_worker_t *w, char *errstr,
         ac.brokers = w->conf->brokers;
         ac.topic = w->conf->topic;
         ac.store = w->store;
+        ac.catalog = w->catalog;
         if (!(w->admin = drv_admin_start(&ac, errstr, errstr_size)))
                 return DRV_ERR_CONFIG;
         drv_log(DRV_LOG_INFO, "status page at http://%s/",

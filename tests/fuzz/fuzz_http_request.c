@@ -34,15 +34,16 @@ static void fuzz_body(const char *d, size_t n) {
         drv_err_t err;
         size_t i;
 
-        err = drv_admin_parse_task_body(d, n, "dataset-migrations", &task,
-                                        errstr, sizeof(errstr));
+        err = drv_admin_parse_task_body(d, n, "dataset-migrations",
+                                        "token:00000000", &task, errstr,
+                                        sizeof(errstr));
         if (err) {
                 if (task || !errstr[0])
                         abort();
                 return;
         }
-        if (!task || strlen(task->task_id) != 36 ||
-            !drv_admin_text_valid(task->dataset, strlen(task->dataset)) ||
+        if (!task || (task->task_id && !drv_uuid_valid(task->task_id)) ||
+            (task->dataset && !drv_dataset_valid(task->dataset)) ||
             !drv_admin_text_valid(task->entity_ref, strlen(task->entity_ref)))
                 abort();
         for (i = 0; i < task->params_cnt; i++)

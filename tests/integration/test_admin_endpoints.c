@@ -9,9 +9,11 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TOKEN "s3cret-admin-token-for-tests"
 
@@ -399,12 +401,29 @@ static void *consume_key(const char *key, size_t *lenp) {
         return value;
 }
 
-static void test_submit_produces_a_decodable_task(void **state) {
-        char body[512], errstr[256];
-        const char *ds = drv_test_unique("ds_submit");
+/* The task produced under `key`, decoded; its id must be `task_id`. */
+static drv_task_t *consume_task(const char *key, const char *task_id) {
+        char errstr[256];
         drv_schema_store_t *store;
-        void *value;
+        drv_task_t *task = NULL;
         size_t len = 0;
+        void *value = consume_key(key, &len);
+
+        assert_non_null(value);
+        store = drv_schema_store_new(NULL, errstr, sizeof(errstr));
+        assert_non_null(store);
+        assert_int_equal(
+            drv_task_decode(store, value, len, &task, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_string_equal(task->task_id, task_id);
+        drv_schema_store_destroy(store);
+        free(value);
+        return task;
+}
+
+static void test_submit_produces_a_decodable_task(void **state) {
+        char body[512];
+        const char *ds = drv_test_unique("ds_submit");
         drv_task_t *task;
         json_t *j;
         resp_t r;
@@ -423,23 +442,14 @@ static void test_submit_produces_a_decodable_task(void **state) {
         assert_int_equal(
             strlen(json_string_value(json_object_get(j, "task_id"))), 36);
 
-        value = consume_key(ds, &len);
-        assert_non_null(value);
-        store = drv_schema_store_new(NULL, errstr, sizeof(errstr));
-        assert_non_null(store);
-        assert_int_equal(
-            drv_task_decode(store, value, len, &task, errstr, sizeof(errstr)),
-            DRV_OK);
-        assert_string_equal(task->task_id,
-                            json_string_value(json_object_get(j, "task_id")));
+        task =
+            consume_task(ds, json_string_value(json_object_get(j, "task_id")));
         assert_string_equal(task->dataset, ds);
         assert_string_equal(task->entity_ref,
                             "component:default/customer-dataset-v2-migration");
         assert_true(task->dry_run);
         assert_string_equal(drv_task_param(task, "region"), "eu");
         drv_task_destroy(task);
-        drv_schema_store_destroy(store);
-        free(value);
         json_decref(j);
 }
 
@@ -467,6 +477,154 @@ static void test_submit_answers_503_when_kafka_is_unreachable(void **state) {
         free(r.body);
         snprintf(base, sizeof(base), "%s", saved);
         drv_admin_stop(down);
+}
+
+/*
+ * With a catalog (the worker gives its own): the seed's request, which
+ * names no dataset, takes the plan's; an unknown entity is 404; a caller's
+ * task_id drover has seen is 409.  Refusals name the rule broken.
+ */
+static char cat_dir[256], plan_name[128], plan_ds[128];
+
+static drv_admin_t *start_with_catalog(drv_catalog_t **catp) {
+        drv_admin_conf_t ac = {0};
+        drv_catalog_conf_t cc = {0};
+        char path[512], errstr[512];
+        FILE *fp;
+        drv_admin_t *a;
+
+        snprintf(cat_dir, sizeof(cat_dir), "/tmp/drover-admin-cat-XXXXXX");
+        assert_non_null(mkdtemp(cat_dir));
+        snprintf(plan_name, sizeof(plan_name), "%s",
+                 drv_test_unique("seed-plan"));
+        snprintf(plan_ds, sizeof(plan_ds), "%s", drv_test_unique("ds_seed"));
+        snprintf(path, sizeof(path), "%s/plan.yaml", cat_dir);
+        assert_non_null(fp = fopen(path, "w"));
+        fprintf(fp,
+                "apiVersion: backstage.io/v1alpha1\n"
+                "kind: Component\n"
+                "metadata:\n  name: %s\n"
+                "spec:\n  type: migration-plan\n  lifecycle: production\n"
+                "  owner: team-infra\n  dataset: %s\n"
+                "  schemaVersion: {from: 1, to: 2}\n  steps:\n"
+                "    - {op: add_column, table: customer, column: {name: x, "
+                "type: text}}\n",
+                plan_name, plan_ds);
+        fclose(fp);
+        cc.dir = cat_dir;
+        if (!(*catp = drv_catalog_new(&cc, errstr, sizeof(errstr))))
+                fail_msg("drv_catalog_new: %s", errstr);
+        ac.listen = "127.0.0.1:0";
+        ac.token = TOKEN;
+        ac.database_url = drv_test_database_url();
+        ac.brokers = drv_test_brokers();
+        ac.topic = topic;
+        ac.catalog = *catp;
+        if (!(a = drv_admin_start(&ac, errstr, sizeof(errstr))))
+                fail_msg("drv_admin_start: %s", errstr);
+        return a;
+}
+
+static void stop_with_catalog(drv_admin_t *a, drv_catalog_t *cat) {
+        char path[512];
+
+        drv_admin_stop(a);
+        drv_catalog_destroy(cat);
+        snprintf(path, sizeof(path), "%s/plan.yaml", cat_dir);
+        unlink(path);
+        rmdir(cat_dir);
+}
+
+/* POST `body` to admin `a`; the status, the body in *rp. */
+static long post_to(drv_admin_t *a, const char *body, resp_t *rp) {
+        char saved[64];
+
+        snprintf(saved, sizeof(saved), "%s", base);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%d", drv_admin_port(a));
+        *rp = post("Bearer " TOKEN, body);
+        snprintf(base, sizeof(base), "%s", saved);
+        return rp->status;
+}
+
+/* POST {"payload":{<fmt>}} to `a`: it answers `status` with `want` in
+ * the body. */
+static void answers(drv_admin_t *a, long status, const char *want,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void answers(drv_admin_t *a, long status, const char *want,
+                    const char *fmt, ...) {
+        char payload[400], body[512];
+        va_list ap;
+        resp_t r;
+
+        va_start(ap, fmt);
+        vsnprintf(payload, sizeof(payload), fmt, ap);
+        va_end(ap);
+        snprintf(body, sizeof(body), "{\"payload\":{%s}}", payload);
+        if (post_to(a, body, &r) != status || !strstr(r.body, want))
+                fail_msg("%s: %ld %s, want %ld with \"%s\"", body, r.status,
+                         r.body, status, want);
+        free(r.body);
+}
+
+static void test_submit_takes_the_seed_request(void **state) {
+        char body[512], hex[65], label[32];
+        drv_catalog_t *cat;
+        drv_admin_t *a = start_with_catalog(&cat);
+        drv_task_t *task;
+        json_t *j;
+        resp_t r;
+
+        snprintf(body, sizeof(body),
+                 "{\"queue\":\"%s\",\"payload\":{\"entity_ref\":"
+                 "\"component:default/%s\"}}",
+                 topic, plan_name);
+        if (post_to(a, body, &r) != 202)
+                fail_msg("seed request: %ld %s", r.status, r.body);
+        j = body_json(&r);
+        free(r.body);
+        assert_string_equal(json_string_value(json_object_get(j, "dataset")),
+                            plan_ds);
+        task = consume_task(plan_ds,
+                            json_string_value(json_object_get(j, "task_id")));
+        assert_string_equal(task->dataset, plan_ds);
+        /* the caller is the token's label, never the token */
+        drv_sha256_hex(TOKEN, strlen(TOKEN), hex);
+        snprintf(label, sizeof(label), "token:%.8s", hex);
+        assert_string_equal(task->requested_by, label);
+        drv_task_destroy(task);
+        json_decref(j);
+        stop_with_catalog(a, cat);
+}
+
+static void test_submit_refuses_unknown_bad_and_duplicate(void **state) {
+        static const char id_seen[] = "5e1f3c2a-9b7d-4e8f-a1b2-c3d4e5f60718";
+        char uuid[37];
+        const char *v[2] = {id_seen, dataset_a};
+        drv_catalog_t *cat;
+        drv_admin_t *a = start_with_catalog(&cat);
+
+        exec_ok("INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
+                " status) VALUES ($1, 'component:default/plan-x', $2, 'done')"
+                " ON CONFLICT (task_id) DO NOTHING",
+                2, v);
+        /* the catalog answered: no such entity */
+        answers(a, 404, "no-such-plan",
+                "\"entity_ref\":\"component:default/no-such-plan\"");
+        /* refused before any catalog request */
+        answers(a, 400, "invalid entity ref",
+                "\"entity_ref\":\"component:../..\"");
+        answers(a, 400, "invalid dataset",
+                "\"entity_ref\":\"%s\",\"dataset\":\"a b\"", plan_name);
+        answers(a, 400, "want a uuid",
+                "\"entity_ref\":\"%s\",\"task_id\":\"t-1\"", plan_name);
+        /* a task id drover has seen: 409, one row never overwritten */
+        answers(a, 409, "was already submitted",
+                "\"entity_ref\":\"%s\",\"task_id\":\"%s\"", plan_name, id_seen);
+        /* a new one is taken as given */
+        drv_uuid4(uuid);
+        answers(a, 202, uuid, "\"entity_ref\":\"%s\",\"task_id\":\"%s\"",
+                plan_name, uuid);
+        stop_with_catalog(a, cat);
 }
 
 static void test_status_page_and_assets_are_served(void **state) {
@@ -526,6 +684,8 @@ int main(void) {
             cmocka_unit_test(test_submit_caps_the_body_size),
             cmocka_unit_test(test_submit_produces_a_decodable_task),
             cmocka_unit_test(test_submit_answers_503_when_kafka_is_unreachable),
+            cmocka_unit_test(test_submit_takes_the_seed_request),
+            cmocka_unit_test(test_submit_refuses_unknown_bad_and_duplicate),
             cmocka_unit_test(test_status_page_and_assets_are_served),
             cmocka_unit_test(test_unknown_paths_and_methods_are_refused),
             cmocka_unit_test(test_bad_listen_address_is_refused),

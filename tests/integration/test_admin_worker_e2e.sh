@@ -5,7 +5,8 @@
 # holds partitions; tasks submitted with POST /api/tasks run; their rows
 # reach GET /api/migrations with their final status and progress; /metrics
 # counts them (tasks by outcome, dead letters by class, commits, rows,
-# per-partition lag); `drover lag` then shows the group caught up.
+# per-partition lag); `drover lag` then shows the group caught up.  An
+# entity the catalog lacks is refused with 404 at the API.
 set -euo pipefail
 : "${DROVER_BIN:?}" "${DROVER_SOURCE_DIR:?}"
 if [ -z "${DROVER_TEST_BROKERS:-}" ] || [ -z "${DROVER_TEST_DATABASE_URL:-}" ]; then
@@ -77,7 +78,15 @@ submit() { # entity_ref dataset -> task id on stdout
   /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["task_id"])' "${out%$'\n'*}"
 }
 good=$(submit "component:default/${DS//_/-}-v2" "$DS")
-dead=$(submit "component:default/no-such-plan-$ID" "${DS}_x")
+# the API refuses an entity the catalog does not have (404); one produced
+# by another client reaches the worker and dead-letters
+nope="{\"queue\":\"$T\",\"payload\":{\"entity_ref\":\"component:default/no-such-plan-${ID//_/-}\",\"dataset\":\"${DS}_x\"}}"
+code=$(curl -s -o "$work/404.json" -w '%{http_code}' \
+  -H "Authorization: Bearer $TOKEN" -d "$nope" "$A/api/tasks")
+[ "$code" = 404 ] || fail "unknown entity: $code $(cat "$work/404.json")"
+dead=$("$DROVER_BIN" submit --brokers "$B" --topic "$T" \
+  --entity "component:default/no-such-plan-${ID//_/-}" --dataset "${DS}_x") ||
+  fail "drover submit"
 
 # both reach a final status in the table the API serves
 for _ in $(seq 300); do

@@ -63,7 +63,10 @@ raw "${P}_unknownfp" "$WORK/unknownfp.bin"; expect+=("${P}_unknownfp unknown_sch
 raw "${P}_empty" "$WORK/empty.bin"; expect+=("${P}_empty decode")
 goodtask
 sub "$(ent "${P}_nope")" "${P}_nope"; expect+=("${P}_nope unknown_plan")
-sub "not a ref!" "${P}_badref"; expect+=("${P}_badref unknown_plan")
+# malformed refs from another producer (`drover submit` refuses them):
+# dead letters naming the rule, never a catalog request
+produce_task "not a ref!" "${P}_badref"; expect+=("${P}_badref unknown_plan")
+produce_task "component:../.." "${P}_dotref"; expect+=("${P}_dotref unknown_plan")
 sub "$(ent "${P}_invalid")" "${P}_inv"; expect+=("${P}_inv invalid_plan")
 sub "$(ent "${P}_inject")" "${P}_inj"; expect+=("${P}_inj invalid_plan")
 goodtask

@@ -194,3 +194,26 @@ PY
        END { exit bad }' "$WORK/offsets" >&2 || fail "offsets not at the log end"
   log "exactly once: $ntasks tasks, $ndatasets datasets, offsets at the end"
 }
+
+# produce_task ENTITY DATASET: one task written without drover (the Avro
+# writer of tests/chaos, single-object encoding) keyed by DATASET, its id
+# in $WORK/ids: how a producer that skips `drover submit`'s checks (e.g. of
+# the entity ref) reaches the worker.
+produce_task() {
+  local id
+  id=$(/usr/bin/python3 - "$HERE/../.." "$1" "$2" "$WORK/task.bin" <<'PY'
+import os, sys, time, uuid
+root, ref, ds, out = sys.argv[1:5]
+sys.path.insert(0, os.path.join(root, "tests", "chaos"))
+import avro_task
+w = avro_task.TaskWriter(os.path.join(root, "schema", "avro",
+                                      "MigrationTask.v1.avsc"))
+tid = str(uuid.uuid4())
+open(out, "wb").write(w.encode(tid, ref, ds, int(time.time() * 1000),
+                               "another-producer", {}))
+print(tid)
+PY
+  ) || fail "encode a task for $1"
+  $CHECK produce "$B" "$TOPIC" "$2" "$WORK/task.bin"
+  echo "$id" >>"$WORK/ids"
+}

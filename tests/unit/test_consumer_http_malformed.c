@@ -326,22 +326,96 @@ static void test_task_body_parses_the_seed_shape(void **state) {
         char errstr[256];
         drv_task_t *task;
 
-        assert_int_equal(drv_admin_parse_task_body(body, strlen(body),
-                                                   "dataset-migrations", &task,
-                                                   errstr, sizeof(errstr)),
-                         DRV_OK);
+        assert_int_equal(
+            drv_admin_parse_task_body(body, strlen(body), "dataset-migrations",
+                                      NULL, &task, errstr, sizeof(errstr)),
+            DRV_OK);
         assert_string_equal(task->dataset, "customer");
         assert_true(task->dry_run);
         assert_string_equal(drv_task_param(task, "a"), "1");
-        assert_int_equal(strlen(task->task_id), 36);
+        assert_null(task->task_id); /* the server makes one */
         assert_string_equal(task->requested_by, "admin-api");
         drv_task_destroy(task);
         assert_int_equal(drv_admin_parse_task_body(body, strlen(body), "other",
-                                                   &task, errstr,
+                                                   NULL, &task, errstr,
                                                    sizeof(errstr)),
                          DRV_ERR_INVALID_PARAM);
         assert_null(task);
         assert_non_null(strstr(errstr, "unknown queue"));
+}
+
+/* The seed's own request (seed-guide.txt): no dataset, no task id; the
+ * server derives the one and makes the other.  The caller is the token's
+ * label, not a fixed string. */
+static void test_task_body_takes_the_seed_request(void **state) {
+        static const char body[] =
+            "{\"queue\":\"dataset-migrations\",\"payload\":{\"entity_ref\":"
+            "\"component:default/customer-dataset-v2-migration\"}}";
+        char errstr[256], label[15];
+        drv_task_t *task;
+
+        (void)state;
+        drv_admin_token_label("secret", label);
+        assert_string_equal(label, "token:2bb80d53");
+        assert_int_equal(
+            drv_admin_parse_task_body(body, strlen(body), "dataset-migrations",
+                                      label, &task, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_string_equal(task->entity_ref,
+                            "component:default/customer-dataset-v2-migration");
+        assert_null(task->dataset);
+        assert_null(task->task_id);
+        assert_string_equal(task->requested_by, "token:2bb80d53");
+        drv_task_destroy(task);
+}
+
+/* Fields are checked at the edge, each refusal naming the rule broken. */
+static void test_task_body_refuses_bad_fields(void **state) {
+        static const struct {
+                const char *payload, *want;
+        } cases[] = {
+            {"{\"entity_ref\":\"component:../..\",\"dataset\":\"c\"}",
+             "the namespace must start and end with a letter or digit"},
+            {"{\"entity_ref\":\"component:default/a b\",\"dataset\":\"c\"}",
+             "the name must be letters, digits"},
+            {"{\"entity_ref\":\"component:default/\\\"x\\\"\",\"dataset\":"
+             "\"c\"}",
+             "invalid entity ref"},
+            {"{\"entity_ref\":\"x\",\"dataset\":\"a b\"}",
+             "invalid dataset \"a b\""},
+            {"{\"entity_ref\":\"x\",\"dataset\":\"../etc\"}",
+             "invalid dataset"},
+            {"{\"entity_ref\":\"x\",\"task_id\":\"t-1\"}",
+             "invalid task id \"t-1\": want a uuid"},
+            {"{\"entity_ref\":\"x\",\"task_id\":\"not-a-uuid\"}",
+             "invalid task id"},
+        };
+        char body[512], errstr[256];
+        drv_task_t *task;
+        size_t i;
+
+        (void)state;
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                snprintf(body, sizeof(body), "{\"payload\":%s}",
+                         cases[i].payload);
+                errstr[0] = '\0';
+                if (drv_admin_parse_task_body(body, strlen(body), NULL, NULL,
+                                              &task, errstr, sizeof(errstr)) !=
+                        DRV_ERR_INVALID_PARAM ||
+                    !strstr(errstr, cases[i].want))
+                        fail_msg("case %zu: %s -> \"%s\"", i, body, errstr);
+                assert_null(task);
+        }
+        snprintf(body, sizeof(body),
+                 "{\"payload\":{\"entity_ref\":\"x\",\"task_id\":"
+                 "\"0F0E0D0C-0B0A-4908-8706-050403020100\"}}");
+        assert_int_equal(drv_admin_parse_task_body(body, strlen(body), NULL,
+                                                   NULL, &task, errstr,
+                                                   sizeof(errstr)),
+                         DRV_OK);
+        assert_string_equal(task->task_id,
+                            "0F0E0D0C-0B0A-4908-8706-050403020100");
+        drv_task_destroy(task);
 }
 
 int main(void) {
@@ -350,6 +424,8 @@ int main(void) {
             cmocka_unit_test(test_bearer_comparison),
             cmocka_unit_test(test_text_validation),
             cmocka_unit_test(test_task_body_parses_the_seed_shape),
+            cmocka_unit_test(test_task_body_takes_the_seed_request),
+            cmocka_unit_test(test_task_body_refuses_bad_fields),
             cmocka_unit_test(test_bad_methods_and_request_lines_are_refused),
             cmocka_unit_test(test_huge_headers_are_refused),
             cmocka_unit_test(test_bad_bodies_get_400_and_never_crash),
