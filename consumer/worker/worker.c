@@ -421,8 +421,9 @@ int drv_worker_run(drv_worker_t *w, char *errstr, size_t errstr_size) {
         rd_kafka_message_t *m;
         int64_t deadline = 0;
 
-        drv_log(DRV_LOG_INFO, "worker %s joining group \"%s\" on \"%s\"",
-                w->conf->instance, w->conf->group, w->conf->topic);
+        drv_log(DRV_LOG_INFO, "worker %s joining group \"%s\" on \"%s\"%s",
+                w->conf->instance, w->conf->group, w->conf->topic,
+                w->conf->static_member ? " as a static member" : "");
         while (!w->fatal) {
                 if (signals_seen && !w->stopping) {
                         begin_stop(w);
@@ -444,7 +445,7 @@ int drv_worker_run(drv_worker_t *w, char *errstr, size_t errstr_size) {
         }
         if (w->fatal) {
                 snprintf(errstr, errstr_size,
-                         "kafka transactional state is fatal (see log): "
+                         "kafka client state is fatal (see log): "
                          "exiting");
                 return DRV_EXIT_SOFTWARE;
         }
