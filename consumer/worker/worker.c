@@ -200,6 +200,16 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
                 rd_kafka_message_destroy(m);
                 return;
         }
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                /* the consumer's fatal errors come here, not to error_cb:
+                 * a static member fenced by a newer process with its
+                 * instance (FENCED_INSTANCE_ID) exits 70, not spins */
+                drv_log(DRV_LOG_ERROR, "kafka fatal error: %s",
+                        rd_kafka_message_errstr(m));
+                w->fatal = 1;
+                rd_kafka_message_destroy(m);
+                return;
+        }
         if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         drv_log(DRV_LOG_WARN, "consumer: %s",
