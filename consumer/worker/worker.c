@@ -386,7 +386,8 @@ static void tick(drv_worker_t *w) {
         drv_worker_reconcile(w);
         drv_worker_restart_tick(w);
         drv_worker_lag_tick(w);
-        if (w->pending && now >= w->next_commit) {
+        if (now >= w->next_commit &&
+            (w->pending || drv_worker_advance_due(w, now))) {
                 drv_worker_commit(w);
                 w->next_commit = now + w->conf->commit_interval_ms;
         }

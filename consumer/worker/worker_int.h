@@ -179,6 +179,9 @@ typedef struct drv_part_s {
         int64_t next_offset;   /* next offset expected from fetch; -1 */
         int64_t commit_offset; /* last completed + 1 awaiting commit; -1 */
         int64_t committed;     /* last offset we committed; -1 unknown */
+        int64_t assign_pos;    /* rd_kafka_position() when assigned: maybe
+                                  an earlier assignment's, never committed
+                                  (worker_txn.c, past control records) */
         rd_kafka_message_t **backlog; /* fetched while busy, in order;
                                          paused above BACKLOG_HIGH */
         size_t bl_cnt, bl_cap;
@@ -211,7 +214,9 @@ struct drv_worker_s {
         int inflight;       /* jobs handed to executors */
         drv_job_t *pending; /* outcomes awaiting the next commit */
         drv_job_t *pending_tail;
-        int64_t next_commit; /* monotonic */
+        int64_t next_commit;  /* monotonic */
+        int64_t next_advance; /* monotonic: next look for positions past
+                                 control records (worker_txn.c) */
         int db_down;
         int64_t next_db_probe;
         int stopping;
@@ -241,6 +246,18 @@ void drv_worker_part_reset(drv_worker_t *w, int32_t partition);
 int drv_worker_commit(drv_worker_t *w);
 /* Rewind partitions to their committed offsets (after an abort). */
 void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt);
+/* The position of a partition to commit past control records
+ * (transaction markers, aborted batches) once every task before it is
+ * final: -1 unless it is quiet and its position is past what is
+ * committed or pending (see docs/decisions.md, "Committing past
+ * transaction markers"). */
+int64_t drv_worker_marker_position(drv_worker_t *w, int32_t partition);
+/* rd_kafka_position() of a partition: the offset after the last record
+ * (control records included) handed to the poll thread; -1 unknown. */
+int64_t drv_worker_position(drv_worker_t *w, int32_t partition);
+/* Is a partition's position past its committed offset, at most once per
+ * commit interval?  Then the next commit is due without an outcome. */
+int drv_worker_advance_due(drv_worker_t *w, int64_t now);
 
 /* worker_reconcile.c */
 /* Hand the committed offsets of newly assigned partitions to the

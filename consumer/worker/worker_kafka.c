@@ -321,6 +321,8 @@ static void on_assign(drv_worker_t *w,
                 p->paused = 0;
                 p->assigned = 1;
                 p->committed = -1;
+                p->assign_pos =
+                    drv_worker_position(w, parts->elems[i].partition);
                 p->stats_committed = -1;
                 p->lag_query_ms = 0;
                 p->restart_due = 0;

@@ -143,23 +143,101 @@ static rd_kafka_resp_err_t produce_job(drv_worker_t *w, drv_job_t *job) {
         return err;
 }
 
+/*
+ * Committing past control records.  A transactional producer's commit
+ * (or abort) marker takes an offset of its own after the batch, and an
+ * aborted batch takes offsets no read_committed consumer is handed: a
+ * worker that commits "last completed task + 1" stops before them, and
+ * the group lags by one (or more) forever, which keeps KEDA from scaling
+ * to zero.  librdkafka 2.0.2's rd_kafka_position() is rktp_app_offset:
+ * the offset after the last record handed to this thread, set when
+ * rd_kafka_consumer_poll returns a message and when a control record
+ * reaches the head of the consumer queue (in order, so after every
+ * message before it was returned); prefetched messages do not move it,
+ * and a seek or a stopped fetcher resets it to INVALID.  Every message
+ * returned to this thread is recorded in on_message (dispatched,
+ * backlogged, or dropped as a refetch of one seen) except while stopping.
+ * So for a quiet partition (nothing in flight, in backlog, waiting to
+ * retry or to start, not paused), every offset below its position is a
+ * task already final (committed, or pending in this very commit) or a
+ * record no task was read from.  See docs/decisions.md.
+ */
+int64_t drv_worker_position(drv_worker_t *w, int32_t partition) {
+        rd_kafka_topic_partition_list_t *l;
+        int64_t pos = -1;
+
+        if (!w->rk)
+                return -1;
+        l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, w->conf->topic, partition);
+        if (!rd_kafka_position(w->rk, l) && !l->elems[0].err &&
+            l->elems[0].offset >= 0)
+                pos = l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        return pos;
+}
+
+int64_t drv_worker_marker_position(drv_worker_t *w, int32_t partition) {
+        drv_part_t *p = drv_worker_part(w, partition);
+        int64_t pos, base;
+
+        /* stopping: on_message drops what still arrives, yet librdkafka
+         * counted it as consumed; the database down: leave it be */
+        if (!p || w->stopping || w->db_down || !p->assigned || p->paused ||
+            p->busy || p->bl_cnt > 0 || p->retry || p->restart_due)
+                return -1;
+        pos = drv_worker_position(w, partition);
+        /* unknown, possibly left from an earlier assignment, or behind
+         * what this worker has seen: not trusted */
+        if (pos < 0 || pos == p->assign_pos ||
+            (p->next_offset >= 0 && pos < p->next_offset))
+                return -1;
+        base = p->commit_offset >= 0 ? p->commit_offset : p->committed;
+        return pos > base ? pos : -1;
+}
+
+int drv_worker_advance_due(drv_worker_t *w, int64_t now) {
+        int i;
+
+        if (now < w->next_advance)
+                return 0;
+        w->next_advance = now + w->conf->commit_interval_ms;
+        for (i = 0; i < w->parts_cnt; i++)
+                if (drv_worker_marker_position(w, i) >= 0)
+                        return 1;
+        return 0;
+}
+
+/* Per assigned partition: its position past control records when quiet,
+ * else the last completed task + 1 awaiting commit. */
 static rd_kafka_topic_partition_list_t *pending_offsets(drv_worker_t *w) {
         rd_kafka_topic_partition_list_t *offs =
             rd_kafka_topic_partition_list_new(16);
+        int64_t off;
         int i;
 
-        for (i = 0; i < w->parts_cnt; i++)
-                if (w->parts[i].assigned && w->parts[i].commit_offset >= 0)
+        for (i = 0; i < w->parts_cnt; i++) {
+                if (!w->parts[i].assigned)
+                        continue;
+                if ((off = drv_worker_marker_position(w, i)) >= 0)
+                        drv_log(DRV_LOG_DEBUG,
+                                "partition %d: committing offset %lld, past "
+                                "control records",
+                                i, (long long)off);
+                else
+                        off = w->parts[i].commit_offset;
+                if (off >= 0)
                         rd_kafka_topic_partition_list_add(offs, w->conf->topic,
                                                           i)
-                            ->offset = w->parts[i].commit_offset;
+                            ->offset = off;
+        }
         return offs;
 }
 
 /* begin; produce; send offsets (retried with identical arguments);
  * commit (retried).  The transaction is left open on TXN_ABORT. */
-static txn_res_t txn_run(drv_worker_t *w) {
-        rd_kafka_topic_partition_list_t *offs;
+static txn_res_t txn_run(drv_worker_t *w,
+                         const rd_kafka_topic_partition_list_t *offs) {
         rd_kafka_resp_err_t perr;
         txn_res_t r;
         drv_job_t *j;
@@ -180,7 +258,6 @@ static txn_res_t txn_run(drv_worker_t *w) {
          * revoke that follows drops these outcomes */
         if (rd_kafka_assignment_lost(w->rk))
                 return TXN_ABORT;
-        offs = pending_offsets(w);
         for (n = 0, retry = 1; retry && n < TXN_RETRIES; n++) {
                 r = txn_error(w,
                               rd_kafka_send_offsets_to_transaction(
@@ -189,7 +266,6 @@ static txn_res_t txn_run(drv_worker_t *w) {
                 if (r != TXN_OK)
                         break;
         }
-        rd_kafka_topic_partition_list_destroy(offs);
         if (r != TXN_OK || retry)
                 return r == TXN_OK ? TXN_ABORT : r;
         drv_crash_point("in_kafka_commit");
@@ -203,9 +279,13 @@ static txn_res_t txn_run(drv_worker_t *w) {
         return r == TXN_OK && retry ? TXN_ABORT : r;
 }
 
-static void pending_committed(drv_worker_t *w) {
+/* The commit of `offs` succeeded: finalize the pending jobs and note
+ * what each partition's committed offset now is. */
+static void pending_committed(drv_worker_t *w,
+                              const rd_kafka_topic_partition_list_t *offs) {
         drv_job_t *j, *next;
         double secs;
+        int i;
 
         for (j = w->pending; j; j = next) {
                 next = j->next;
@@ -224,23 +304,41 @@ static void pending_committed(drv_worker_t *w) {
                 drv_job_destroy(j);
         }
         w->pending = w->pending_tail = NULL;
+        for (i = 0; i < offs->cnt; i++) {
+                drv_part_t *p = drv_worker_part(w, offs->elems[i].partition);
+                int64_t off = offs->elems[i].offset;
+                /* past control records: beyond the last task */
+                if (!p || !p->assigned || off <= p->committed)
+                        continue;
+                p->committed = off;
+                if (p->commit_offset >= 0 && p->commit_offset <= off)
+                        p->commit_offset = -1;
+        }
 }
 
 int drv_worker_commit(drv_worker_t *w) {
+        rd_kafka_topic_partition_list_t *offs;
         int32_t parts[1024];
         int cnt = 0, retry, n;
         drv_job_t *j, *next;
         txn_res_t r;
 
-        if (!w->pending)
+        /* with no outcome pending, a transaction of offsets alone moves
+         * quiet partitions past control records */
+        offs = pending_offsets(w);
+        if (!w->pending && offs->cnt == 0) {
+                rd_kafka_topic_partition_list_destroy(offs);
                 return 0;
-        r = txn_run(w);
+        }
+        r = txn_run(w, offs);
         if (r == TXN_OK) {
                 drv_crash_point("after_kafka_commit");
                 drv_metrics_txn_commit();
-                pending_committed(w);
+                pending_committed(w, offs);
+                rd_kafka_topic_partition_list_destroy(offs);
                 return 0;
         }
+        rd_kafka_topic_partition_list_destroy(offs);
         if (r == TXN_FATAL) {
                 w->fatal = 1;
                 return -1;
