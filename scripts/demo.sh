@@ -34,7 +34,7 @@ ONCE=0
 for a in "$@"; do
   case $a in
   --once) ONCE=1 ;;
-  -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "demo.sh: unknown option \"$a\" (see --help)" >&2; exit 2 ;;
   esac
 done
