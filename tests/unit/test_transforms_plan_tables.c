@@ -22,7 +22,8 @@ static const struct {
         const char *msg; /* NULL: accepted */
 } cases[] = {
     /* the example: the version guard of every dataset */
-    {NULL, "    - {op: backfill, table: drover.datasets, set: {version: \"9\"}}\n",
+    {NULL,
+     "    - {op: backfill, table: drover.datasets, set: {version: \"9\"}}\n",
      "step 0 (backfill): table \"drover.datasets\" is in schema \"drover\", "
      "which plans may not touch"},
     {NULL, "    - {op: drop_column, table: DROVER.step_ledger, column: a}\n",
