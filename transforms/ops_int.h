@@ -62,7 +62,8 @@ typedef struct drv_opdef_s {
                                    the step run outside a transaction
                                    (not in a dry run); NULL: never */
         drv_op_t inverse;       /* the op that undoes a step of this op
-                                   (for rollback, not implemented);
+                                   (data for issue 19's rollback; no code
+                                   reads it yet);
                                    DRV_OP_NONE when none does */
         long timeout_ms;        /* statement_timeout of a step of this op
                                    (of each batch when batched) unless the
