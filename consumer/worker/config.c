@@ -40,6 +40,8 @@ static const struct key_s {
     {"http.token", K_STR, offsetof(drv_config_t, admin_token), 0, 0},
     {"assignment_strategy", K_STR, offsetof(drv_config_t, assignment_strategy),
      0, 0},
+    {"static_membership", K_STR, offsetof(drv_config_t, static_membership), 0,
+     0},
     {"concurrency", K_INT, offsetof(drv_config_t, concurrency), 1, 256},
     {"commit_interval_ms", K_INT, offsetof(drv_config_t, commit_interval_ms), 1,
      60000},
@@ -112,7 +114,8 @@ drv_config_t *drv_config_new(void) {
             set_str(&conf->database_url,
                     "postgresql://127.0.0.1:5432/drover") ||
             set_str(&conf->http_listen, "127.0.0.1:9464") ||
-            set_str(&conf->assignment_strategy, "cooperative-sticky")) {
+            set_str(&conf->assignment_strategy, "cooperative-sticky") ||
+            set_str(&conf->static_membership, "auto")) {
                 drv_config_destroy(conf);
                 return NULL;
         }
@@ -176,6 +179,7 @@ static const struct {
 } owned_props[] = {
     {"bootstrap.servers", "brokers"},
     {"group.id", "group"},
+    {"group.instance.id", "static_membership"},
     {"transactional.id", "instance"},
     {"partition.assignment.strategy", "assignment_strategy"},
     {"transaction.timeout.ms", "transaction_timeout_ms"},
@@ -269,9 +273,34 @@ bad:
                            origin, value, k->name, k->min, k->max);
 }
 
+/* Keys that take one of a few words: NULL if `value` is one of them (or
+ * `key` is not such a key), else the words for the error message. */
+static const char *enum_check(const char *key, const char *value) {
+        static const struct {
+                const char *key, *words[4], *expected;
+        } enums[] = {
+            {"assignment_strategy",
+             {"cooperative-sticky", "range"},
+             "cooperative-sticky or range"},
+            {"static_membership", {"auto", "on", "off"}, "auto, on or off"},
+        };
+        size_t i, j;
+
+        for (i = 0; i < sizeof(enums) / sizeof(enums[0]); i++) {
+                if (strcmp(key, enums[i].key))
+                        continue;
+                for (j = 0; enums[i].words[j]; j++)
+                        if (!strcmp(value, enums[i].words[j]))
+                                return NULL;
+                return enums[i].expected;
+        }
+        return NULL;
+}
+
 drv_err_t drv_config_set(drv_config_t *conf, const char *key, const char *value,
                          const char *origin, char *errstr, size_t errstr_size) {
         const struct key_s *k;
+        const char *expected;
         int b;
 
         if (!strncmp(key, "kafka.", 6) && key[6])
@@ -283,17 +312,16 @@ drv_err_t drv_config_set(drv_config_t *conf, const char *key, const char *value,
                                    origin, key);
         switch (k->kind) {
         case K_STR:
-                if (!strcmp(key, "assignment_strategy") &&
-                    strcmp(value, "cooperative-sticky") &&
-                    strcmp(value, "range"))
+                if ((expected = enum_check(key, value)))
                         return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
                                            "%s: invalid value \"%s\" for "
-                                           "\"assignment_strategy\" (expected "
-                                           "cooperative-sticky or range)",
-                                           origin, value);
+                                           "\"%s\" (expected %s)",
+                                           origin, value, key, expected);
                 if (set_str((char **)((char *)conf + k->off), value))
                         return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                            "out of memory");
+                if (!strcmp(key, "instance"))
+                        conf->instance_set = 1;
                 return DRV_OK;
         case K_BOOL:
                 if (parse_bool(value, &b))
@@ -490,6 +518,18 @@ drv_err_t drv_config_finish(drv_config_t *conf, char *errstr,
                 return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
                                    "topic, group and instance must not be "
                                    "empty");
+        /* Static membership (group.instance.id) only for an instance
+         * someone chose: the default <hostname>-0 is a random pod name
+         * under a Deployment, and two processes with one instance would
+         * fence each other (docs/decisions.md). */
+        if (!strcmp(conf->static_membership, "on") && !conf->instance_set)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "static_membership is on but no instance "
+                                   "is configured (set DROVER_INSTANCE or "
+                                   "\"instance\")");
+        conf->static_member =
+            !strcmp(conf->static_membership, "on") ||
+            (!strcmp(conf->static_membership, "auto") && conf->instance_set);
         if (derive_topic(&conf->status_topic, conf->topic, ".status") ||
             derive_topic(&conf->dlq_topic, conf->topic, ".dlq"))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,

@@ -41,6 +41,10 @@ typedef struct drv_config_s {
                                   is 127.0.0.1, "*:PORT" every address */
         char *admin_token;     /* DROVER_ADMIN_TOKEN (secret) */
         char *assignment_strategy;  /* "cooperative-sticky" or "range" */
+        char *static_membership;    /* "auto" (default), "on" or "off" */
+        int instance_set;           /* instance given by file, env or flag */
+        int static_member;          /* resolved by drv_config_finish: use
+                                       the instance as group.instance.id */
         int concurrency;            /* executor threads, default 4 */
         int commit_interval_ms;     /* default 100 */
         int drain_timeout_ms;       /* default 30000 */

@@ -200,6 +200,16 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
                 rd_kafka_message_destroy(m);
                 return;
         }
+        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                /* the consumer's fatal errors come here, not to error_cb:
+                 * a static member fenced by a newer process with its
+                 * instance (FENCED_INSTANCE_ID) exits 70, not spins */
+                drv_log(DRV_LOG_ERROR, "kafka fatal error: %s",
+                        rd_kafka_message_errstr(m));
+                w->fatal = 1;
+                rd_kafka_message_destroy(m);
+                return;
+        }
         if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                         drv_log(DRV_LOG_WARN, "consumer: %s",
@@ -422,8 +432,9 @@ int drv_worker_run(drv_worker_t *w, char *errstr, size_t errstr_size) {
         rd_kafka_message_t *m;
         int64_t deadline = 0;
 
-        drv_log(DRV_LOG_INFO, "worker %s joining group \"%s\" on \"%s\"",
-                w->conf->instance, w->conf->group, w->conf->topic);
+        drv_log(DRV_LOG_INFO, "worker %s joining group \"%s\" on \"%s\"%s",
+                w->conf->instance, w->conf->group, w->conf->topic,
+                w->conf->static_member ? " as a static member" : "");
         while (!w->fatal) {
                 if (signals_seen && !w->stopping) {
                         begin_stop(w);
@@ -445,7 +456,7 @@ int drv_worker_run(drv_worker_t *w, char *errstr, size_t errstr_size) {
         }
         if (w->fatal) {
                 snprintf(errstr, errstr_size,
-                         "kafka transactional state is fatal (see log): "
+                         "kafka client state is fatal (see log): "
                          "exiting");
                 return DRV_EXIT_SOFTWARE;
         }

@@ -141,11 +141,19 @@ static drv_err_t consumer_new(drv_worker_t *w, char *errstr,
                             "statistics.interval.ms",
                             "5000",
                             NULL};
+        const char *static_kv[] = {"group.instance.id", w->conf->instance,
+                                   NULL};
 
         snprintf(cid, sizeof(cid), "drover-%s", w->conf->instance);
         if (!(kc = base_conf(w, cid, errstr, errstr_size)))
                 return DRV_ERR_CONFIG;
+        /* Static membership (KIP-345): a worker restarted with its
+         * instance takes its partitions back without a rebalance; a stale
+         * process with the same instance gets FENCED_INSTANCE_ID, fatal
+         * for the consumer (error_cb: exit 70). */
         if ((err = set_all(kc, kv, errstr, errstr_size)) ||
+            (w->conf->static_member &&
+             (err = set_all(kc, static_kv, errstr, errstr_size))) ||
             (err = drv_config_apply_kafka(w->conf, kc, errstr, errstr_size))) {
                 rd_kafka_conf_destroy(kc);
                 return err;

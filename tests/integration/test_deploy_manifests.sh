@@ -87,6 +87,11 @@ listen = conf.get("http", {}).get("listen", "")
 check(listen.startswith("0.0.0.0:") and int(listen.rsplit(":", 1)[1]) in ports.values(),
       f"http.listen {listen} does not serve the probe port")
 
+# Pod names of a Deployment are random: static membership would only keep
+# a stopped pod's partitions until its session timed out.
+check(dep["kind"] != "Deployment" or conf.get("static_membership") == "off",
+      "a Deployment must set static_membership: off")
+
 # Drain deadline vs grace period.
 drain_s = conf.get("drain_timeout_ms", 30000) / 1000
 grace = pod.get("terminationGracePeriodSeconds", 30)

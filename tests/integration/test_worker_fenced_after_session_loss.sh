@@ -24,14 +24,6 @@ submit_ds() { # submit_ds I: one task for dataset I
     --entity "component:default/${ID//_/-}-ds$1-v2" --dataset "${ID}_ds$1" \
     >>"$WORK/ids" || fail "submit failed"
 }
-wait_log() { # wait_log FILE PATTERN COUNT SECONDS
-  local i
-  for ((i = 0; i < $4 * 5; i++)); do
-    [ "$(grep -c "$2" "$1" || true)" -ge "$3" ] && return 0
-    sleep 0.2
-  done
-  fail "no $3 x \"$2\" in $1 after $4 s"
-}
 
 export DROVER_STOP_AT=before_send_offsets:2 # the commit after the warm-up
 start_worker "$ID-a"

@@ -23,15 +23,6 @@ HOLD=25
 make_plans $NDS
 $CHECK create "$B" "$TOPIC" 4
 
-wait_log() { # wait_log FILE PATTERN COUNT SECONDS
-  local i n
-  for ((i = 0; i < $4 * 5; i++)); do
-    n=$(grep -c "$2" "$1" 2>/dev/null || true)
-    [ "${n:-0}" -ge "$3" ] && return 0
-    sleep 0.2
-  done
-  fail "no $3 x \"$2\" in $1 after $4 s"
-}
 stop_all() {
   local p
   for p in "${PIDS[@]}"; do

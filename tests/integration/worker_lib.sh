@@ -125,6 +125,18 @@ submit_tasks() {
   done
 }
 
+# wait_log FILE PATTERN COUNT SECONDS: until FILE has COUNT lines
+# matching PATTERN
+wait_log() {
+  local i n
+  for ((i = 0; i < $4 * 5; i++)); do
+    n=$(grep -c "$2" "$1" 2>/dev/null || true)
+    [ "${n:-0}" -ge "$3" ] && return 0
+    sleep 0.2
+  done
+  fail "no $3 x \"$2\" in $1 after $4 s"
+}
+
 # final_count: task_runs rows of our datasets with a final status
 final_count() {
   sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'

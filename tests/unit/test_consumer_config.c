@@ -212,6 +212,52 @@ static void test_passthrough_applies_to_librdkafka(void **state) {
         drv_config_destroy(conf);
 }
 
+/* group.instance.id only for an instance someone configured: never for
+ * the <hostname>-0 default (a random pod name under a Deployment). */
+static void test_static_membership_follows_explicit_instance(void **state) {
+        static const struct {
+                const char *yaml;
+                drv_err_t err;
+                int static_member;
+        } cases[] = {
+            {"topic: t\n", DRV_OK, 0},
+            {"instance: w-1\n", DRV_OK, 1},
+            {"instance: w-1\nstatic_membership: off\n", DRV_OK, 0},
+            {"instance: w-1\nstatic_membership: on\n", DRV_OK, 1},
+            {"static_membership: auto\n", DRV_OK, 0},
+            {"static_membership: on\n", DRV_ERR_CONFIG, 0},
+        };
+        drv_config_t *conf;
+        char errstr[256], path[64];
+        size_t i;
+
+        (void)state;
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                assert_int_equal(
+                    load(cases[i].yaml, &conf, errstr, sizeof(errstr), path),
+                    DRV_OK);
+                assert_int_equal(
+                    drv_config_finish(conf, errstr, sizeof(errstr)),
+                    cases[i].err);
+                if (cases[i].err)
+                        assert_non_null(strstr(errstr, "DROVER_INSTANCE"));
+                else
+                        assert_int_equal(conf->static_member,
+                                         cases[i].static_member);
+                drv_config_destroy(conf);
+        }
+        conf = drv_config_new();
+        assert_int_equal(drv_config_set(conf, "static_membership", "yes",
+                                        "flag --set", errstr, sizeof(errstr)),
+                         DRV_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "auto, on or off"));
+        assert_int_equal(drv_config_set(conf, "kafka.group.instance.id", "x",
+                                        "flag -X", errstr, sizeof(errstr)),
+                         DRV_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "static_membership"));
+        drv_config_destroy(conf);
+}
+
 /* The shipped example must load as it is. */
 static void test_example_config_loads(void **state) {
         const char *src = getenv("DROVER_SOURCE_DIR");
@@ -239,6 +285,7 @@ int main(void) {
             cmocka_unit_test(test_missing_file_is_an_io_error),
             cmocka_unit_test(test_environment_wins_over_file),
             cmocka_unit_test(test_passthrough_applies_to_librdkafka),
+            cmocka_unit_test(test_static_membership_follows_explicit_instance),
             cmocka_unit_test(test_example_config_loads),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
