@@ -5,7 +5,9 @@
  * the tasks again from a time or an offset.  Tasks the ledger shows done
  * are skipped; failed ones run again.  A dry run (the default) prints the
  * current and target offset of every partition; --execute refuses while
- * the group has active members (stop the workers first).
+ * the group has active members (stop the workers first), or with --wait
+ * waits for them to leave: static members (workers with a configured
+ * instance) leave only when their session times out.
  */
 #include "cli_kafka.h"
 
@@ -21,7 +23,7 @@ static const char usage_text[] =
     "P:O]...\n"
     "                     [--to TIME] [--group G] [--topic T] [--brokers "
     "B]\n"
-    "                     [--execute]\n"
+    "                     [--execute [--wait SECONDS]]\n"
     "\n"
     "Resets the committed offsets of the worker group (--group, "
     "DROVER_GROUP,\n"
@@ -44,6 +46,7 @@ typedef struct replay_opts_s {
         size_t pair_cnt;
         int execute;
         int timeout_ms;
+        int wait_s; /* --wait: seconds to wait for an empty group */
 } replay_opts_t;
 
 /* "P:O" into the next pair; 0 or -1. */
@@ -72,7 +75,8 @@ enum {
         REPLAY_TO,
         REPLAY_GROUP,
         REPLAY_TOPIC,
-        REPLAY_BROKERS
+        REPLAY_BROKERS,
+        REPLAY_WAIT
 };
 
 static const struct option replay_options[] = {
@@ -83,6 +87,7 @@ static const struct option replay_options[] = {
     {"group", required_argument, NULL, REPLAY_GROUP},
     {"topic", required_argument, NULL, REPLAY_TOPIC},
     {"brokers", required_argument, NULL, REPLAY_BROKERS},
+    {"wait", required_argument, NULL, REPLAY_WAIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -114,6 +119,17 @@ static int replay_opt(void *opaque, int opt, const char *arg) {
                 return o->topic = arg, 0;
         case REPLAY_BROKERS:
                 return o->brokers = arg, 0;
+        case REPLAY_WAIT: {
+                char *end;
+                long v = strtol(arg, &end, 10);
+
+                if (*arg < '0' || *arg > '9' || *end || v > 3600)
+                        return drv_cli_error("invalid --wait \"%s\" (want "
+                                             "seconds, 0 to 3600)",
+                                             arg),
+                               -1;
+                return o->wait_s = (int)v, 0;
+        }
         case ':':
                 drv_cli_error("option %s needs a value", arg);
                 return -1;
@@ -133,6 +149,10 @@ static int parse_args(replay_opts_t *o, int argc, char **argv) {
                 return -1;
         if ((o->from_ms >= 0) == (o->pair_cnt > 0)) {
                 drv_cli_error("give either --from TIME or --from-offset P:O");
+                return -1;
+        }
+        if (o->wait_s && !o->execute) {
+                drv_cli_error("--wait needs --execute");
                 return -1;
         }
         return 0;
@@ -186,27 +206,53 @@ static rd_kafka_t *new_client(const replay_opts_t *o, const char *group,
         return rk;
 }
 
+/* Until the group has no members or --wait runs out; 0 when empty, else
+ * the exit code (the error printed). */
+static int wait_empty(const replay_opts_t *o, rd_kafka_t *rk,
+                      const char *group) {
+        int64_t deadline = drv_mono_ms() + (int64_t)o->wait_s * 1000;
+        char errstr[512], state[64];
+        int members = 0, last = -1;
+        drv_err_t err;
+
+        for (;;) {
+                err = drv_replay_group_members(rk, group, o->timeout_ms,
+                                               &members, state, sizeof(state),
+                                               errstr, sizeof(errstr));
+                if (err) {
+                        drv_cli_error("%s", errstr);
+                        return drv_err_exit_code(err);
+                }
+                if (members == 0)
+                        return 0;
+                if (drv_mono_ms() >= deadline)
+                        break;
+                if (members != last)
+                        fprintf(stderr,
+                                "drover: waiting up to %d s for %d member(s) "
+                                "of group \"%s\" to leave\n",
+                                o->wait_s, members, group);
+                last = members;
+                rd_kafka_poll(rk, 1000);
+        }
+        drv_cli_error("group \"%s\" has %d active member(s) (state %s): stop "
+                      "its workers before replaying (a stopped worker with a "
+                      "configured instance is a static member and stays "
+                      "until its session times out: add --wait SECONDS)",
+                      group, members, state);
+        return DRV_EXIT_UNAVAILABLE;
+}
+
 /* Refuse while the group is active, else reset; returns the exit code. */
 static int execute(const replay_opts_t *o, rd_kafka_t *rk,
                    const drv_replay_plan_t *plan, const char *topic,
                    const char *group) {
-        char errstr[512], state[64];
+        char errstr[512];
         drv_err_t err;
-        int members = 0;
+        int rc;
 
-        err =
-            drv_replay_group_members(rk, group, o->timeout_ms, &members, state,
-                                     sizeof(state), errstr, sizeof(errstr));
-        if (err) {
-                drv_cli_error("%s", errstr);
-                return drv_err_exit_code(err);
-        }
-        if (members > 0) {
-                drv_cli_error("group \"%s\" has %d active member(s) (state "
-                              "%s): stop its workers before replaying",
-                              group, members, state);
-                return DRV_EXIT_UNAVAILABLE;
-        }
+        if ((rc = wait_empty(o, rk, group)))
+                return rc;
         err = drv_replay_apply(rk, group, topic, plan, o->timeout_ms, errstr,
                                sizeof(errstr));
         if (err) {

@@ -35,7 +35,7 @@ stop_workers
 
 # 2. replay; the replayed delivery dies after its PostgreSQL work
 "$DROVER_BIN" replay --brokers "$B" --topic "$TOPIC" --group "$GROUP" \
-  --from "$t0" --execute >/dev/null || fail "replay --execute failed"
+  --from "$t0" --execute --wait 30 >/dev/null || fail "replay --execute failed"
 DROVER_CRASH_AT=after_pg_commit:1 start_worker "$ID-a"
 rc=0
 wait "$LAST_PID" || rc=$?

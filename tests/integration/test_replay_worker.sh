@@ -57,6 +57,14 @@ cmp -s "$WORK/off1" "$WORK/off2" || fail "refused replay moved offsets"
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${PIDS[@]}"; do wait "$p" || fail "worker exited $? on SIGTERM"; done
 PIDS=()
+# the stopped workers are static members (explicit instances): they stay
+# until their 6 s sessions end, and the refusal says how to wait for that
+set +e
+replay --from "$t0" --execute >/dev/null 2>"$WORK/refuse2.err"
+rc=$?
+set -e
+[ "$rc" = 69 ] || fail "replay --execute right after a clean stop exited $rc: $(cat "$WORK/refuse2.err")"
+grep -q -- "--wait" "$WORK/refuse2.err" || fail "refusal says: $(cat "$WORK/refuse2.err")"
 replay --from "$t0" >"$WORK/dry.out" || fail "dry run failed"
 cat "$WORK/dry.out" >&2
 grep -q "(dry run)" "$WORK/dry.out" || fail "dry run not labelled"
@@ -67,7 +75,8 @@ $CHECK offsets "$B" "$TOPIC" "$GROUP" >"$WORK/off3"
 cmp -s "$WORK/off1" "$WORK/off3" || fail "dry run moved offsets"
 
 # 4. --execute rewinds the group to the start
-replay --from "$t0" --execute >"$WORK/exec.out" || fail "replay --execute failed"
+replay --from "$t0" --execute --wait 30 >"$WORK/exec.out" 2>"$WORK/exec.err" ||
+  fail "replay --execute --wait 30 failed: $(cat "$WORK/exec.err")"
 $CHECK offsets "$B" "$TOPIC" "$GROUP" >"$WORK/off4"
 awk '$3 > 0 && $2 != 0 { bad = 1 } END { exit bad }' "$WORK/off4" ||
   fail "offsets after --execute: $(tr '\n' ' ' <"$WORK/off4")"
