@@ -142,21 +142,23 @@ void drv_db_rollback(PGconn *conn) {
 drv_err_t drv_db_begin(PGconn *conn, long lock_timeout_ms,
                        long statement_timeout_ms, char *errstr,
                        size_t errstr_size) {
-        char sql[160];
-        drv_err_t err;
+        char sql[200];
+        PGresult *res;
+        drv_err_t err = DRV_OK;
 
-        err = drv_db_cmd(conn, "BEGIN", errstr, errstr_size);
-        if (err)
-                return err;
-        /* SET LOCAL takes no parameters; the values are integers we
-         * format ourselves. */
+        /* One round trip: BEGIN and the transaction's timeouts in one
+         * simple-protocol query.  SET LOCAL takes no parameters; the text
+         * is ours, the values integers we format ourselves. */
         snprintf(sql, sizeof(sql),
-                 "SELECT set_config('lock_timeout', '%ld', true), "
+                 "BEGIN; SELECT set_config('lock_timeout', '%ld', true), "
                  "set_config('statement_timeout', '%ld', true)",
                  lock_timeout_ms, statement_timeout_ms);
-        err = drv_db_exec(conn, sql, 0, NULL, NULL, NULL, errstr, errstr_size);
-        if (err)
+        res = PQexec(conn, sql);
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+                err = drv_db_error(conn, res, NULL, errstr, errstr_size);
                 drv_db_rollback(conn);
+        }
+        PQclear(res);
         return err;
 }
 

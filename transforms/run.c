@@ -20,6 +20,13 @@
  *      checked in one READ ONLY transaction with short timeouts: row
  *      counts and EXPLAIN for batched steps, catalog checks for DDL (see
  *      section 5).
+ *
+ * A plan without batched or non-transactional steps takes the
+ * one-transaction path (drv_plan_one_txn) instead: the same lock as a
+ * transaction-scoped advisory lock, the same guard, every step with its
+ * ledger row, the version move and the caller's on_commit writes in ONE
+ * transaction, so a task costs one commit and leaves no session state
+ * (docs/decisions.md, "One transaction per simple task").
  */
 #include "ops_int.h"
 
@@ -36,7 +43,9 @@ typedef struct run_s {
         const drv_run_opts_t *opts;
         drv_run_result_t *res;
         long lock_ms, stmt_ms;
-        int version_set; /* datasets.version moved to `to` */
+        int one_txn;      /* every step in the caller's open transaction */
+        long txn_stmt_ms; /* one_txn: the statement_timeout in force */
+        int version_set;  /* datasets.version moved to `to` */
         char from_str[16], to_str[16];
         char errstr[512];
 } run_t;
@@ -417,10 +426,28 @@ static drv_err_t run_autocommit_op(run_t *run, drv_op_ctx_t *ctx,
         return err;
 }
 
-/* A non-batched step: op + ledger row in one transaction.  An op that
- * cannot run in a transaction (CREATE INDEX CONCURRENTLY, idempotent:
- * it rebuilds an invalid index and checks validity, see ops.c) runs
- * first on its own, then the ledger txn. */
+/* one_txn: the step's statement_timeout for the rest of the open
+ * transaction, when it differs from the one in force. */
+static drv_err_t run_txn_timeout(run_t *run, long step_ms) {
+        char sql[96];
+        drv_err_t err;
+
+        if (step_ms == run->txn_stmt_ms)
+                return DRV_OK;
+        snprintf(sql, sizeof(sql),
+                 "SELECT set_config('statement_timeout', '%ld', true)",
+                 step_ms);
+        if (!(err =
+                  drv_db_cmd(run->conn, sql, run->errstr, sizeof(run->errstr))))
+                run->txn_stmt_ms = step_ms;
+        return err;
+}
+
+/* A non-batched step: op + ledger row in one transaction (one_txn: in
+ * the run's open transaction).  An op that cannot run in a transaction
+ * (CREATE INDEX CONCURRENTLY, idempotent: it rebuilds an invalid index
+ * and checks validity, see ops.c; never on the one_txn path) runs first
+ * on its own, then the ledger txn. */
 static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                                 const ledger_t *lg) {
         drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
@@ -430,8 +457,10 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
 
         if (autocommit && (err = run_autocommit_op(run, &ctx, step_ms)))
                 return run_fail(run, step, err, ctx.sqlstate);
-        if ((err = drv_db_begin(run->conn, run->lock_ms, step_ms, run->errstr,
-                                sizeof(run->errstr))))
+        err = run->one_txn ? run_txn_timeout(run, step_ms)
+                           : drv_db_begin(run->conn, run->lock_ms, step_ms,
+                                          run->errstr, sizeof(run->errstr));
+        if (err)
                 return run_fail(run, step, err, run->res->sqlstate);
         if (!autocommit && (err = drv_op_fn(step->op)(&ctx, run->errstr,
                                                       sizeof(run->errstr)))) {
@@ -439,8 +468,8 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                 return run_fail(run, step, err, ctx.sqlstate);
         }
         if ((err = run_ledger_write(run, step, "done", lg, ctx.rows)) ||
-            (err =
-                 drv_db_commit(run->conn, run->errstr, sizeof(run->errstr)))) {
+            (!run->one_txn && (err = drv_db_commit(run->conn, run->errstr,
+                                                   sizeof(run->errstr))))) {
                 drv_db_rollback(run->conn);
                 return run_fail(run, step, err, run->res->sqlstate);
         }
@@ -861,9 +890,82 @@ static drv_err_t run_locked(run_t *run) {
         return run->opts->dry_run ? run_dry(run) : run_steps(run);
 }
 
+/*
+ * ------------------------------------------------------------------------
+ * The one-transaction path
+ * ------------------------------------------------------------------------
+ */
+int drv_plan_one_txn(const drv_plan_t *plan, int dry_run) {
+        size_t i;
+
+        if (!plan || dry_run)
+                return 0;
+        for (i = 0; i < plan->steps_cnt; i++)
+                if (drv_op_is_batched(plan->steps[i].op) ||
+                    drv_op_needs_autocommit(&plan->steps[i], 0))
+                        return 0;
+        return 1;
+}
+
+/* BEGIN (no lock_timeout yet: the dataset lock is waited for as the
+ * session lock is), then the dataset's lock for the transaction, waited
+ * for or tried, together with the run's lock_timeout for what follows.
+ * A transaction-scoped advisory lock conflicts with the session-level
+ * one of the same key, so both paths exclude each other. */
+static drv_err_t run_txn_begin(run_t *run) {
+        char sql[160], lock_ms[24];
+        const char *params[2] = {run->plan->dataset, lock_ms};
+        PGresult *res;
+        drv_err_t err;
+
+        if ((err = drv_db_begin(run->conn, 0, run->stmt_ms, run->errstr,
+                                sizeof(run->errstr))))
+                return err;
+        run->txn_stmt_ms = run->stmt_ms;
+        snprintf(lock_ms, sizeof(lock_ms), "%ld", run->lock_ms);
+        snprintf(sql, sizeof(sql),
+                 "SELECT %s(%d, hashtext($1))::text, set_config("
+                 "'lock_timeout', $2, true)",
+                 run->opts->wait_for_lock ? "pg_advisory_xact_lock"
+                                          : "pg_try_advisory_xact_lock",
+                 DRV_RUN_LOCK_CLASS);
+        err = drv_db_exec(run->conn, sql, 2, params, &res, run->res->sqlstate,
+                          run->errstr, sizeof(run->errstr));
+        if (err)
+                return err;
+        if (!run->opts->wait_for_lock && strcmp(PQgetvalue(res, 0, 0), "true"))
+                err = drv_err_set(run->errstr, sizeof(run->errstr),
+                                  DRV_ERR_LOCKED,
+                                  "dataset \"%.64s\" is being migrated by "
+                                  "another runner",
+                                  run->plan->dataset);
+        PQclear(res);
+        return err;
+}
+
+static drv_err_t run_one_txn(run_t *run) {
+        const drv_run_opts_t *opts = run->opts;
+        drv_err_t err;
+
+        run->one_txn = run->res->one_txn = 1;
+        if ((err = run_txn_begin(run)))
+                err = run_fail(run, NULL, err, run->res->sqlstate);
+        else if (!(err = run_locked(run)) && opts->on_commit &&
+                 (err =
+                      opts->on_commit(opts->commit_opaque, run->conn, run->res,
+                                      run->errstr, sizeof(run->errstr))))
+                err = run_fail(run, NULL, err, NULL);
+        else if (!err && (err = drv_db_commit(run->conn, run->errstr,
+                                              sizeof(run->errstr))))
+                err = run_fail(run, NULL, err, NULL);
+        if (PQstatus(run->conn) == CONNECTION_OK)
+                drv_db_rollback(run->conn);
+        return err;
+}
+
 drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
                        const drv_run_opts_t *opts, drv_run_result_t *res) {
-        run_t run = {conn, plan, opts, res, 0, 0, 0, "", "", ""};
+        run_t run = {conn, plan, opts, res, 0, 0, 0, 0, 0, "", "", ""};
         drv_err_t err;
 
         memset(res, 0, sizeof(*res));
@@ -880,6 +982,11 @@ drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
                 return res->outcome == DRV_RUN_FAILED
                            ? err
                            : run_fail(&run, NULL, err, NULL);
+        if (drv_plan_one_txn(plan, opts->dry_run)) {
+                err = run_one_txn(&run);
+                res->err = err;
+                return err;
+        }
         if ((err = run_lock(&run, 1)))
                 return run_fail(&run, NULL, err, res->sqlstate);
         err = run_locked(&run);

@@ -10,12 +10,14 @@
  *
  * Lifecycle of a row, as the worker drives it:
  *   1. running / retrying: drv_task_run_upsert, progress between the
- *      run's transactions with drv_task_run_progress;
- *   2. before the outcome's Kafka transaction: drv_task_run_set_pending
- *      records the would-be final status with the delivery's topic,
- *      partition and offset;
- *   3. after the commit: drv_task_run_upsert writes the final status (and
- *      committed_status);
+ *      run's transactions with drv_task_run_progress (a task on the
+ *      one-transaction path gets no `running` row: its first write is 2);
+ *   2. before the outcome's Kafka transaction: the would-be final status
+ *      with the delivery's topic, partition and offset, in the run's own
+ *      transaction (drv_task_run_upsert with `pending`) or after it
+ *      (drv_task_run_set_pending);
+ *   3. after the commit: drv_task_runs_upsert writes the final statuses
+ *      (and committed_status) of the whole Kafka transaction at once;
  *   4. a worker killed between 2 and 3: on the partition's next
  *      assignment drv_task_runs_reconcile settles the rows below the
  *      group's committed offset (consumer/worker/worker_reconcile.c).
@@ -31,45 +33,73 @@
  * Writes
  * ------------------------------------------------------------------------
  */
-static const char *tr_upsert_sql =
-    "INSERT INTO drover.task_runs AS r (task_id, entity_ref, dataset,"
-    " status, attempts, steps_total, steps_done, rows_done, worker,"
-    " last_error, kafka_partition, kafka_offset, started_at, completed_at,"
-    " first_failure_at, committed_status)"
-    " VALUES ($1, $2, $3, $4, $5::int, $6::int, $7::int, $8::bigint, $9,"
-    " $10::jsonb, $11::int, $12::bigint,"
-    " CASE WHEN $4 = 'running' THEN now() END,"
-    " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN now() END,"
-    " CASE WHEN $4 IN ('retrying','dead') THEN now() END,"
-    " CASE WHEN $4 IN ('done','skipped','dry_run','dead') THEN $4 END)"
-    " ON CONFLICT (task_id) DO UPDATE SET"
-    " entity_ref = coalesce(EXCLUDED.entity_ref, r.entity_ref),"
-    " dataset = coalesce(EXCLUDED.dataset, r.dataset),"
-    " status = EXCLUDED.status,"
-    " attempts = greatest(r.attempts, EXCLUDED.attempts),"
-    " steps_total = coalesce(EXCLUDED.steps_total, r.steps_total),"
-    " steps_done = coalesce(EXCLUDED.steps_done, r.steps_done),"
-    " rows_done = greatest(r.rows_done, EXCLUDED.rows_done),"
-    " worker = coalesce(EXCLUDED.worker, r.worker),"
-    /* a run that ends well has no error, whatever an earlier attempt
-     * left */
-    " last_error = CASE WHEN EXCLUDED.status IN ('done','skipped','dry_run')"
-    " THEN NULL ELSE coalesce(EXCLUDED.last_error, r.last_error) END,"
-    " kafka_partition = coalesce(EXCLUDED.kafka_partition,"
-    " r.kafka_partition),"
-    " kafka_offset = coalesce(EXCLUDED.kafka_offset, r.kafka_offset),"
-    " started_at = coalesce(r.started_at, EXCLUDED.started_at),"
-    " completed_at = EXCLUDED.completed_at,"
-    " first_failure_at = coalesce(r.first_failure_at,"
-    " EXCLUDED.first_failure_at),"
-    " committed_status = coalesce(EXCLUDED.committed_status,"
-    " r.committed_status),"
-    " updated_at = now()";
+/* One upsert for one row (VALUES) or many (a JSON array of objects):
+ * the source's columns are named v.* in both. */
+#define TR_UPSERT_HEAD                                                         \
+        "INSERT INTO drover.task_runs AS r (task_id, entity_ref, dataset,"     \
+        " status, attempts, steps_total, steps_done, rows_done, worker,"       \
+        " last_error, kafka_partition, kafka_offset, pending_status,"          \
+        " kafka_topic, started_at, completed_at, first_failure_at,"            \
+        " committed_status)"                                                   \
+        " SELECT v.task_id, v.entity_ref, v.dataset, v.status, v.attempts,"    \
+        " v.steps_total, v.steps_done, v.rows_done, v.worker, v.last_error,"   \
+        " v.kafka_partition, v.kafka_offset, v.pending_status, v.kafka_topic," \
+        " CASE WHEN v.status = 'running' THEN now() END,"                      \
+        " CASE WHEN v.status IN ('done','skipped','dry_run','dead')"           \
+        " THEN now() END,"                                                     \
+        " CASE WHEN v.status IN ('retrying','dead') THEN now() END,"           \
+        " CASE WHEN v.status IN ('done','skipped','dry_run','dead')"           \
+        " THEN v.status END FROM "
+#define TR_UPSERT_COLS                                                      \
+        "task_id text, entity_ref text, dataset text, status text,"         \
+        " attempts int, steps_total int, steps_done int, rows_done bigint," \
+        " worker text, last_error jsonb, kafka_partition int,"              \
+        " kafka_offset bigint, pending_status text, kafka_topic text"
+#define TR_UPSERT_TAIL                                                         \
+        " ON CONFLICT (task_id) DO UPDATE SET"                                 \
+        " entity_ref = coalesce(EXCLUDED.entity_ref, r.entity_ref),"           \
+        " dataset = coalesce(EXCLUDED.dataset, r.dataset),"                    \
+        " status = EXCLUDED.status,"                                           \
+        " attempts = greatest(r.attempts, EXCLUDED.attempts),"                 \
+        " steps_total = coalesce(EXCLUDED.steps_total, r.steps_total),"        \
+        " steps_done = coalesce(EXCLUDED.steps_done, r.steps_done),"           \
+        " rows_done = greatest(r.rows_done, EXCLUDED.rows_done),"              \
+        " worker = coalesce(EXCLUDED.worker, r.worker)," /* a run that ends    \
+                                                          * well has no error, \
+                                                          * whatever an        \
+                                                          * earlier attempt    \
+                                                          * left */            \
+        " last_error = CASE WHEN EXCLUDED.status IN"                           \
+        " ('done','skipped','dry_run') THEN NULL ELSE"                         \
+        " coalesce(EXCLUDED.last_error, r.last_error) END,"                    \
+        " kafka_partition = coalesce(EXCLUDED.kafka_partition,"                \
+        " r.kafka_partition),"                                                 \
+        " kafka_offset = coalesce(EXCLUDED.kafka_offset, r.kafka_offset),"     \
+        " pending_status = coalesce(EXCLUDED.pending_status,"                  \
+        " r.pending_status),"                                                  \
+        " kafka_topic = coalesce(EXCLUDED.kafka_topic, r.kafka_topic),"        \
+        " started_at = coalesce(r.started_at, EXCLUDED.started_at),"           \
+        " completed_at = EXCLUDED.completed_at,"                               \
+        " first_failure_at = coalesce(r.first_failure_at,"                     \
+        " EXCLUDED.first_failure_at),"                                         \
+        " committed_status = coalesce(EXCLUDED.committed_status,"              \
+        " r.committed_status),"                                                \
+        " updated_at = now()"
+
+static const char tr_upsert_sql[] = TR_UPSERT_HEAD
+    "(VALUES ($1, $2, $3, $4, $5::int, $6::int, $7::int, $8::bigint, $9,"
+    " $10::jsonb, $11::int, $12::bigint, $13, $14)) AS v(task_id,"
+    " entity_ref, dataset, status, attempts, steps_total, steps_done,"
+    " rows_done, worker, last_error, kafka_partition, kafka_offset,"
+    " pending_status, kafka_topic)" TR_UPSERT_TAIL;
+
+static const char tr_upsert_many_sql[] = TR_UPSERT_HEAD
+    "jsonb_to_recordset($1::jsonb) AS v(" TR_UPSERT_COLS ")" TR_UPSERT_TAIL;
 
 drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
                               char *errstr, size_t errstr_size) {
         char attempts[16], total[16], done[16], rows[24], part[16], off[24];
-        const char *params[12];
+        const char *params[14];
 
         if (!run || !run->task_id || !run->status)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_INTERNAL,
@@ -92,8 +122,95 @@ drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
         params[9] = run->last_error_json;
         params[10] = run->partition >= 0 ? part : NULL;
         params[11] = run->offset >= 0 ? off : NULL;
-        return drv_db_exec(conn, tr_upsert_sql, 12, params, NULL, NULL, errstr,
+        params[12] = run->pending;
+        params[13] = run->topic;
+        return drv_db_exec(conn, tr_upsert_sql, 14, params, NULL, NULL, errstr,
                            errstr_size);
+}
+
+/* A string member, or JSON null for NULL. */
+static int tr_json_str(json_t *o, const char *key, const char *v) {
+        return json_object_set_new(o, key, v ? json_string(v) : json_null());
+}
+
+/* One row as the JSON object tr_upsert_many_sql reads; NULL when out of
+ * memory. */
+static json_t *tr_run_json(const drv_task_run_t *run) {
+        json_t *o = json_object(), *err = NULL;
+
+        if (!o)
+                return NULL;
+        if (run->last_error_json &&
+            !(err = json_loads(run->last_error_json, 0, NULL)))
+                err = json_string(run->last_error_json);
+        if (tr_json_str(o, "task_id", run->task_id) ||
+            tr_json_str(o, "entity_ref", run->entity_ref) ||
+            tr_json_str(o, "dataset", run->dataset) ||
+            tr_json_str(o, "status", run->status) ||
+            json_object_set_new(o, "attempts", json_integer(run->attempts)) ||
+            json_object_set_new(o, "steps_total",
+                                json_integer(run->steps_total)) ||
+            json_object_set_new(o, "steps_done",
+                                json_integer(run->steps_done)) ||
+            json_object_set_new(o, "rows_done", json_integer(run->rows_done)) ||
+            tr_json_str(o, "worker", run->worker) ||
+            json_object_set_new(o, "last_error", err ? err : json_null()) ||
+            json_object_set_new(o, "kafka_partition",
+                                run->partition >= 0
+                                    ? json_integer(run->partition)
+                                    : json_null()) ||
+            json_object_set_new(o, "kafka_offset",
+                                run->offset >= 0 ? json_integer(run->offset)
+                                                 : json_null()) ||
+            tr_json_str(o, "pending_status", run->pending) ||
+            tr_json_str(o, "kafka_topic", run->topic)) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}
+
+drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
+                               size_t cnt, char *errstr, size_t errstr_size) {
+        json_t *arr = json_array();
+        const char *params[1];
+        drv_err_t err = DRV_OK;
+        char *text = NULL;
+        size_t i, j;
+
+        for (i = 0; arr && i < cnt; i++) {
+                json_t *o;
+
+                if (!runs[i].task_id || !runs[i].status) {
+                        json_decref(arr);
+                        return drv_err_set(errstr, errstr_size,
+                                           DRV_ERR_INTERNAL,
+                                           "task run without task id or "
+                                           "status");
+                }
+                /* one row per task (ON CONFLICT cannot change a row twice
+                 * in one statement): the last one, as upserts one after
+                 * another would leave it */
+                for (j = i + 1; j < cnt; j++)
+                        if (!strcmp(runs[i].task_id, runs[j].task_id))
+                                break;
+                if (j < cnt)
+                        continue;
+                if (!(o = tr_run_json(&runs[i])) ||
+                    json_array_append_new(arr, o))
+                        break;
+        }
+        if (!arr || i < cnt || !(text = json_dumps(arr, JSON_COMPACT)))
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                  "out of memory");
+        json_decref(arr);
+        if (err)
+                return err;
+        params[0] = text;
+        err = drv_db_exec(conn, tr_upsert_many_sql, 1, params, NULL, NULL,
+                          errstr, errstr_size);
+        free(text);
+        return err;
 }
 
 drv_err_t drv_task_run_progress(PGconn *conn, const char *task_id,
@@ -184,48 +301,30 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
  * Reads of one task (the worker)
  * ------------------------------------------------------------------------
  */
-drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
-                                int *attemptsp, int64_t *first_failure_msp,
-                                char *errstr, size_t errstr_size) {
+drv_err_t drv_task_run_load(PGconn *conn, const char *task_id, int *attemptsp,
+                            int64_t *first_failure_msp, int *prior_donep,
+                            char *errstr, size_t errstr_size) {
         const char *params[1] = {task_id};
         PGresult *res;
         drv_err_t err;
 
         *attemptsp = 0;
-        if (first_failure_msp)
-                *first_failure_msp = 0;
+        *first_failure_msp = 0;
+        *prior_donep = 0;
         err = drv_db_exec(conn,
                           "SELECT attempts, coalesce((extract(epoch FROM"
-                          " first_failure_at) * 1000)::bigint, 0)"
+                          " first_failure_at) * 1000)::bigint, 0),"
+                          " committed_status IN ('done', 'skipped') OR"
+                          " status IN ('done', 'skipped')"
                           " FROM drover.task_runs WHERE task_id = $1",
                           1, params, &res, NULL, errstr, errstr_size);
         if (err)
                 return err;
         if (PQntuples(res) == 1) {
                 *attemptsp = atoi(PQgetvalue(res, 0, 0));
-                if (first_failure_msp)
-                        *first_failure_msp =
-                            strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+                *first_failure_msp = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+                *prior_donep = !strcmp(PQgetvalue(res, 0, 2), "t");
         }
-        PQclear(res);
-        return DRV_OK;
-}
-
-drv_err_t drv_task_run_committed(PGconn *conn, const char *task_id, int *donep,
-                                 char *errstr, size_t errstr_size) {
-        const char *params[1] = {task_id};
-        PGresult *res;
-        drv_err_t err;
-
-        *donep = 0;
-        err = drv_db_exec(conn,
-                          "SELECT 1 FROM drover.task_runs WHERE task_id = $1"
-                          " AND (committed_status IN ('done', 'skipped') OR"
-                          " status IN ('done', 'skipped'))",
-                          1, params, &res, NULL, errstr, errstr_size);
-        if (err)
-                return err;
-        *donep = PQntuples(res) == 1;
         PQclear(res);
         return DRV_OK;
 }

@@ -385,6 +385,8 @@ typedef struct drv_task_run_s {
         const char *last_error_json; /* jsonb text or NULL */
         int32_t partition;           /* < 0: keep the row's */
         int64_t offset;              /* < 0: keep the row's */
+        const char *pending;         /* pending_status; NULL: keep */
+        const char *topic;           /* kafka_topic; NULL: keep */
 } drv_task_run_t;
 
 /* Insert or update the task_runs row (started_at set on first
@@ -394,6 +396,11 @@ typedef struct drv_task_run_s {
  * when run, its task_id or its status is NULL. */
 drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
                               char *errstr, size_t errstr_size);
+
+/* The same for `cnt` rows in one statement (a task that appears more
+ * than once: its last row). */
+drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
+                               size_t cnt, char *errstr, size_t errstr_size);
 
 /* Progress of a `running` row: steps_done and rows_done only grow (the
  * greater of the row's and these); a row in another status is left
@@ -420,19 +427,16 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
                                   long *rowsp, char *errstr,
                                   size_t errstr_size);
 
-/* Attempts recorded for a task (0 if unknown), so retries survive a
- * restart or rebalance; *first_failure_msp (may be NULL) the first
- * failure in ms since the epoch, 0 when none. */
-drv_err_t drv_task_run_attempts(PGconn *conn, const char *task_id,
-                                int *attemptsp, int64_t *first_failure_msp,
-                                char *errstr, size_t errstr_size);
-
-/* *donep = 1 when an outcome done or skipped of the task had committed
- * (committed_status, or status for rows older than that column), else
- * 0.  committed_status, not status: a later delivery may have written
- * the row `running` and died before its own commit. */
-drv_err_t drv_task_run_committed(PGconn *conn, const char *task_id, int *donep,
-                                 char *errstr, size_t errstr_size);
+/* What the worker needs of a task's row before running it: attempts
+ * recorded (0 if unknown), so retries survive a restart or rebalance;
+ * the first failure in ms since the epoch (0: none); *prior_donep = 1
+ * when an outcome done or skipped of the task had committed
+ * (committed_status, or status for rows older than that column).
+ * committed_status, not status: a later delivery may have written the
+ * row `running` and died before its own commit. */
+drv_err_t drv_task_run_load(PGconn *conn, const char *task_id, int *attemptsp,
+                            int64_t *first_failure_msp, int *prior_donep,
+                            char *errstr, size_t errstr_size);
 
 /* *existsp = 1 when drover.task_runs has a row for task_id (a task
  * drover has seen), else 0; 0 too when drover's schema does not exist
@@ -482,6 +486,16 @@ typedef enum drv_run_outcome_e {
 typedef void(drv_progress_cb_t)(void *opaque, int step, const char *op,
                                 int64_t rows_done, int64_t rows_total);
 
+struct drv_run_result_s;
+/* The caller's part of a one-transaction run (drv_plan_one_txn): called
+ * inside the run's transaction once the outcome is known (res->outcome
+ * DONE or SKIPPED), before its COMMIT, so that what it writes (the
+ * worker's pending task_runs status) commits or rolls back with the
+ * run's own work.  An error fails the run with it. */
+typedef drv_err_t(drv_run_commit_cb_t)(void *opaque, PGconn *conn,
+                                       const struct drv_run_result_s *res,
+                                       char *errstr, size_t errstr_size);
+
 typedef struct drv_run_opts_s {
         const char *task_id; /* idempotency key; required */
         const char *dataset; /* must match plan->dataset if set */
@@ -500,6 +514,8 @@ typedef struct drv_run_opts_s {
         const atomic_int *cancel;
         drv_progress_cb_t *progress;
         void *progress_opaque;
+        drv_run_commit_cb_t *on_commit; /* may be NULL */
+        void *commit_opaque;
 } drv_run_opts_t;
 
 typedef struct drv_run_result_s {
@@ -513,8 +529,19 @@ typedef struct drv_run_result_s {
         int64_t rows;      /* rows affected (dry-run: would be visited) */
         int dry_unchecked; /* dry run: batched steps whose count / EXPLAIN
                               needs an earlier step's schema change */
+        int one_txn;       /* ran in one transaction: on_commit's writes
+                              committed with it when outcome is not FAILED */
         char errmsg[512];
 } drv_run_result_t;
+
+/* 1 when a run of `plan` takes the one-transaction path: not a dry run,
+ * no batched step (backfill, copy_rows: they commit batch by batch) and
+ * no step that cannot run in a transaction (CREATE INDEX CONCURRENTLY).
+ * Then the dataset lock is transaction-scoped, the version guard, every
+ * step with its ledger row, the version move and opts->on_commit share
+ * one transaction, and nothing outlives it on the connection (safe
+ * behind a transaction-pooling PgBouncer). */
+int drv_plan_one_txn(const drv_plan_t *plan, int dry_run);
 
 /* Run `plan` for opts->task_id on `conn`: dataset advisory lock, version
  * guard, steps with ledger.  Returns res->err as well. */

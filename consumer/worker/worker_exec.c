@@ -68,18 +68,26 @@ void drv_jobq_fini(drv_jobq_t *q) {
         pthread_cond_destroy(&q->cond);
 }
 
-void drv_jobq_push(drv_jobq_t *q, drv_job_t *job) {
-        job->next = NULL;
+void drv_jobq_push_list(drv_jobq_t *q, drv_job_t *jobs) {
+        drv_job_t *last = jobs;
+
+        while (last->next)
+                last = last->next;
         pthread_mutex_lock(&q->lock);
         if (q->tail)
-                q->tail->next = job;
+                q->tail->next = jobs;
         else
-                q->head = job;
-        q->tail = job;
+                q->head = jobs;
+        q->tail = last;
         pthread_cond_signal(&q->cond);
         pthread_mutex_unlock(&q->lock);
         if (q->wake)
                 q->wake(q->wake_opaque);
+}
+
+void drv_jobq_push(drv_jobq_t *q, drv_job_t *job) {
+        job->next = NULL;
+        drv_jobq_push_list(q, job);
 }
 
 drv_job_t *drv_jobq_pop(drv_jobq_t *q, int timeout_ms) {
@@ -194,12 +202,23 @@ void drv_crash_point(const char *point) {
  * The pool
  * ------------------------------------------------------------------------
  */
+/* A one-transaction run writes its task_runs row in its transaction, so
+ * nothing shows it while it runs; one still running after this long gets
+ * a `running` row from the finalizer (a lock wait, a long ALTER). */
+#define RUNNING_AFTER_MS 1000
+
 typedef struct drv_exec_s {
         drv_pool_t *pool;
         pthread_t thread;
         int started;
         PGconn *conn;
         uint64_t rng;
+        /* the one-transaction job this executor runs, for the finalizer
+         * (fin_watch); set and cleared by the executor under watch_lock */
+        pthread_mutex_t watch_lock;
+        const drv_job_t *watch;
+        int64_t watch_since; /* monotonic */
+        int watch_shown;     /* its running row was written */
 } drv_exec_t;
 
 struct drv_pool_s {
@@ -383,6 +402,40 @@ static void on_progress(void *opaque, int step, const char *op,
                 drv_crash_point("between_steps");
 }
 
+/* The outcome of a run that succeeded (res: DONE, SKIPPED or DRY_RUN).
+ * A replayed task whose work was done and committed before: this
+ * delivery changed nothing (a crash redelivery stays done). */
+static drv_outcome_t job_outcome(const drv_job_t *job,
+                                 const drv_run_result_t *res) {
+        if (res->outcome == DRV_RUN_SKIPPED)
+                return DRV_OUT_SKIPPED;
+        if (res->outcome == DRV_RUN_DRY_RUN)
+                return DRV_OUT_DRY_RUN;
+        return job->prior_done && !job->steps_ran ? DRV_OUT_SKIPPED
+                                                  : DRV_OUT_DONE;
+}
+
+/* drv_run_commit_cb_t: the pending status of a one-transaction run,
+ * written in the run's transaction (its row, `running` until the Kafka
+ * commit, with the would-be final status).  One statement instead of the
+ * running row, the pending update and their commits. */
+static drv_err_t job_commit(void *opaque, PGconn *conn,
+                            const drv_run_result_t *res, char *errstr,
+                            size_t errstr_size) {
+        drv_job_t *job = opaque;
+        drv_exec_t *ex = job->exec;
+        const drv_config_t *conf = ex->pool->pc.conf;
+        drv_task_run_t run;
+
+        job_run_row(job, conf, "running", NULL, &run);
+        run.steps_total = res->steps_total;
+        run.steps_done = res->steps_done;
+        run.rows_done = res->rows;
+        run.pending = drv_outcome_status(job_outcome(job, res));
+        run.topic = conf->topic;
+        return drv_task_run_upsert(conn, &run, errstr, errstr_size);
+}
+
 /* Resolve the plan and run it.  Returns the error (job->res filled). */
 static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
                               size_t errstr_size) {
@@ -393,9 +446,13 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
 
         err = drv_catalog_resolve(pc->catalog, job->task->entity_ref, &plan,
                                   errstr, errstr_size);
-        /* running, with the plan's step count when it is known */
+        /* running, with the plan's step count when it is known; a run in
+         * one transaction writes its row in that transaction (job_commit)
+         * and shows no `running` row before (nothing of it is visible
+         * before its commit anyway) */
         job->res.steps_total = plan ? (int)plan->steps_cnt : 0;
-        job_upsert(ex, job, "running");
+        if (err || !drv_plan_one_txn(plan, job->task->dry_run))
+                job_upsert(ex, job, "running");
         /* a plan annotated for another queue is not this worker's to run */
         if (!err && (err = drv_plan_queue_check(plan, pc->conf->topic, errstr,
                                                 errstr_size)))
@@ -420,23 +477,23 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
         opts.cancel = pc->cancel;
         opts.progress = on_progress;
         opts.progress_opaque = job;
+        opts.on_commit = job_commit;
+        opts.commit_opaque = job;
+        if (drv_plan_one_txn(plan, opts.dry_run)) {
+                pthread_mutex_lock(&ex->watch_lock);
+                ex->watch = job;
+                ex->watch_since = drv_mono_ms();
+                ex->watch_shown = 0;
+                pthread_mutex_unlock(&ex->watch_lock);
+        }
         err = drv_plan_run(ex->conn, plan, &opts, &job->res);
+        pthread_mutex_lock(&ex->watch_lock);
+        ex->watch = NULL;
+        pthread_mutex_unlock(&ex->watch_lock);
         if (err)
                 snprintf(errstr, errstr_size, "%s", job->res.errmsg);
         drv_plan_release(plan);
         return err;
-}
-
-/* Whether an outcome done/skipped of the task had committed before this
- * delivery (a replay or a duplicate record, not a crash redelivery of a
- * delivery that never committed).  committed_status, not status: an
- * earlier replayed delivery may have written the row `running` and died
- * (or lost its partition) before its own commit.  DRV_OK or the database
- * error. */
-static drv_err_t job_load_prior(drv_exec_t *ex, drv_job_t *job, char *errstr,
-                                size_t errstr_size) {
-        return drv_task_run_committed(ex->conn, job->task->task_id,
-                                      &job->prior_done, errstr, errstr_size);
 }
 
 /* Decode (once), load attempts and prior status (once). */
@@ -464,16 +521,18 @@ static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
         if ((err = exec_conn(ex, errstr, errstr_size)))
                 return err;
         if (!job->attempts_loaded) {
+                /* prior_done: whether an outcome done/skipped of the task
+                 * had committed before this delivery (a replay or a
+                 * duplicate record, not a crash redelivery of a delivery
+                 * that never committed) */
                 int carried = job->attempts;
-                err = drv_task_run_attempts(
-                    ex->conn, job->task->task_id, &job->attempts,
-                    &job->first_failure_ms, errstr, errstr_size);
+                err = drv_task_run_load(ex->conn, job->task->task_id,
+                                        &job->attempts, &job->first_failure_ms,
+                                        &job->prior_done, errstr, errstr_size);
                 if (err)
                         return err;
                 if (carried > job->attempts)
                         job->attempts = carried;
-                if ((err = job_load_prior(ex, job, errstr, errstr_size)))
-                        return err;
                 job->attempts_loaded = 1;
         }
         return DRV_OK;
@@ -541,17 +600,12 @@ static void exec_job(drv_exec_t *ex, drv_job_t *job) {
                 job_pending(ex, job);
                 goto out;
         }
-        job->outcome = job->res.outcome == DRV_RUN_SKIPPED   ? DRV_OUT_SKIPPED
-                       : job->res.outcome == DRV_RUN_DRY_RUN ? DRV_OUT_DRY_RUN
-                                                             : DRV_OUT_DONE;
-        /* a replayed task whose work was done and committed before: this
-         * delivery changed nothing (a crash redelivery stays done) */
-        if (job->outcome == DRV_OUT_DONE && job->prior_done && !job->steps_ran)
-                job->outcome = DRV_OUT_SKIPPED;
+        job->outcome = job_outcome(job, &job->res);
         drv_log(DRV_LOG_INFO, "task %s: %d/%d steps, %lld rows",
                 drv_outcome_status(job->outcome), job->res.steps_done,
                 job->res.steps_total, (long long)job->res.rows);
-        job_pending(ex, job);
+        if (!job->res.one_txn) /* else written with the run (job_commit) */
+                job_pending(ex, job);
         drv_crash_point("after_pg_commit");
 out:
         drv_log_set_ctx(NULL);
@@ -612,27 +666,135 @@ static void fin_reconcile(drv_exec_t *ex,
                         total);
 }
 
+/* Final statuses written in one statement: at most this many rows. */
+#define FIN_BATCH 512
+
+/* Write the final statuses of jobs[0..n) in one statement, retried as
+ * above; the jobs are freed. */
+static void fin_write(drv_exec_t *ex, drv_job_t **jobs, size_t n) {
+        const drv_config_t *conf = ex->pool->pc.conf;
+        drv_task_run_t runs[FIN_BATCH];
+        char *errors[FIN_BATCH];
+        char errstr[512];
+        size_t i;
+        int tries;
+
+        for (i = 0; i < n; i++) {
+                errors[i] = job_error_json(jobs[i]);
+                job_run_row(jobs[i], conf, drv_outcome_status(jobs[i]->outcome),
+                            errors[i], &runs[i]);
+        }
+        for (tries = 0; tries < FIN_RETRIES; tries++) {
+                if (!exec_conn(ex, errstr, sizeof(errstr)) &&
+                    !drv_task_runs_upsert(ex->conn, runs, n, errstr,
+                                          sizeof(errstr)))
+                        break;
+                drv_log(DRV_LOG_WARN,
+                        "could not record %zu final task status(es): %s", n,
+                        errstr);
+                sleep_ms(500);
+        }
+        for (i = 0; i < n; i++) {
+                free(errors[i]);
+                drv_job_destroy(jobs[i]);
+        }
+}
+
+/* The running rows of one-transaction jobs that run longer than
+ * RUNNING_AFTER_MS (drv_exec_t.watch).  The row is written after the
+ * executor may have committed its pending status: the upsert keeps
+ * pending_status, and the final status comes later from this thread. */
+static void fin_watch(drv_exec_t *fin) {
+        drv_pool_t *pool = fin->pool;
+        const drv_config_t *conf = pool->pc.conf;
+        int64_t now = drv_mono_ms();
+        char errstr[512];
+        int i;
+
+        for (i = 0; i < pool->pc.conf->concurrency; i++) {
+                drv_exec_t *ex = &pool->execs[i];
+                drv_task_run_t run;
+                char *id = NULL, *ref = NULL, *ds = NULL;
+                int due;
+
+                pthread_mutex_lock(&ex->watch_lock);
+                due = ex->watch && !ex->watch_shown &&
+                      now - ex->watch_since >= RUNNING_AFTER_MS;
+                if (due) {
+                        /* the job is the executor's: copy what the row
+                         * needs before letting it go on */
+                        job_run_row(ex->watch, conf, "running", NULL, &run);
+                        id = strdup(run.task_id);
+                        ref = run.entity_ref ? strdup(run.entity_ref) : NULL;
+                        ds = run.dataset ? strdup(run.dataset) : NULL;
+                        ex->watch_shown = 1;
+                }
+                pthread_mutex_unlock(&ex->watch_lock);
+                if (due && id) {
+                        run.task_id = id;
+                        run.entity_ref = ref;
+                        run.dataset = ds;
+                        if (exec_conn(fin, errstr, sizeof(errstr)) ||
+                            drv_task_run_upsert(fin->conn, &run, errstr,
+                                                sizeof(errstr)))
+                                drv_log(DRV_LOG_WARN,
+                                        "could not record task status "
+                                        "\"running\": %s",
+                                        errstr);
+                }
+                free(id);
+                free(ref);
+                free(ds);
+        }
+}
+
+/* How often the finalizer looks for long one-transaction jobs. */
+#define FIN_WATCH_MS 250
+
+static int fin_closed(drv_jobq_t *q) {
+        int closed;
+
+        pthread_mutex_lock(&q->lock);
+        closed = q->closed && !q->head;
+        pthread_mutex_unlock(&q->lock);
+        return closed;
+}
+
 static void *fin_main(void *arg) {
         drv_exec_t *ex = arg;
         drv_pool_t *pool = ex->pool;
-        char errstr[512];
-        drv_job_t *job;
-        int tries;
+        drv_job_t *job, *batch[FIN_BATCH];
+        size_t n;
 
-        while ((job = drv_jobq_pop(&pool->finq, -1))) {
-                if (job->reconcile) {
-                        fin_reconcile(ex, job->reconcile);
-                        drv_job_destroy(job);
+        /* everything queued at once (the outcomes of one Kafka commit,
+         * and whatever came meanwhile) in order: reconciliations where
+         * they come, final statuses in one statement each run of them */
+        for (;;) {
+                job = drv_jobq_pop(&pool->finq, FIN_WATCH_MS);
+                fin_watch(ex);
+                if (!job) {
+                        if (fin_closed(&pool->finq))
+                                break;
                         continue;
                 }
-                for (tries = 0; tries < FIN_RETRIES; tries++) {
-                        if (!exec_conn(ex, errstr, sizeof(errstr)) &&
-                            !job_upsert(ex, job,
-                                        drv_outcome_status(job->outcome)))
-                                break;
-                        sleep_ms(500);
-                }
-                drv_job_destroy(job);
+                n = 0;
+                do {
+                        if (job->reconcile) {
+                                if (n)
+                                        fin_write(ex, batch, n);
+                                n = 0;
+                                fin_reconcile(ex, job->reconcile);
+                                drv_job_destroy(job);
+                                continue;
+                        }
+                        batch[n++] = job;
+                        if (n == FIN_BATCH) {
+                                fin_write(ex, batch, n);
+                                n = 0;
+                        }
+                } while ((job = drv_jobq_pop(&pool->finq, 0)));
+                if (n)
+                        fin_write(ex, batch, n);
         }
         PQfinish(ex->conn);
         ex->conn = NULL;
@@ -640,20 +802,25 @@ static void *fin_main(void *arg) {
         return NULL;
 }
 
-void drv_pool_finalize(drv_pool_t *pool, drv_job_t *job) {
-        drv_job_t *copy;
+void drv_pool_finalize(drv_pool_t *pool, drv_job_t *jobs) {
+        drv_job_t *j, *copy, *head = NULL, **tail = &head;
 
-        if (!pool || !job->task)
-                return; /* no pool (tests) or poison: no task_runs row */
-        if (!(copy = calloc(1, sizeof(*copy))))
-                return;
-        *copy = *job;
-        copy->msg = NULL;
-        copy->next = NULL;
-        copy->task = job->task;
-        /* the copy takes the task; the caller's job must not free it */
-        job->task = NULL;
-        drv_jobq_push(&pool->finq, copy);
+        if (!pool)
+                return; /* no pool (tests) */
+        for (j = jobs; j; j = j->next) {
+                if (!j->task || !(copy = calloc(1, sizeof(*copy))))
+                        continue; /* poison: no task_runs row */
+                *copy = *j;
+                copy->msg = NULL;
+                copy->next = NULL;
+                /* the copy takes the task; the caller's job must not free
+                 * it */
+                j->task = NULL;
+                *tail = copy;
+                tail = &copy->next;
+        }
+        if (head)
+                drv_jobq_push_list(&pool->finq, head);
 }
 
 void drv_pool_reconcile(drv_pool_t *pool,
@@ -680,6 +847,8 @@ drv_pool_t *drv_pool_start(const drv_pool_conf_t *pc, char *errstr,
                 return NULL;
         }
         pool->pc = *pc;
+        for (i = 0; i < n; i++)
+                pthread_mutex_init(&pool->execs[i].watch_lock, NULL);
         drv_jobq_init(&pool->finq);
         pool->fin.pool = pool;
         pool->running = 1;
@@ -731,6 +900,8 @@ int drv_pool_stop(drv_pool_t *pool, int wait_ms) {
         if (pool->fin.started)
                 pthread_join(pool->fin.thread, NULL);
         drv_jobq_fini(&pool->finq);
+        for (i = 0; i < pool->pc.conf->concurrency; i++)
+                pthread_mutex_destroy(&pool->execs[i].watch_lock);
         free(pool->execs);
         free(pool);
         return 0;

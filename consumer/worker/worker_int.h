@@ -103,6 +103,8 @@ typedef struct drv_jobq_s {
 void drv_jobq_init(drv_jobq_t *q);
 void drv_jobq_fini(drv_jobq_t *q);
 void drv_jobq_push(drv_jobq_t *q, drv_job_t *job);
+/* Append a list of jobs (linked by `next`, not empty) at once. */
+void drv_jobq_push_list(drv_jobq_t *q, drv_job_t *jobs);
 /* Next job; waits up to timeout_ms (<0: forever).  NULL on timeout or
  * when the queue is closed and empty. */
 drv_job_t *drv_jobq_pop(drv_jobq_t *q, int timeout_ms);
@@ -135,9 +137,11 @@ typedef struct drv_pool_conf_s {
  * errstr on failure (threads that started are stopped). */
 drv_pool_t *drv_pool_start(const drv_pool_conf_t *pc, char *errstr,
                            size_t errstr_size);
-/* Queue the final task_runs status of a committed job: a copy that takes
- * over job->task (set to NULL). */
-void drv_pool_finalize(drv_pool_t *pool, drv_job_t *job);
+/* Queue the final task_runs statuses of the committed jobs `jobs` (a
+ * list linked by `next`) at once, so that the finalizer writes them in
+ * one statement: copies that take over each job's task (set to NULL;
+ * poison jobs, without one, have no row).  NULL pool: nothing. */
+void drv_pool_finalize(drv_pool_t *pool, drv_job_t *jobs);
 /* Queue a reconciliation of task_runs for the partitions of `offsets`
  * (their committed offsets; entries < 0 are ignored).  Takes ownership
  * of offsets.  NULL pool: offsets freed. */

@@ -300,7 +300,11 @@ static void pending_committed(drv_worker_t *w,
                         if (p->commit_offset == j->offset + 1)
                                 p->commit_offset = -1;
                 }
-                drv_pool_finalize(w->pool, j);
+        }
+        /* one statement for the final statuses of the whole commit */
+        drv_pool_finalize(w->pool, w->pending);
+        for (j = w->pending; j; j = next) {
+                next = j->next;
                 drv_job_destroy(j);
         }
         w->pending = w->pending_tail = NULL;

@@ -475,21 +475,49 @@ static void test_version_guard_and_ledger_conflict(void **state) {
                             "0");
         drv_plan_release(plan);
 
-        /* task T: step 0 done, step 1 fails; then a changed step 0 */
-        snprintf(ds, sizeof(ds), "%s_l", tbl);
+        /* a simple plan is one transaction: step 1 fails, step 0 is
+         * rolled back with it and the ledger has nothing of the task */
+        snprintf(ds, sizeof(ds), "%s_a", tbl);
         snprintf(steps, sizeof(steps),
                  "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
                  "{\"name\":\"b\",\"type\":\"int\"}},"
                  "{\"op\":\"validate\",\"not_null\":[\"%1$s_src.b\"]}]",
                  tbl);
         assert_non_null(plan = mkplan(ds, 1, 2, steps));
-        assert_int_equal(run(plan, tid("lc-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
+        assert_int_equal(drv_plan_one_txn(plan, 0), 1);
+        assert_int_equal(run(plan, tid("at-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
         assert_string_equal(res.sqlstate, "23502");
+        assert_int_equal(res.failed_step, 1);
+        assert_string_equal(q("SELECT count(*) FROM information_schema.columns"
+                              " WHERE table_name = '%s_src' AND column_name"
+                              " = 'b'",
+                              tbl),
+                            "0");
+        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
+                              " task_id = '%s'",
+                              tid("at-1")),
+                            "0");
+        drv_plan_release(plan);
+
+        /* task T of a batched plan (its own transaction per step): step 0
+         * done, step 1 fails; then a changed step 0 */
+        snprintf(ds, sizeof(ds), "%s_l", tbl);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
+                 "{\"name\":\"b\",\"type\":\"int\"}},"
+                 "{\"op\":\"backfill\",\"table\":\"%1$s_src\",\"set\":"
+                 "{\"b\":\"1 / (id - id)\"}}]",
+                 tbl);
+        assert_non_null(plan = mkplan(ds, 1, 2, steps));
+        assert_int_equal(drv_plan_one_txn(plan, 0), 0);
+        assert_int_equal(run(plan, tid("lc-1"), 0, NULL, 0, &res), DRV_ERR_SQL);
+        assert_string_equal(res.sqlstate, "22012");
         assert_int_equal(res.failed_step, 1);
         snprintf(steps, sizeof(steps),
                  "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
                  "{\"name\":\"b2\",\"type\":\"int\"}},"
-                 "{\"op\":\"validate\",\"not_null\":[\"%1$s_src.b\"]}]",
+                 "{\"op\":\"backfill\",\"table\":\"%1$s_src\",\"set\":"
+                 "{\"b\":\"1 / (id - id)\"}}]",
                  tbl);
         assert_non_null(plan2 = mkplan(ds, 1, 2, steps));
         assert_int_equal(run(plan2, tid("lc-1"), 0, NULL, 0, &res),
