@@ -65,12 +65,10 @@ static int repair_reason_ok(const char *reason) {
 
 drv_err_t drv_repair_check(const drv_repair_t *rp, int execute, char *errstr,
                            size_t errstr_size) {
-        if (!rp->dataset || !drv_dataset_valid(rp->dataset))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                   "invalid dataset \"%.64s\" (want 1 to %d "
-                                   "letters, digits, '.', '_' or '-')",
-                                   rp->dataset ? rp->dataset : "",
-                                   DRV_DATASET_MAX);
+        drv_err_t err;
+
+        if ((err = drv_dataset_check(rp->dataset, errstr, errstr_size)))
+                return err;
         if (rp->set_version && (rp->version < 0 || rp->version > INT32_MAX))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
                                    "invalid version %ld (want 0 to %d)",

@@ -44,6 +44,10 @@ void drv_entity_ref_format(const drv_entity_ref_t *ref, char *out,
  * 1 to DRV_DATASET_MAX letters, digits, '.', '_' or '-'.  1 if valid. */
 #define DRV_DATASET_MAX 200
 int drv_dataset_valid(const char *dataset);
+/* drv_dataset_valid as an error: DRV_ERR_INVALID_PARAM with errstr naming
+ * the dataset (NULL: "") and the rule, else DRV_OK. */
+drv_err_t drv_dataset_check(const char *dataset, char *errstr,
+                            size_t errstr_size);
 /* A UUID in RFC 4122 text form, any version, either case.  1 if valid. */
 int drv_uuid_valid(const char *s);
 /* The checks of drover's own submission edges (`drover submit`,
