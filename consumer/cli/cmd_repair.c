@@ -297,15 +297,11 @@ static void print_execute(const json_t *out) {
                (long long)json_integer_value(json_object_get(out, "id")));
 }
 
-static void print_history(const json_t *arr) {
+void drv_cli_print_repairs(const json_t *arr) {
         char at[600], ds[600], who[600], why[600], b[700], a[700];
         const json_t *row;
         size_t i;
 
-        if (!json_array_size(arr)) {
-                printf("(no repairs)\n");
-                return;
-        }
         json_array_foreach(arr, i, row) {
                 state_brief(json_object_get(row, "before"), b, sizeof(b));
                 state_brief(json_object_get(row, "after"), a, sizeof(a));
@@ -344,8 +340,10 @@ static drv_err_t run(repair_opts_t *o, PGconn *conn, char *errstr,
                 s = json_dumps(out, JSON_INDENT(2));
                 printf("%s\n", s ? s : "null");
                 free(s);
-        } else if (o->history)
-                print_history(out);
+        } else if (o->history && !json_array_size(out))
+                printf("(no repairs)\n");
+        else if (o->history)
+                drv_cli_print_repairs(out);
         else if (o->execute)
                 print_execute(out);
         else

@@ -144,7 +144,11 @@ run_plan "$WORK/${T}v-3.yaml" ${T}v || fail "v3 after repair: $(cat "$WORK/run.e
 repair --history --dataset ${T}v || fail "history: $(cat "$WORK/rep.err")"
 grep -q "version 1, 1 unfinished row(s) -> version 2, 0 unfinished row(s); reason: finished the backfill by hand" \
   "$WORK/rep.out" || fail "history: $(cat "$WORK/rep.out")"
-echo "ok 3 - --set-version lets the next plan run; the history shows it"
+"$BIN" status --dataset ${T}v --database "$URL" >"$WORK/status.out" ||
+  fail "status failed"
+grep -A1 '^last repairs' "$WORK/status.out" | grep -q "${T}v by cli:.*reason: finished the backfill by hand" ||
+  fail "drover status shows no repair: $(cat "$WORK/status.out")"
+echo "ok 3 - --set-version lets the next plan run; history and status show it"
 
 # 4. a runner at work holds the dataset
 seed ${T}r 40
