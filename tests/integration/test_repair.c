@@ -12,7 +12,6 @@
 #include "admin.h"
 #include "testutil.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +65,14 @@ static long audit_rows(const char *dataset) {
         return scalar("SELECT count(*) FROM drover.repair_audit WHERE dataset"
                       " = $1",
                       dataset);
+}
+
+/* The seeded state of `dataset` is untouched: version 1, four ledger
+ * rows, no audit row. */
+static void assert_unrepaired(const char *dataset) {
+        assert_int_equal(version_of(dataset), 1);
+        assert_int_equal(ledger_rows(dataset), 4);
+        assert_int_equal(audit_rows(dataset), 0);
 }
 
 /* A dataset at version 1 whose plan failed part-way. */
@@ -166,9 +173,7 @@ static void test_dry_run_shows_rows_and_changes_nothing(void **state) {
                     3);
                 json_decref(j);
         }
-        assert_int_equal(version_of(ds), 1);
-        assert_int_equal(ledger_rows(ds), 4);
-        assert_int_equal(audit_rows(ds), 0);
+        assert_unrepaired(ds);
 }
 
 static void
@@ -188,9 +193,7 @@ test_execute_without_reason_or_action_is_a_usage_error(void **state) {
                                     "--reason x"),
                          DRV_EXIT_DATAERR);
         assert_non_null(strstr(drv_test_err, "invalid dataset \"a;b\""));
-        assert_int_equal(version_of(ds), 1);
-        assert_int_equal(ledger_rows(ds), 4);
-        assert_int_equal(audit_rows(ds), 0);
+        assert_unrepaired(ds);
 }
 
 static void
@@ -205,8 +208,7 @@ test_execute_refused_while_a_runner_holds_the_dataset(void **state) {
         assert_int_equal(repair_cli(args), DRV_EXIT_UNAVAILABLE);
         assert_non_null(strstr(drv_test_err, "is held by a runner"));
         runner_lock(ds, 0);
-        assert_int_equal(ledger_rows(ds), 4);
-        assert_int_equal(audit_rows(ds), 0);
+        assert_unrepaired(ds);
 }
 
 static void
@@ -224,8 +226,7 @@ test_execute_clears_rows_sets_version_and_audits_once(void **state) {
         assert_int_equal(version_of(ds), 2);
         /* only the done row stays; the other dataset is untouched */
         assert_int_equal(ledger_rows(ds), 1);
-        assert_int_equal(ledger_rows(other), 4);
-        assert_int_equal(version_of(other), 1);
+        assert_unrepaired(other);
         assert_int_equal(audit_rows(ds), 1);
 
         /* again: nothing to repair, exit 0, no second audit row */
@@ -262,55 +263,18 @@ test_execute_clears_rows_sets_version_and_audits_once(void **state) {
  * The admin API
  * ------------------------------------------------------------------------
  */
-typedef struct resp_s {
-        long status;
-        char *body;
-        size_t len;
-} resp_t;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *arg) {
-        resp_t *r = arg;
-        char *nb = realloc(r->body, r->len + sz * n + 1);
-
-        assert_non_null(nb);
-        memcpy(nb + r->len, p, sz * n);
-        r->body = nb;
-        r->len += sz * n;
-        r->body[r->len] = '\0';
-        return sz * n;
-}
+typedef drv_test_resp_t resp_t;
 
 /* GET (body NULL) or POST `body` to base+path, with `token` (NULL: no
  * Authorization header). */
 static resp_t http(const char *base, const char *path, const char *token,
                    const char *body) {
-        CURL *curl = curl_easy_init();
-        struct curl_slist *hdrs = NULL;
-        char url[512], h[256];
-        resp_t r = {0};
+        char url[512], auth[256];
 
         snprintf(url, sizeof(url), "%s%s", base, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-        if (token) {
-                snprintf(h, sizeof(h), "Authorization: Bearer %s", token);
-                hdrs = curl_slist_append(hdrs, h);
-        }
-        if (body) {
-                hdrs =
-                    curl_slist_append(hdrs, "Content-Type: application/json");
-                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        }
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-        assert_int_equal(curl_easy_perform(curl), CURLE_OK);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_slist_free_all(hdrs);
-        curl_easy_cleanup(curl);
-        if (!r.body)
-                r.body = strdup("");
-        return r;
+        snprintf(auth, sizeof(auth), "Bearer %s", token ? token : "");
+        return drv_test_http(body ? "POST" : "GET", url, token ? auth : NULL,
+                             body, body ? strlen(body) : 0);
 }
 
 /* Expect `status` and an error body containing `needle`. */
@@ -376,15 +340,14 @@ static void test_api_repairs_with_token_and_refuses_without(void **state) {
         expect(http(base, "/api/repair", TOKEN, body), 409,
                "is held by a runner");
         runner_lock(ds, 0);
-        assert_int_equal(ledger_rows(ds), 4);
-        assert_int_equal(audit_rows(ds), 0);
+        assert_unrepaired(ds);
 
         r = http(base, "/api/repair", TOKEN, body);
         assert_int_equal(r.status, 200);
         free(r.body);
         assert_int_equal(version_of(ds), 3);
         assert_int_equal(ledger_rows(ds), 1);
-        assert_int_equal(ledger_rows(other), 4);
+        assert_unrepaired(other);
 
         /* the audit row names the token as POST /api/tasks does */
         snprintf(path, sizeof(path), "/api/repair/audit?dataset=%s", ds);
@@ -429,7 +392,7 @@ static void test_api_refuses_repairs_without_a_configured_token(void **state) {
         expect(http(base, "/api/repair", TOKEN, body), 403,
                "repairs are disabled");
         drv_admin_stop(admin);
-        assert_int_equal(ledger_rows(ds), 4);
+        assert_unrepaired(ds);
 }
 
 int main(void) {
@@ -454,6 +417,5 @@ int main(void) {
         };
 
         drv_test_database_url();
-        curl_global_init(CURL_GLOBAL_DEFAULT);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
