@@ -143,6 +143,16 @@ drv_test_mock_cluster(rd_kafka_t **ownerp, const char *topic, int partitions) {
         return mc;
 }
 
+void drv_test_exec(PGconn *conn, const char *sql, int n,
+                   const char *const *vals) {
+        PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+                fail_msg("%s: %s", sql, PQerrorMessage(conn));
+        PQclear(res);
+}
+
 static size_t on_data(char *p, size_t sz, size_t n, void *arg) {
         drv_test_resp_t *r = arg;
         char *nb = realloc(r->body, r->len + sz * n + 1);

@@ -42,6 +42,11 @@ extern char drv_test_out[1 << 18];
 extern char drv_test_err[1 << 14];
 int drv_test_cli(const char *fmt, ...);
 
+/* Run `sql` with n text parameters on conn; fails the test (naming the
+ * statement and the server's message) unless it succeeds. */
+void drv_test_exec(PGconn *conn, const char *sql, int n,
+                   const char *const *vals);
+
 /* One HTTP request with libcurl (20 s timeout, the path sent as is):
  * `method` "GET", "POST", ...; `auth` the Authorization header's value
  * (NULL: none); `body` of body_len bytes sent as application/json (NULL:

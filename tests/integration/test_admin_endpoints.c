@@ -62,14 +62,6 @@ static json_t *body_json(const resp_t *r) {
  * Fixtures
  * ------------------------------------------------------------------------
  */
-static void exec_ok(const char *sql, int n, const char *const *vals) {
-        PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            PQresultStatus(res) != PGRES_TUPLES_OK)
-                fail_msg("%s: %s", sql, PQerrorMessage(conn));
-        PQclear(res);
-}
-
 static void seed_task_runs(void) {
         static const char *ins =
             "INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
@@ -89,7 +81,7 @@ static void seed_task_runs(void) {
                 v[2] = i == 0 ? "running" : "done";
                 v[3] = i == 0 ? "2" : "4";
                 v[4] = i == 0 ? "12345" : "100";
-                exec_ok(ins, 5, v);
+                drv_test_exec(conn, ins, 5, v);
         }
         snprintf(id, sizeof(id), "%s-t0", dataset_b);
         v[0] = id;
@@ -97,7 +89,7 @@ static void seed_task_runs(void) {
         v[2] = "dead";
         v[3] = "1";
         v[4] = "0";
-        exec_ok(ins, 5, v);
+        drv_test_exec(conn, ins, 5, v);
 }
 
 static int setup(void **state) {
@@ -557,10 +549,12 @@ static void test_submit_refuses_unknown_bad_and_duplicate(void **state) {
         drv_catalog_t *cat;
         drv_admin_t *a = start_with_catalog(&cat);
 
-        exec_ok("INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
-                " status) VALUES ($1, 'component:default/plan-x', $2, 'done')"
-                " ON CONFLICT (task_id) DO NOTHING",
-                2, v);
+        drv_test_exec(
+            conn,
+            "INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
+            " status) VALUES ($1, 'component:default/plan-x', $2, 'done')"
+            " ON CONFLICT (task_id) DO NOTHING",
+            2, v);
         /* the catalog answered: no such entity */
         answers(a, 404, "no-such-plan",
                 "\"entity_ref\":\"component:default/no-such-plan\"");

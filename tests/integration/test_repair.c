@@ -28,15 +28,6 @@ static char ds[128], other[128];
  * Database helpers
  * ------------------------------------------------------------------------
  */
-static void exec_ok(const char *sql, int n, const char *const *vals) {
-        PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
-
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            PQresultStatus(res) != PGRES_TUPLES_OK)
-                fail_msg("%s: %s", sql, PQerrorMessage(conn));
-        PQclear(res);
-}
-
 /* One value of `sql` with $1 = dataset, as a long. */
 static long scalar(const char *sql, const char *dataset) {
         const char *v[1] = {dataset};
@@ -88,10 +79,12 @@ static void seed_failed(const char *dataset) {
             " 'validate', 'f2', 'p', $1, 'failed', NULL, 0, NULL)";
         const char *v[1] = {dataset};
 
-        exec_ok("INSERT INTO drover.datasets (dataset, version) VALUES ($1,"
-                " 1)",
-                1, v);
-        exec_ok(ins, 1, v);
+        drv_test_exec(
+            conn,
+            "INSERT INTO drover.datasets (dataset, version) VALUES ($1,"
+            " 1)",
+            1, v);
+        drv_test_exec(conn, ins, 1, v);
 }
 
 /* The runner lock of run.c, held by another session. */
@@ -211,6 +204,13 @@ test_execute_refused_while_a_runner_holds_the_dataset(void **state) {
         assert_unrepaired(ds);
 }
 
+/* An audit row's before or after: the version and the unfinished rows. */
+static void assert_state(const json_t *st, long version, size_t rows) {
+        assert_int_equal(json_integer_value(json_object_get(st, "version")),
+                         version);
+        assert_int_equal(json_array_size(json_object_get(st, "rows")), rows);
+}
+
 static void
 test_execute_clears_rows_sets_version_and_audits_once(void **state) {
         char args[256];
@@ -243,18 +243,8 @@ test_execute_clears_rows_sets_version_and_audits_once(void **state) {
                             "backfilled by hand, ticket 42");
         assert_memory_equal(json_string_value(json_object_get(row, "who")),
                             "cli:", 4);
-        assert_int_equal(json_integer_value(json_object_get(
-                             json_object_get(row, "before"), "version")),
-                         1);
-        assert_int_equal(json_array_size(json_object_get(
-                             json_object_get(row, "before"), "rows")),
-                         3);
-        assert_int_equal(json_integer_value(json_object_get(
-                             json_object_get(row, "after"), "version")),
-                         2);
-        assert_int_equal(json_array_size(json_object_get(
-                             json_object_get(row, "after"), "rows")),
-                         0);
+        assert_state(json_object_get(row, "before"), 1, 3);
+        assert_state(json_object_get(row, "after"), 2, 0);
         json_decref(hist);
 }
 
@@ -277,6 +267,20 @@ static resp_t http(const char *base, const char *path, const char *token,
                              body, body ? strlen(body) : 0);
 }
 
+/* An admin server on a free port with `token` (NULL: none) and the test
+ * database; its "http://127.0.0.1:PORT" into base[64]. */
+static drv_admin_t *admin_start(const char *token, char *base) {
+        drv_admin_conf_t ac = {.listen = "127.0.0.1:0", .token = token};
+        char errstr[512];
+        drv_admin_t *admin;
+
+        ac.database_url = drv_test_database_url();
+        if (!(admin = drv_admin_start(&ac, errstr, sizeof(errstr))))
+                fail_msg("drv_admin_start: %s", errstr);
+        snprintf(base, 64, "http://127.0.0.1:%d", drv_admin_port(admin));
+        return admin;
+}
+
 /* Expect `status` and an error body containing `needle`. */
 static void expect(resp_t r, long status, const char *needle) {
         if (r.status != status || !strstr(r.body, needle))
@@ -286,18 +290,13 @@ static void expect(resp_t r, long status, const char *needle) {
 }
 
 static void test_api_repairs_with_token_and_refuses_without(void **state) {
-        drv_admin_conf_t ac = {.listen = "127.0.0.1:0", .token = TOKEN};
-        char base[64], path[256], body[512], errstr[512], hex[65], label[16];
+        char base[64], path[256], body[512], hex[65], label[16];
         drv_admin_t *admin;
         json_t *j, *row;
         resp_t r;
 
         (void)state;
-        ac.database_url = drv_test_database_url();
-        if (!(admin = drv_admin_start(&ac, errstr, sizeof(errstr))))
-                fail_msg("drv_admin_start: %s", errstr);
-        snprintf(base, sizeof(base), "http://127.0.0.1:%d",
-                 drv_admin_port(admin));
+        admin = admin_start(TOKEN, base);
 
         /* the dry run: the rows, nothing changed */
         snprintf(path, sizeof(path), "/api/repair?dataset=%s", ds);
@@ -375,16 +374,11 @@ static void test_api_repairs_with_token_and_refuses_without(void **state) {
 }
 
 static void test_api_refuses_repairs_without_a_configured_token(void **state) {
-        drv_admin_conf_t ac = {.listen = "127.0.0.1:0"};
-        char base[64], body[256], errstr[512];
+        char base[64], body[256];
         drv_admin_t *admin;
 
         (void)state;
-        ac.database_url = drv_test_database_url();
-        if (!(admin = drv_admin_start(&ac, errstr, sizeof(errstr))))
-                fail_msg("drv_admin_start: %s", errstr);
-        snprintf(base, sizeof(base), "http://127.0.0.1:%d",
-                 drv_admin_port(admin));
+        admin = admin_start(NULL, base);
         snprintf(body, sizeof(body),
                  "{\"dataset\": \"%s\", \"reason\": \"x\","
                  " \"clear_failed\": true}",
