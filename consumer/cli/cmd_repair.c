@@ -53,6 +53,7 @@ typedef struct repair_opts_s {
         drv_repair_t rp;
         int execute, history, json;
         long limit;
+        int limit_given;
         const char *url;
 } repair_opts_t;
 
@@ -123,7 +124,7 @@ static int repair_opt(void *opaque, int opt, const char *arg) {
                                              "to 1000)",
                                              arg),
                                -1;
-                return 0;
+                return o->limit_given = 1, 0;
         case REPAIR_JSON:
                 return o->json = 1, 0;
         case REPAIR_DATABASE:
@@ -152,6 +153,10 @@ static int parse_args(repair_opts_t *o, int argc, char **argv) {
         }
         if (!o->history && !o->rp.dataset) {
                 drv_cli_error("--dataset is required");
+                return -1;
+        }
+        if (o->limit_given && !o->history) {
+                drv_cli_error("--limit needs --history");
                 return -1;
         }
         if (!o->execute && o->rp.reason) {
