@@ -3,6 +3,7 @@
  */
 #include "testutil.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +141,63 @@ drv_test_mock_cluster(rd_kafka_t **ownerp, const char *topic, int partitions) {
         assert_non_null(mc);
         rd_kafka_mock_topic_create(mc, topic, partitions, 1);
         return mc;
+}
+
+void drv_test_exec(PGconn *conn, const char *sql, int n,
+                   const char *const *vals) {
+        PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
+
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+                fail_msg("%s: %s", sql, PQerrorMessage(conn));
+        PQclear(res);
+}
+
+static size_t on_data(char *p, size_t sz, size_t n, void *arg) {
+        drv_test_resp_t *r = arg;
+        char *nb = realloc(r->body, r->len + sz * n + 1);
+
+        assert_non_null(nb);
+        memcpy(nb + r->len, p, sz * n);
+        r->body = nb;
+        r->len += sz * n;
+        r->body[r->len] = '\0';
+        return sz * n;
+}
+
+drv_test_resp_t drv_test_http(const char *method, const char *url,
+                              const char *auth, const char *body,
+                              size_t body_len) {
+        CURL *curl = curl_easy_init();
+        struct curl_slist *hdrs = NULL;
+        char h[256];
+        char *ct = NULL;
+        drv_test_resp_t r = {0};
+
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        if (auth) {
+                snprintf(h, sizeof(h), "Authorization: %s", auth);
+                hdrs = curl_slist_append(hdrs, h);
+        }
+        if (body) {
+                hdrs =
+                    curl_slist_append(hdrs, "Content-Type: application/json");
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
+        }
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+        assert_int_equal(curl_easy_perform(curl), CURLE_OK);
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
+        snprintf(r.content_type, sizeof(r.content_type), "%s", ct ? ct : "");
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(curl);
+        if (!r.body)
+                r.body = strdup("");
+        return r;
 }

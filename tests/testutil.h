@@ -42,6 +42,27 @@ extern char drv_test_out[1 << 18];
 extern char drv_test_err[1 << 14];
 int drv_test_cli(const char *fmt, ...);
 
+/* Run `sql` with n text parameters on conn; fails the test (naming the
+ * statement and the server's message) unless it succeeds. */
+void drv_test_exec(PGconn *conn, const char *sql, int n,
+                   const char *const *vals);
+
+/* One HTTP request with libcurl (20 s timeout, the path sent as is):
+ * `method` "GET", "POST", ...; `auth` the Authorization header's value
+ * (NULL: none); `body` of body_len bytes sent as application/json (NULL:
+ * none).  Fails the test when the request cannot be made.  The body is
+ * malloc'ed and NUL-terminated ("" when empty); the caller frees it. */
+typedef struct drv_test_resp_s {
+        long status;
+        char *body;
+        size_t len;
+        char content_type[128];
+} drv_test_resp_t;
+
+drv_test_resp_t drv_test_http(const char *method, const char *url,
+                              const char *auth, const char *body,
+                              size_t body_len);
+
 /* librdkafka's mock cluster (1 broker) with `topic` of `partitions`
  * partitions; the cluster belongs to the handle put in *ownerp: destroy
  * the cluster, then that handle. */

@@ -265,6 +265,15 @@ static const char *const db_migrations[] = {
      * job_load_prior) */
     "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS committed_status"
     " text",
+    /* 4: one row per `drover repair --execute` / POST /api/repair: who,
+     * when, why, and the dataset's version and unfinished ledger rows
+     * before and after (transforms/repair.c) */
+    "CREATE TABLE IF NOT EXISTS drover.repair_audit ("
+    " id bigserial PRIMARY KEY, dataset text NOT NULL,"
+    " at timestamptz NOT NULL DEFAULT now(), who text NOT NULL,"
+    " reason text NOT NULL, before jsonb NOT NULL, after jsonb NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS repair_audit_dataset_idx"
+    " ON drover.repair_audit (dataset, id)",
 };
 
 #define DB_MIGRATIONS_CNT (sizeof(db_migrations) / sizeof(db_migrations[0]))

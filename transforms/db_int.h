@@ -7,6 +7,11 @@
 
 #include "transforms.h"
 
+/* Advisory lock class (two-int form: DRV_RUN_LOCK_CLASS,
+ * hashtext(dataset)) of a dataset's runner (run.c); repair.c takes the
+ * same lock. */
+#define DRV_RUN_LOCK_CLASS 0x64727673 /* "drvs": dataset locks */
+
 /* drv_db_exec without parameters or result. */
 drv_err_t drv_db_cmd(PGconn *conn, const char *sql, char *errstr,
                      size_t errstr_size);

@@ -160,10 +160,17 @@ drv_err_t drv_task_fields_check(const char *task_id, const char *entity_ref,
                                    task_id);
         if (drv_entity_ref_parse(entity_ref, &er, errstr, errstr_size))
                 return DRV_ERR_INVALID_PARAM;
-        if (dataset && !drv_dataset_valid(dataset))
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                   "invalid dataset \"%.210s\": want 1 to %d "
-                                   "letters, digits, '.', '_' or '-'",
-                                   dataset, DRV_DATASET_MAX);
+        if (dataset)
+                return drv_dataset_check(dataset, errstr, errstr_size);
         return DRV_OK;
+}
+
+drv_err_t drv_dataset_check(const char *dataset, char *errstr,
+                            size_t errstr_size) {
+        if (dataset && drv_dataset_valid(dataset))
+                return DRV_OK;
+        return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                           "invalid dataset \"%.210s\": want 1 to %d "
+                           "letters, digits, '.', '_' or '-'",
+                           dataset ? dataset : "", DRV_DATASET_MAX);
 }

@@ -35,8 +35,6 @@
 #include <string.h>
 #include <time.h>
 
-#define DRV_RUN_LOCK_CLASS 0x64727673 /* "drvs": dataset locks */
-
 typedef struct run_s {
         PGconn *conn;
         const drv_plan_t *plan;

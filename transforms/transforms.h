@@ -44,6 +44,10 @@ void drv_entity_ref_format(const drv_entity_ref_t *ref, char *out,
  * 1 to DRV_DATASET_MAX letters, digits, '.', '_' or '-'.  1 if valid. */
 #define DRV_DATASET_MAX 200
 int drv_dataset_valid(const char *dataset);
+/* drv_dataset_valid as an error: DRV_ERR_INVALID_PARAM with errstr naming
+ * the dataset (NULL: "") and the rule, else DRV_OK. */
+drv_err_t drv_dataset_check(const char *dataset, char *errstr,
+                            size_t errstr_size);
 /* A UUID in RFC 4122 text form, any version, either case.  1 if valid. */
 int drv_uuid_valid(const char *s);
 /* The checks of drover's own submission edges (`drover submit`,
@@ -469,6 +473,83 @@ drv_err_t drv_task_runs_counts(PGconn *conn, const char *dataset, long *activep,
 drv_err_t drv_task_runs_json(PGconn *conn, const char *dataset,
                              const char *status, int limit, char **jsonp,
                              char *errstr, size_t errstr_size);
+
+/*
+ * ------------------------------------------------------------------------
+ * Repair (repair.c): Flyway's repair for a dataset.  The unfinished rows
+ * of drover.step_ledger (any status but done and skipped: running,
+ * superseded, failed) are deleted and/or drover.datasets' version is set,
+ * in one transaction under the dataset's runner lock, with one row of
+ * drover.repair_audit (who, when, why, before and after).  The rules
+ * live here; `drover repair` and /api/repair call them.
+ * ------------------------------------------------------------------------
+ */
+#define DRV_REPAIR_REASON_MAX 500
+
+typedef struct drv_repair_s {
+        const char *dataset; /* drv_dataset_valid */
+        int clear;           /* delete the unfinished ledger rows */
+        int set_version;     /* 1: set the version to `version` */
+        long version;        /* 0 .. INT32_MAX */
+        const char *who;     /* execute: the audit row's who */
+        const char *reason;  /* execute: 1 to DRV_REPAIR_REASON_MAX bytes,
+                                not blank, no control characters */
+} drv_repair_t;
+
+/* What a repair changes, decided from the dataset's state. */
+typedef struct drv_repair_plan_s {
+        long delete_rows;  /* ledger rows it deletes */
+        int set_version;   /* 1: the version moves from_version -> to */
+        long from_version; /* -1: the dataset has no version */
+        long to_version;
+        int nothing; /* 1: nothing to repair (no audit row) */
+} drv_repair_plan_t;
+
+/* Check a request: dataset valid, version in range, and with `execute`
+ * an action (clear and/or set_version) and a reason.
+ * DRV_ERR_INVALID_PARAM with errstr naming the field and the rule, or
+ * DRV_ERR_USAGE for an execute without an action or reason. */
+drv_err_t drv_repair_check(const drv_repair_t *rp, int execute, char *errstr,
+                           size_t errstr_size);
+
+/* Decide what `rp` changes on a dataset whose version is `version`
+ * (`known` 0: no drover.datasets row) with `rows` unfinished ledger rows.
+ * Setting the version of an unknown dataset is DRV_ERR_INVALID_PARAM
+ * (errstr set).  Pure: no SQL. */
+drv_err_t drv_repair_decide(const drv_repair_t *rp, int known, long version,
+                            long rows, drv_repair_plan_t *plan, char *errstr,
+                            size_t errstr_size);
+
+/* The dry run: the dataset's state and what an execute would change, as
+ * a new JSON object in *outp (caller decrefs):
+ *   {"dataset", "known", "version" (null when unknown), "updated_at",
+ *    "rows": [every column of each unfinished ledger row],
+ *    "active_tasks": queued/running/retrying tasks in task_runs,
+ *    "would": {"delete_rows", "set_version" (null: unchanged),
+ *    "nothing"}}
+ * Without clear and set_version, "would" shows what clear would do.
+ * Reads only.  On failure *outp is NULL. */
+drv_err_t drv_repair_show(PGconn *conn, const drv_repair_t *rp, json_t **outp,
+                          char *errstr, size_t errstr_size);
+
+/* The repair, in one transaction on `conn` (which must have none open):
+ * the dataset's runner lock is tried (transaction-scoped), the state
+ * read, the rows deleted and/or the version set, and the audit row
+ * written.  *outp (caller decrefs): {"repaired": bool, "id", "at",
+ * "dataset", "who", "reason", "before", "after"} ("repaired" false and
+ * no audit row when there was nothing to repair).  DRV_ERR_LOCKED when a
+ * runner holds the dataset; the drv_repair_check / drv_repair_decide
+ * errors; a database error.  On failure nothing changed and *outp is
+ * NULL. */
+drv_err_t drv_repair_execute(PGconn *conn, const drv_repair_t *rp,
+                             json_t **outp, char *errstr, size_t errstr_size);
+
+/* The audit rows of `dataset` (NULL: all), newest first, at most `limit`
+ * (1 .. 1000), as a new JSON array in *outp (caller decrefs): {"id",
+ * "dataset", "at", "who", "reason", "before", "after"}.  [] when the
+ * table does not exist yet.  On failure *outp is NULL. */
+drv_err_t drv_repair_history(PGconn *conn, const char *dataset, int limit,
+                             json_t **outp, char *errstr, size_t errstr_size);
 
 /*
  * ------------------------------------------------------------------------

@@ -12,6 +12,9 @@
  *   GET  /readyz           assigned partitions and database reachable
  *   GET  /api/migrations   drover.task_runs as JSON (?dataset=&status=)
  *   POST /api/tasks        submit a task (bearer token)
+ *   GET  /api/repair       a dataset's repair dry run (?dataset=)
+ *   POST /api/repair       repair a dataset (bearer token), audited
+ *   GET  /api/repair/audit the repair audit rows (?dataset=&limit=)
  *   GET  /                 the status page (embedded consumer/admin/web/)
  */
 #include "admin_db.h"
@@ -192,6 +195,116 @@ static enum MHD_Result handle_migrations(drv_admin_t *admin,
                         MHD_RESPMEM_MUST_FREE);
 }
 
+/*
+ * ------------------------------------------------------------------------
+ * Repair (transforms/repair.c): GET the dry run, POST the repair, GET the
+ * audit.  Each call runs on the admin connection within its deadline.
+ * ------------------------------------------------------------------------
+ */
+typedef struct repair_call_s {
+        drv_admin_route_t route;
+        drv_repair_t rp;
+        int limit;     /* audit */
+        json_t *out;   /* the call's answer */
+        drv_err_t err; /* the call's own error, not the deadline's */
+} repair_call_t;
+
+static drv_err_t repair_fn(PGconn *conn, void *arg, char *errstr,
+                           size_t errstr_size) {
+        repair_call_t *rc = arg;
+
+        if (rc->route == DRV_ADMIN_ROUTE_REPAIR)
+                rc->err = drv_repair_execute(conn, &rc->rp, &rc->out, errstr,
+                                             errstr_size);
+        else if (rc->route == DRV_ADMIN_ROUTE_REPAIR_AUDIT)
+                rc->err = drv_repair_history(conn, rc->rp.dataset, rc->limit,
+                                             &rc->out, errstr, errstr_size);
+        else
+                rc->err = drv_repair_show(conn, &rc->rp, &rc->out, errstr,
+                                          errstr_size);
+        return rc->err;
+}
+
+/* Run rc on the database and answer: its JSON (under `key` when not
+ * NULL), 409 when a runner holds the dataset, 400 for a rule the state
+ * breaks, 503 when the database does not answer. */
+static enum MHD_Result repair_answer(drv_admin_t *admin,
+                                     struct MHD_Connection *c,
+                                     repair_call_t *rc, const char *key) {
+        char errstr[512];
+        drv_err_t err;
+
+        if (!admin->db)
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "no database configured");
+        err =
+            drv_admin_db_call(admin->db, repair_fn, rc, errstr, sizeof(errstr));
+        if (err) {
+                json_decref(rc->out);
+                if (err == rc->err && err == DRV_ERR_LOCKED)
+                        return send_error(c, MHD_HTTP_CONFLICT, errstr);
+                if (err == rc->err && err == DRV_ERR_INVALID_PARAM)
+                        return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errstr);
+        }
+        if (rc->route == DRV_ADMIN_ROUTE_REPAIR &&
+            json_is_true(json_object_get(rc->out, "repaired")))
+                drv_log(DRV_LOG_INFO,
+                        "dataset \"%s\" repaired over http by %s (audit id "
+                        "%lld)",
+                        rc->rp.dataset, rc->rp.who,
+                        (long long)json_integer_value(
+                            json_object_get(rc->out, "id")));
+        return send_json(c, MHD_HTTP_OK,
+                         key ? json_pack("{so}", key, rc->out) : rc->out);
+}
+
+static enum MHD_Result handle_repair_get(drv_admin_t *admin,
+                                         struct MHD_Connection *c,
+                                         drv_admin_route_t route) {
+        repair_call_t rc = {.route = route, .limit = 20};
+        const char *limit_s;
+        char errstr[512];
+        int n;
+
+        if (query_arg(c, "dataset", &rc.rp.dataset) ||
+            query_arg(c, "limit", &limit_s))
+                return send_error(c, MHD_HTTP_BAD_REQUEST,
+                                  "query argument too long or not text");
+        if (limit_s && (sscanf(limit_s, "%d%n", &rc.limit, &n) != 1 ||
+                        limit_s[n] || rc.limit < 1 || rc.limit > 100))
+                return send_error(c, MHD_HTTP_BAD_REQUEST,
+                                  "limit must be an integer from 1 to 100");
+        if ((route == DRV_ADMIN_ROUTE_REPAIR_SHOW || rc.rp.dataset) &&
+            drv_dataset_check(rc.rp.dataset, errstr, sizeof(errstr)))
+                return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+        return repair_answer(admin, c, &rc,
+                             route == DRV_ADMIN_ROUTE_REPAIR_AUDIT ? "repairs"
+                                                                   : NULL);
+}
+
+/* The complete POST /api/repair body is in req. */
+static enum MHD_Result handle_repair_post(drv_admin_t *admin,
+                                          struct MHD_Connection *c,
+                                          request_t *req) {
+        repair_call_t rc = {.route = DRV_ADMIN_ROUTE_REPAIR};
+        char errstr[512];
+        json_t *body;
+        enum MHD_Result ret;
+
+        if (req->too_large)
+                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body too large (at most 65536 "
+                                  "bytes)");
+        if (drv_admin_parse_repair_body(req->body, req->len, &rc.rp, &body,
+                                        errstr, sizeof(errstr)))
+                return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+        rc.rp.who = admin->token_label;
+        ret = repair_answer(admin, c, &rc, NULL);
+        json_decref(body);
+        return ret;
+}
+
 static enum MHD_Result handle_static(struct MHD_Connection *c,
                                      const char *url) {
         const char *name = strcmp(url, "/") ? url + 1 : "index.html";
@@ -321,18 +434,22 @@ static enum MHD_Result handle_submit(drv_admin_t *admin,
         return ret;
 }
 
-/* First call of a POST /api/tasks: refuse before reading the body when
- * the token or the declared length is wrong.  MHD_YES with *donep set
- * when a response was queued. */
-static enum MHD_Result submit_precheck(drv_admin_t *admin,
-                                       struct MHD_Connection *c, int *donep) {
+/* First call of a POST (/api/tasks, /api/repair): refuse before reading
+ * the body when the token or the declared length is wrong.  MHD_YES with
+ * *donep set when a response was queued. */
+static enum MHD_Result post_precheck(drv_admin_t *admin,
+                                     struct MHD_Connection *c,
+                                     drv_admin_route_t route, int *donep) {
         const char *auth, *clen;
 
         *donep = 1;
         if (!admin->token)
                 return send_error(c, MHD_HTTP_FORBIDDEN,
-                                  "submissions are disabled (no admin token "
-                                  "configured)");
+                                  route == DRV_ADMIN_ROUTE_REPAIR
+                                      ? "repairs are disabled (no admin "
+                                        "token configured)"
+                                      : "submissions are disabled (no admin "
+                                        "token configured)");
         auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_AUTHORIZATION);
         if (!drv_admin_bearer_ok(admin->token, auth))
@@ -379,6 +496,11 @@ static enum MHD_Result dispatch(drv_admin_t *admin, struct MHD_Connection *c,
                 return handle_migrations(admin, c);
         case DRV_ADMIN_ROUTE_TASKS:
                 return handle_submit(admin, c, req);
+        case DRV_ADMIN_ROUTE_REPAIR_SHOW:
+        case DRV_ADMIN_ROUTE_REPAIR_AUDIT:
+                return handle_repair_get(admin, c, req->route);
+        case DRV_ADMIN_ROUTE_REPAIR:
+                return handle_repair_post(admin, c, req);
         case DRV_ADMIN_ROUTE_STATIC:
                 return handle_static(c, url);
         case DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED:
@@ -411,9 +533,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                         return MHD_NO;
                 req->route = drv_admin_route(method, url);
                 *con_cls = req;
-                if (req->route != DRV_ADMIN_ROUTE_TASKS)
+                if (req->route != DRV_ADMIN_ROUTE_TASKS &&
+                    req->route != DRV_ADMIN_ROUTE_REPAIR)
                         return MHD_YES;
-                ret = submit_precheck(admin, c, &done);
+                ret = post_precheck(admin, c, req->route, &done);
                 req->answered = done;
                 return done ? ret : MHD_YES;
         }
@@ -422,7 +545,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                 return MHD_YES;
         }
         if (*upload_size) {
-                if (req->route == DRV_ADMIN_ROUTE_TASKS)
+                if (req->route == DRV_ADMIN_ROUTE_TASKS ||
+                    req->route == DRV_ADMIN_ROUTE_REPAIR)
                         body_append(req, upload, *upload_size);
                 *upload_size = 0; /* consumed (or discarded) */
                 return MHD_YES;

@@ -4,7 +4,8 @@
  * Metrics are process-wide atomic counters the worker updates from any
  * thread; the admin server (libmicrohttpd, its own threads) renders them
  * as Prometheus text at /metrics, answers /healthz, /readyz,
- * GET /api/migrations, POST /api/tasks and serves the status page.
+ * GET /api/migrations, POST /api/tasks, GET/POST /api/repair,
+ * GET /api/repair/audit and serves the status page.
  * It never calls into the worker's Kafka handles: submissions go through
  * its own idempotent producer, the status table through its own PGconn.
  * DESIGN.md section 10.

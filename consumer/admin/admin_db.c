@@ -180,17 +180,10 @@ int drv_admin_db_ping(drv_admin_db_t *db) {
         return !err;
 }
 
-/* One query of the admin server: `q` on the shared connection, the lock,
- * connection and query all within the deadline. */
-typedef struct db_query_s {
-        const char *dataset, *status, *task_id;
-        int limit;
-        char **jsonp;
-        int *existsp;
-} db_query_t;
-
-static drv_err_t db_run(drv_admin_db_t *db, const db_query_t *q, char *errstr,
-                        size_t errstr_size) {
+/* One call of the admin server: fn on the shared connection, the lock,
+ * connection and call all within the deadline. */
+drv_err_t drv_admin_db_call(drv_admin_db_t *db, drv_admin_db_fn_t *fn,
+                            void *arg, char *errstr, size_t errstr_size) {
         int64_t deadline = drv_mono_ms() + db->deadline_ms;
         drv_admin_watch_entry_t *e;
         drv_err_t err;
@@ -198,16 +191,33 @@ static drv_err_t db_run(drv_admin_db_t *db, const db_query_t *q, char *errstr,
         if ((err = db_begin(db, deadline, errstr, errstr_size)))
                 return err;
         e = db_watch(db, deadline);
-        if (q->jsonp)
-                err =
-                    drv_task_runs_json(db->conn, q->dataset, q->status,
-                                       q->limit, q->jsonp, errstr, errstr_size);
-        else
-                err = drv_task_run_exists(db->conn, q->task_id, q->existsp,
-                                          errstr, errstr_size);
+        err = fn(db->conn, arg, errstr, errstr_size);
         err = db_unwatch(db, e, err, errstr, errstr_size);
         pthread_mutex_unlock(&db->lock);
         return err;
+}
+
+typedef struct db_query_s {
+        const char *dataset, *status, *task_id;
+        int limit;
+        char **jsonp;
+        int *existsp;
+} db_query_t;
+
+static drv_err_t db_migrations(PGconn *conn, void *arg, char *errstr,
+                               size_t errstr_size) {
+        const db_query_t *q = arg;
+
+        return drv_task_runs_json(conn, q->dataset, q->status, q->limit,
+                                  q->jsonp, errstr, errstr_size);
+}
+
+static drv_err_t db_task_exists(PGconn *conn, void *arg, char *errstr,
+                                size_t errstr_size) {
+        const db_query_t *q = arg;
+
+        return drv_task_run_exists(conn, q->task_id, q->existsp, errstr,
+                                   errstr_size);
 }
 
 drv_err_t drv_admin_db_migrations(drv_admin_db_t *db, const char *dataset,
@@ -220,7 +230,8 @@ drv_err_t drv_admin_db_migrations(drv_admin_db_t *db, const char *dataset,
         drv_err_t err;
 
         *jsonp = NULL;
-        if ((err = db_run(db, &q, errstr, errstr_size))) {
+        if ((err = drv_admin_db_call(db, db_migrations, &q, errstr,
+                                     errstr_size))) {
                 free(*jsonp);
                 *jsonp = NULL;
         }
@@ -233,5 +244,5 @@ drv_err_t drv_admin_db_task_exists(drv_admin_db_t *db, const char *task_id,
         db_query_t q = {.task_id = task_id, .existsp = existsp};
 
         *existsp = 0;
-        return db_run(db, &q, errstr, errstr_size);
+        return drv_admin_db_call(db, db_task_exists, &q, errstr, errstr_size);
 }

@@ -43,4 +43,14 @@ drv_err_t drv_admin_db_task_exists(drv_admin_db_t *db, const char *task_id,
                                    int *existsp, char *errstr,
                                    size_t errstr_size);
 
+/* A call on the database: fn(conn, arg, ...) runs on the shared
+ * connection, which has no transaction open (fn may open and must end
+ * one).  fn's error, or DRV_ERR_TIMEOUT / _LOCKED / _DB_UNAVAILABLE like
+ * drv_admin_db_migrations; a timed-out fn's connection is dropped, so
+ * PostgreSQL rolls back what it left open. */
+typedef drv_err_t(drv_admin_db_fn_t)(PGconn *conn, void *arg, char *errstr,
+                                     size_t errstr_size);
+drv_err_t drv_admin_db_call(drv_admin_db_t *db, drv_admin_db_fn_t *fn,
+                            void *arg, char *errstr, size_t errstr_size);
+
 #endif /* DRV_ADMIN_DB_H */

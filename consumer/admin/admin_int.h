@@ -31,7 +31,10 @@ typedef enum drv_admin_route_e {
         DRV_ADMIN_ROUTE_READYZ,
         DRV_ADMIN_ROUTE_MIGRATIONS,
         DRV_ADMIN_ROUTE_TASKS,
-        DRV_ADMIN_ROUTE_STATIC, /* GET of a file of the status page */
+        DRV_ADMIN_ROUTE_REPAIR_SHOW,  /* GET /api/repair: the dry run */
+        DRV_ADMIN_ROUTE_REPAIR,       /* POST /api/repair (bearer token) */
+        DRV_ADMIN_ROUTE_REPAIR_AUDIT, /* GET /api/repair/audit */
+        DRV_ADMIN_ROUTE_STATIC,       /* GET of a file of the status page */
 } drv_admin_route_t;
 
 /* Route a request by method and path (the URL without its query; a query
@@ -65,6 +68,18 @@ drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
                                     const char *topic, const char *requested_by,
                                     drv_task_t **taskp, char *errstr,
                                     size_t errstr_size);
+
+/* Parse a POST /api/repair body (len bytes, need not be NUL-terminated):
+ *   {"dataset": D, "reason": R, "clear_failed"?: bool,
+ *    "set_version"?: N (integer, null: none)}
+ * with at least one action, no other field, and drv_repair_check's rules.
+ * On DRV_OK *rootp is the parsed body (caller decrefs) and rp's strings
+ * point into it; rp->who is left NULL for the caller.  On failure
+ * DRV_ERR_INVALID_PARAM (or DRV_ERR_NOMEM) with errstr naming the field
+ * and the rule it breaks; *rootp NULL. */
+drv_err_t drv_admin_parse_repair_body(const char *body, size_t len,
+                                      drv_repair_t *rp, json_t **rootp,
+                                      char *errstr, size_t errstr_size);
 
 /* The requested_by of tasks submitted with `token`: "token:" and the
  * first 8 hex digits of its SHA-256, a stable label that names the token

@@ -20,13 +20,17 @@
 static const struct {
         const char *path;
         drv_admin_route_t route;
-        int post; /* 1: POST only, 0: GET/HEAD only */
+        int post; /* 1: POST only, 0: GET/HEAD only; a path may have a
+                     row for each */
 } routes[] = {
     {"/metrics", DRV_ADMIN_ROUTE_METRICS, 0},
     {"/healthz", DRV_ADMIN_ROUTE_HEALTHZ, 0},
     {"/readyz", DRV_ADMIN_ROUTE_READYZ, 0},
     {"/api/migrations", DRV_ADMIN_ROUTE_MIGRATIONS, 0},
     {"/api/tasks", DRV_ADMIN_ROUTE_TASKS, 1},
+    {"/api/repair", DRV_ADMIN_ROUTE_REPAIR_SHOW, 0},
+    {"/api/repair", DRV_ADMIN_ROUTE_REPAIR, 1},
+    {"/api/repair/audit", DRV_ADMIN_ROUTE_REPAIR_AUDIT, 0},
     {"/", DRV_ADMIN_ROUTE_STATIC, 0},
     {"/index.html", DRV_ADMIN_ROUTE_STATIC, 0},
     {"/app.js", DRV_ADMIN_ROUTE_STATIC, 0},
@@ -42,15 +46,17 @@ drv_admin_route_t drv_admin_route(const char *method, const char *url) {
         len = strcspn(url, "?#");
         is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
         is_post = !strcmp(method, "POST");
+        drv_admin_route_t found = DRV_ADMIN_ROUTE_NOT_FOUND;
+
         for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
                 if (strlen(routes[i].path) != len ||
                     strncmp(routes[i].path, url, len))
                         continue;
                 if (routes[i].post ? is_post : is_get)
                         return routes[i].route;
-                return DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED;
+                found = DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED;
         }
-        return DRV_ADMIN_ROUTE_NOT_FOUND;
+        return found;
 }
 
 /*
@@ -207,6 +213,31 @@ static drv_err_t add_params(drv_task_t *task, const json_t *params,
         return DRV_OK;
 }
 
+/* A request body that must be one JSON object: *rootp (caller decrefs),
+ * or DRV_ERR_INVALID_PARAM saying what is wrong and *rootp NULL. */
+static drv_err_t load_object(const char *body, size_t len, json_t **rootp,
+                             char *errstr, size_t errstr_size) {
+        json_error_t jerr;
+
+        *rootp = NULL;
+        if (!body || len > DRV_ADMIN_BODY_MAX)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "request body is missing or too large");
+        /* jansson rejects invalid UTF-8 and NUL bytes in strings */
+        *rootp = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!*rootp)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "request body is not valid json: %s "
+                                   "(line %d, column %d)",
+                                   jerr.text, jerr.line, jerr.column);
+        if (json_is_object(*rootp))
+                return DRV_OK;
+        json_decref(*rootp);
+        *rootp = NULL;
+        return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                           "request body must be a json object");
+}
+
 /* Fill `task` from the payload object: its task_id and dataset stay NULL
  * when the caller gave none (the server makes an id and derives the
  * dataset from the plan). */
@@ -250,28 +281,14 @@ drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
                                     const char *topic, const char *requested_by,
                                     drv_task_t **taskp, char *errstr,
                                     size_t errstr_size) {
-        json_error_t jerr;
         json_t *root;
         const char *queue;
         drv_task_t *task = NULL;
         drv_err_t err;
 
         *taskp = NULL;
-        if (!body || len > DRV_ADMIN_BODY_MAX)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                   "request body is missing or too large");
-        /* jansson rejects invalid UTF-8 and NUL bytes in strings */
-        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                   "request body is not valid json: %s "
-                                   "(line %d, column %d)",
-                                   jerr.text, jerr.line, jerr.column);
-        if (!json_is_object(root)) {
-                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                                  "request body must be a json object");
-                goto out;
-        }
+        if ((err = load_object(body, len, &root, errstr, errstr_size)))
+                return err;
         if ((err = get_text(root, "queue", 0, &queue, errstr, errstr_size)))
                 goto out;
         if (queue && topic && strcmp(queue, topic)) {
@@ -295,6 +312,80 @@ out:
         drv_task_destroy(task);
         json_decref(root);
         return err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * POST /api/repair body
+ * ------------------------------------------------------------------------
+ */
+drv_err_t drv_admin_parse_repair_body(const char *body, size_t len,
+                                      drv_repair_t *rp, json_t **rootp,
+                                      char *errstr, size_t errstr_size) {
+        static const char *const known[] = {"dataset", "reason", "clear_failed",
+                                            "set_version"};
+        const json_t *clear, *ver;
+        const char *key;
+        json_t *root, *v;
+        drv_err_t err;
+        size_t i;
+
+        memset(rp, 0, sizeof(*rp));
+        *rootp = NULL;
+        if ((err = load_object(body, len, &root, errstr, errstr_size)))
+                return err;
+        /* a misspelt action must not turn into a repair without it */
+        json_object_foreach(root, key, v) {
+                for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+                        if (!strcmp(key, known[i]))
+                                break;
+                if (i == sizeof(known) / sizeof(known[0])) {
+                        err = drv_err_set(
+                            errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                            "unknown field \"%.64s\" (want dataset, reason, "
+                            "clear_failed, set_version)",
+                            key);
+                        goto out;
+                }
+        }
+        clear = json_object_get(root, "clear_failed");
+        ver = json_object_get(root, "set_version");
+        if ((err = get_text(root, "dataset", 1, &rp->dataset, errstr,
+                            errstr_size)) ||
+            (err =
+                 get_text(root, "reason", 1, &rp->reason, errstr, errstr_size)))
+                goto out;
+        if (clear && !json_is_boolean(clear)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "field \"clear_failed\" must be a boolean");
+                goto out;
+        }
+        if (ver && !json_is_null(ver) &&
+            (!json_is_integer(ver) || json_integer_value(ver) < 0 ||
+             json_integer_value(ver) > INT32_MAX)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "field \"set_version\" must be an integer "
+                                  "from 0 to %d",
+                                  INT32_MAX);
+                goto out;
+        }
+        rp->clear = json_is_true(clear);
+        rp->set_version = ver && !json_is_null(ver);
+        rp->version = rp->set_version ? (long)json_integer_value(ver) : 0;
+        if (!rp->clear && !rp->set_version) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "a repair needs an action: \"clear_failed\": "
+                                  "true and/or \"set_version\": N");
+                goto out;
+        }
+        if ((err = drv_repair_check(rp, 1, errstr, errstr_size)))
+                goto out;
+        *rootp = root;
+        return DRV_OK;
+out:
+        json_decref(root);
+        memset(rp, 0, sizeof(*rp));
+        return err == DRV_ERR_USAGE ? DRV_ERR_INVALID_PARAM : err;
 }
 
 void drv_admin_token_label(const char *token, char out[15]) {

@@ -25,8 +25,13 @@ int drv_cmd_replay(int argc, char **argv);
 int drv_cmd_dlq(int argc, char **argv);
 int drv_cmd_decode(int argc, char **argv);
 int drv_cmd_plan(int argc, char **argv);
+int drv_cmd_repair(int argc, char **argv);
 /* 'drover plan run ...' (argv[0] is "run"), called by drv_cmd_plan. */
 int drv_cmd_plan_run(int argc, char **argv);
+
+/* Print the repair audit rows of drv_repair_history (a JSON array), one
+ * line each, on stdout: 'drover repair --history' and 'drover status'. */
+void drv_cli_print_repairs(const json_t *arr);
 
 /* Print "drover: <message>\n" on stderr: the one-line error every command
  * ends with. */

@@ -5,7 +5,8 @@
  * Completed, plus steps, rows and the last error.  --watch redraws every
  * second (in place on a terminal); --until-done stops once nothing is
  * queued, running or retrying (and, with --expect N, at least N tasks
- * have reached a final status).
+ * have reached a final status).  The table ends with the dataset's last
+ * repairs, if any ('drover repair').
  */
 #include "cli.h"
 
@@ -21,7 +22,8 @@ static void usage(FILE *fp) {
         fprintf(fp, "usage: drover status [--watch] [--json] [--dataset D]\n"
                     "                     [--database URL] [--until-done] "
                     "[--expect N] [--limit N]\n\n"
-                    "The migration table from drover.task_runs.\n"
+                    "The migration table from drover.task_runs, and the "
+                    "last repairs.\n"
                     "  --watch        redraw every second until interrupted\n"
                     "  --until-done   with --watch: exit once nothing is "
                     "queued/running/retrying\n"
@@ -103,6 +105,22 @@ static void print_json(PGresult *res) {
         json_decref(arr);
 }
 
+/* The last repairs (drover.repair_audit) of o->dataset (NULL: any), under
+ * the table; nothing when there were none.  0 or -1 (errstr set). */
+static int print_repairs(PGconn *conn, const status_opts_t *o, char *errstr,
+                         size_t errstr_size) {
+        json_t *arr;
+
+        if (drv_repair_history(conn, o->dataset, 3, &arr, errstr, errstr_size))
+                return -1;
+        if (json_array_size(arr)) {
+                printf("last repairs (drover repair --history):\n");
+                drv_cli_print_repairs(arr);
+        }
+        json_decref(arr);
+        return 0;
+}
+
 /* One frame.  Returns 1 when --until-done is satisfied, 0 to go on, -1
  * on a database error (errstr set). */
 static int frame(PGconn *conn, const status_opts_t *o, char *errstr,
@@ -123,8 +141,11 @@ static int frame(PGconn *conn, const status_opts_t *o, char *errstr,
         if (drv_task_runs_counts(conn, o->dataset, &active, &final, errstr,
                                  errstr_size))
                 return -1;
-        if (!o->json)
+        if (!o->json) {
                 printf("%ld active, %ld finished\n", active, final);
+                if (print_repairs(conn, o, errstr, errstr_size))
+                        return -1;
+        }
         fflush(stdout);
         return o->until_done && active == 0 && final > 0 && final >= o->expect;
 }

@@ -19,6 +19,7 @@ static const struct {
     {"dlq", drv_cmd_dlq, "list and redrive dead letters"},
     {"decode", drv_cmd_decode, "print a task record (stdin) as JSON"},
     {"plan", drv_cmd_plan, "check, show or run a migration plan"},
+    {"repair", drv_cmd_repair, "fix a dataset's failed ledger rows, audited"},
 };
 
 static void usage(FILE *fp) {

@@ -53,6 +53,26 @@ static void fuzz_body(const char *d, size_t n) {
         drv_task_destroy(task);
 }
 
+/* The same bytes as a POST /api/repair body: accepted means every rule
+ * holds. */
+static void fuzz_repair_body(const char *d, size_t n) {
+        char errstr[512];
+        drv_repair_t rp;
+        json_t *root;
+
+        if (drv_admin_parse_repair_body(d, n, &rp, &root, errstr,
+                                        sizeof(errstr))) {
+                if (root || !errstr[0])
+                        abort();
+                return;
+        }
+        if (!root || !drv_dataset_valid(rp.dataset) ||
+            (!rp.clear && !rp.set_version) ||
+            drv_repair_check(&rp, 1, errstr, sizeof(errstr)))
+                abort();
+        json_decref(root);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *s;
 
@@ -76,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
         default:
                 fuzz_body((const char *)data + 1, size - 1);
+                fuzz_repair_body((const char *)data + 1, size - 1);
         }
         free(s);
         return 0;

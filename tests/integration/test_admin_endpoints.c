@@ -28,61 +28,15 @@ static PGconn *conn;
  * HTTP client
  * ------------------------------------------------------------------------
  */
-typedef struct resp_s {
-        long status;
-        char *body;
-        size_t len;
-        char content_type[128];
-} resp_t;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *arg) {
-        resp_t *r = arg;
-        char *nb = realloc(r->body, r->len + sz * n + 1);
-
-        assert_non_null(nb);
-        memcpy(nb + r->len, p, sz * n);
-        r->body = nb;
-        r->len += sz * n;
-        r->body[r->len] = '\0';
-        return sz * n;
-}
+typedef drv_test_resp_t resp_t;
 
 /* method "GET"/"POST"/...; auth NULL for none; body NULL for none. */
 static resp_t http(const char *method, const char *path, const char *auth,
                    const char *body, size_t body_len) {
-        CURL *curl = curl_easy_init();
-        struct curl_slist *hdrs = NULL;
-        char url[512], h[256];
-        char *ct = NULL;
-        resp_t r = {0};
+        char url[512];
 
         snprintf(url, sizeof(url), "%s%s", base, path);
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
-        if (auth) {
-                snprintf(h, sizeof(h), "Authorization: %s", auth);
-                hdrs = curl_slist_append(hdrs, h);
-        }
-        if (body) {
-                hdrs =
-                    curl_slist_append(hdrs, "Content-Type: application/json");
-                curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-                curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
-        }
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-        assert_int_equal(curl_easy_perform(curl), CURLE_OK);
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-        curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
-        snprintf(r.content_type, sizeof(r.content_type), "%s", ct ? ct : "");
-        curl_slist_free_all(hdrs);
-        curl_easy_cleanup(curl);
-        if (!r.body)
-                r.body = strdup("");
-        return r;
+        return drv_test_http(method, url, auth, body, body_len);
 }
 
 static resp_t get(const char *path) {
@@ -108,14 +62,6 @@ static json_t *body_json(const resp_t *r) {
  * Fixtures
  * ------------------------------------------------------------------------
  */
-static void exec_ok(const char *sql, int n, const char *const *vals) {
-        PGresult *res = PQexecParams(conn, sql, n, NULL, vals, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            PQresultStatus(res) != PGRES_TUPLES_OK)
-                fail_msg("%s: %s", sql, PQerrorMessage(conn));
-        PQclear(res);
-}
-
 static void seed_task_runs(void) {
         static const char *ins =
             "INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
@@ -135,7 +81,7 @@ static void seed_task_runs(void) {
                 v[2] = i == 0 ? "running" : "done";
                 v[3] = i == 0 ? "2" : "4";
                 v[4] = i == 0 ? "12345" : "100";
-                exec_ok(ins, 5, v);
+                drv_test_exec(conn, ins, 5, v);
         }
         snprintf(id, sizeof(id), "%s-t0", dataset_b);
         v[0] = id;
@@ -143,7 +89,7 @@ static void seed_task_runs(void) {
         v[2] = "dead";
         v[3] = "1";
         v[4] = "0";
-        exec_ok(ins, 5, v);
+        drv_test_exec(conn, ins, 5, v);
 }
 
 static int setup(void **state) {
@@ -603,10 +549,12 @@ static void test_submit_refuses_unknown_bad_and_duplicate(void **state) {
         drv_catalog_t *cat;
         drv_admin_t *a = start_with_catalog(&cat);
 
-        exec_ok("INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
-                " status) VALUES ($1, 'component:default/plan-x', $2, 'done')"
-                " ON CONFLICT (task_id) DO NOTHING",
-                2, v);
+        drv_test_exec(
+            conn,
+            "INSERT INTO drover.task_runs (task_id, entity_ref, dataset,"
+            " status) VALUES ($1, 'component:default/plan-x', $2, 'done')"
+            " ON CONFLICT (task_id) DO NOTHING",
+            2, v);
         /* the catalog answered: no such entity */
         answers(a, 404, "no-such-plan",
                 "\"entity_ref\":\"component:default/no-such-plan\"");

@@ -2,7 +2,8 @@
  * drover - tests/integration/test_admin_status_page.c: the status page in
  * a real browser.  task_runs holds rows (some running, with progress);
  * headless Chromium loads http://.../ and runs its JavaScript; the DOM it
- * dumps must show every row and the running ones' progress bars.  A
+ * dumps must show every row and the running ones' progress bars, and the
+ * dataset's repairs from drover.repair_audit.  A
  * screenshot is kept as tests/artifacts/status_page.png.
  */
 #include "admin.h"
@@ -67,6 +68,20 @@ static void seed(void) {
                         fail_msg("insert: %s", PQerrorMessage(conn));
                 PQclear(res);
         }
+        /* a repair of the dataset (drover.repair_audit, as
+         * transforms/repair.c writes it): version 1 -> 2, two rows
+         * cleared */
+        v[0] = dataset;
+        res = PQexecParams(
+            conn,
+            "INSERT INTO drover.repair_audit (dataset, who, reason, before,"
+            " after) VALUES ($1, 'cli:tester@page', 'fixed by hand, page"
+            " test', '{\"version\": 1, \"rows\": [{}, {}]}', '{\"version\":"
+            " 2, \"rows\": []}')",
+            1, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                fail_msg("insert audit: %s", PQerrorMessage(conn));
+        PQclear(res);
 }
 
 static int setup(void **state) {
@@ -144,6 +159,12 @@ static void test_page_shows_rows_and_progress_after_js_ran(void **state) {
         assert_non_null(strstr(dom, "version_conflict: dataset at version 3"));
         assert_non_null(strstr(dom, "4 migrations"));
         assert_null(strstr(dom, "cannot load migrations"));
+        /* the repairs table, from /api/repair/audit (filtered by the
+         * page's dataset) */
+        assert_non_null(strstr(dom, "fixed by hand, page test"));
+        assert_non_null(strstr(dom, "cli:tester@page"));
+        assert_non_null(strstr(dom, "1 \xe2\x86\x92 2"));
+        assert_null(strstr(dom, "cannot load repairs"));
         free(dom);
 }
 

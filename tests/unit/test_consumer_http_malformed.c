@@ -288,6 +288,88 @@ static void test_routes_table(void **state) {
                          DRV_ADMIN_ROUTE_NOT_FOUND);
         assert_int_equal(drv_admin_route(NULL, "/"), DRV_ADMIN_ROUTE_NOT_FOUND);
         assert_int_equal(drv_admin_route("GET", "/"), DRV_ADMIN_ROUTE_STATIC);
+        /* one path, a route per method */
+        assert_int_equal(drv_admin_route("GET", "/api/repair?dataset=x"),
+                         DRV_ADMIN_ROUTE_REPAIR_SHOW);
+        assert_int_equal(drv_admin_route("POST", "/api/repair"),
+                         DRV_ADMIN_ROUTE_REPAIR);
+        assert_int_equal(drv_admin_route("PUT", "/api/repair"),
+                         DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED);
+        assert_int_equal(drv_admin_route("GET", "/api/repair/audit"),
+                         DRV_ADMIN_ROUTE_REPAIR_AUDIT);
+        assert_int_equal(drv_admin_route("POST", "/api/repair/audit"),
+                         DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED);
+}
+
+static void test_repair_body_rules(void **state) {
+        static const struct {
+                const char *body, *msg; /* msg NULL: accepted */
+        } cases[] = {
+            {"{\"dataset\":\"customer\",\"reason\":\"by hand\","
+             "\"clear_failed\":true}",
+             NULL},
+            {"{\"dataset\":\"customer\",\"reason\":\"by hand\","
+             "\"set_version\":3,\"clear_failed\":false}",
+             NULL},
+            {"{\"dataset\":\"customer\",\"reason\":\"r\","
+             "\"set_version\":null}",
+             "needs an action"},
+            {"{\"dataset\":\"customer\",\"clear_failed\":true}",
+             "missing field \"reason\""},
+            {"{\"reason\":\"r\",\"clear_failed\":true}",
+             "missing field \"dataset\""},
+            {"{\"dataset\":\"a;b\",\"reason\":\"r\","
+             "\"clear_failed\":true}",
+             "invalid dataset"},
+            {"{\"dataset\":\"customer\",\"reason\":\"r\","
+             "\"clear_failed\":\"yes\"}",
+             "\"clear_failed\" must be a boolean"},
+            {"{\"dataset\":\"customer\",\"reason\":\"r\","
+             "\"set_version\":1.5}",
+             "\"set_version\" must be an integer"},
+            {"{\"dataset\":\"customer\",\"reason\":\"r\","
+             "\"set_version\":4294967296}",
+             "\"set_version\" must be an integer"},
+            {"{\"dataset\":\"customer\",\"reason\":\"r\","
+             "\"clear_failed\":true,\"force\":true}",
+             "unknown field \"force\""},
+            {"{\"dataset\":\"customer\",\"reason\":\" \","
+             "\"clear_failed\":true}",
+             "invalid reason"},
+            {"[1]", "must be a json object"},
+            {"{", "not valid json"},
+        };
+        char errstr[256];
+        drv_repair_t rp;
+        json_t *root;
+        size_t i;
+        drv_err_t err;
+
+        (void)state;
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                errstr[0] = '\0';
+                err = drv_admin_parse_repair_body(
+                    cases[i].body, strlen(cases[i].body), &rp, &root, errstr,
+                    sizeof(errstr));
+                if (!cases[i].msg && err)
+                        fail_msg("case %zu refused: %s", i, errstr);
+                if (cases[i].msg && (err != DRV_ERR_INVALID_PARAM ||
+                                     !strstr(errstr, cases[i].msg) || root))
+                        fail_msg("case %zu: err %d \"%s\"", i, (int)err,
+                                 errstr);
+                json_decref(root);
+        }
+        assert_int_equal(
+            drv_admin_parse_repair_body(cases[1].body, strlen(cases[1].body),
+                                        &rp, &root, errstr, sizeof(errstr)),
+            DRV_OK);
+        assert_string_equal(rp.dataset, "customer");
+        assert_string_equal(rp.reason, "by hand");
+        assert_int_equal(rp.clear, 0);
+        assert_int_equal(rp.set_version, 1);
+        assert_int_equal(rp.version, 3);
+        assert_null(rp.who);
+        json_decref(root);
 }
 
 static void test_bearer_comparison(void **state) {
@@ -422,6 +504,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_routes_table),
             cmocka_unit_test(test_bearer_comparison),
+            cmocka_unit_test(test_repair_body_rules),
             cmocka_unit_test(test_text_validation),
             cmocka_unit_test(test_task_body_parses_the_seed_shape),
             cmocka_unit_test(test_task_body_takes_the_seed_request),

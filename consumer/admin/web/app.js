@@ -1,5 +1,6 @@
-/* drover status page: polls /api/migrations every 2 s and renders the
- * table.  Values are inserted as text, never as HTML. */
+/* drover status page: polls /api/migrations and /api/repair/audit every
+ * 2 s and renders the tables.  Values are inserted as text, never as
+ * HTML. */
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -69,7 +70,44 @@ function render(list) {
     Object.keys(counts).sort().map((s) => " \u00b7 " + counts[s] + " " + s).join("");
 }
 
+function version(state) {
+  return state && state.version !== null && state.version !== undefined
+    ? String(state.version) : "-";
+}
+
+function repairRow(r) {
+  const tr = document.createElement("tr");
+  const before = r.before || {}, after = r.after || {};
+  const cleared = (before.rows || []).length - (after.rows || []).length;
+  cell(tr, r.id);
+  cell(tr, r.at ? String(r.at).replace("T", " ").slice(0, 19) : "");
+  cell(tr, r.dataset);
+  cell(tr, r.who, "mono");
+  cell(tr, version(before) + " \u2192 " + version(after));
+  cell(tr, cleared);
+  cell(tr, r.reason);
+  return tr;
+}
+
+async function refreshRepairs() {
+  const q = new URLSearchParams({ limit: "10" });
+  if ($("f-dataset").value) q.set("dataset", $("f-dataset").value);
+  try {
+    const res = await fetch("api/repair/audit?" + q, { cache: "no-store" });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error || res.statusText);
+    const list = body.repairs || [];
+    $("repair-rows").replaceChildren(...list.map(repairRow));
+    $("repairs-empty").textContent = "no repairs";
+    $("repairs-empty").hidden = list.length > 0;
+  } catch (e) {
+    $("repairs-empty").hidden = false;
+    $("repairs-empty").textContent = "cannot load repairs: " + e.message;
+  }
+}
+
 async function refresh() {
+  refreshRepairs();
   const q = new URLSearchParams();
   if ($("f-dataset").value) q.set("dataset", $("f-dataset").value);
   if ($("f-status").value) q.set("status", $("f-status").value);
