@@ -186,29 +186,41 @@ static drv_err_t run_lock(run_t *run, int lock) {
  * ledger by any task (*donep) and by this task (*minep, with its rows),
  * and whether this task was found a no-op before (*skippedp: its
  * `skipped` marker, step -1). */
+#define RUN_GUARD_READ                                                        \
+        "SELECT (SELECT version FROM drover.datasets WHERE dataset = $1),"    \
+        " (SELECT count(DISTINCT step) FROM drover.step_ledger WHERE"         \
+        " plan_fingerprint = $2 AND status = 'done'), (SELECT count(DISTINCT" \
+        " step) FROM drover.step_ledger WHERE plan_fingerprint = $2 AND"      \
+        " status = 'done' AND task_id = $3), (SELECT coalesce(sum(rows), 0)"  \
+        " FROM drover.step_ledger WHERE plan_fingerprint = $2 AND status ="   \
+        " 'done' AND task_id = $3), (SELECT count(*) FROM drover.step_ledger" \
+        " WHERE task_id = $3 AND step = -1 AND plan_fingerprint = $2 AND"     \
+        " status = 'skipped')"
+
+/* The dataset's version (*foundp: known before this run), the plan's
+ * steps done in the ledger by any task (*donep) and by this task
+ * (*minep, with its rows), and whether this task was found a no-op
+ * before (*skippedp: its `skipped` marker, step -1).  Unless it is a dry
+ * run, an unseen dataset is adopted at the plan's `from` in the same
+ * statement (the read does not see that row: *foundp stays 0). */
 static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
                                 int *donep, int *minep, int64_t *rowsp,
                                 int *skippedp) {
-        const char *params[3] = {run->plan->dataset, run->plan->fingerprint,
-                                 run->opts->task_id};
+        const char *params[4] = {run->plan->dataset, run->plan->fingerprint,
+                                 run->opts->task_id, run->from_str};
         PGresult *res;
         drv_err_t err;
 
-        err = drv_db_exec(run->conn,
-                          "SELECT (SELECT version FROM drover.datasets WHERE"
-                          " dataset = $1), (SELECT count(DISTINCT step) FROM"
-                          " drover.step_ledger WHERE plan_fingerprint = $2"
-                          " AND status = 'done'), (SELECT count(DISTINCT"
-                          " step) FROM drover.step_ledger WHERE"
-                          " plan_fingerprint = $2 AND status = 'done' AND"
-                          " task_id = $3), (SELECT coalesce(sum(rows), 0)"
-                          " FROM drover.step_ledger WHERE plan_fingerprint"
-                          " = $2 AND status = 'done' AND task_id = $3),"
-                          " (SELECT count(*) FROM drover.step_ledger WHERE"
-                          " task_id = $3 AND step = -1 AND plan_fingerprint"
-                          " = $2 AND status = 'skipped')",
-                          3, params, &res, run->res->sqlstate, run->errstr,
-                          sizeof(run->errstr));
+        err = drv_db_exec(
+            run->conn,
+            run->opts->dry_run
+                ? RUN_GUARD_READ
+                : "WITH adopt AS (INSERT INTO drover.datasets"
+                  " (dataset, version, task_id,"
+                  " plan_fingerprint) VALUES ($1, $4::int, $3,"
+                  " $2) ON CONFLICT (dataset) DO NOTHING) " RUN_GUARD_READ,
+            run->opts->dry_run ? 3 : 4, params, &res, run->res->sqlstate,
+            run->errstr, sizeof(run->errstr));
         if (err)
                 return err;
         *skippedp = atoi(PQgetvalue(res, 0, 4)) > 0;
@@ -244,8 +256,6 @@ static drv_err_t run_mark_skipped(run_t *run) {
 
 static drv_err_t run_guard(run_t *run, int *skipp) {
         const drv_plan_t *plan = run->plan;
-        const char *params[4] = {plan->dataset, run->from_str,
-                                 run->opts->task_id, plan->fingerprint};
         int found, version, done, mine, skipped;
         int64_t rows;
         drv_err_t err;
@@ -254,17 +264,6 @@ static drv_err_t run_guard(run_t *run, int *skipp) {
         if ((err = run_guard_read(run, &found, &version, &done, &mine, &rows,
                                   &skipped)))
                 return err;
-        if (!found && !run->opts->dry_run) {
-                err = drv_db_exec(run->conn,
-                                  "INSERT INTO drover.datasets (dataset,"
-                                  " version, task_id, plan_fingerprint)"
-                                  " VALUES ($1, $2::int, $3, $4) ON CONFLICT"
-                                  " (dataset) DO NOTHING",
-                                  4, params, NULL, run->res->sqlstate,
-                                  run->errstr, sizeof(run->errstr));
-                if (err)
-                        return err;
-        }
         /* this very task did the whole plan: a redelivery after a crash
          * before the Kafka commit.  The dataset may have moved on since
          * (the partition's next task runs once this one's database work is
@@ -354,46 +353,43 @@ static drv_err_t run_ledger_read(run_t *run, const drv_step_t *step,
 }
 
 /* Insert or complete this task's ledger row for `step` (inside the
- * step's transaction), and on the last step move the dataset version. */
+ * step's transaction); on the last step done, the same statement moves
+ * the dataset's version to `to`. */
+#define RUN_LEDGER_UPSERT                                                      \
+        "INSERT INTO drover.step_ledger AS l (task_id, step, op, fingerprint," \
+        " plan_fingerprint, dataset, status, rows, finished_at) VALUES ($1,"   \
+        " $2::int, $3, $4, $5, $6, $7, $8::bigint, CASE WHEN $7 = 'done'"      \
+        " THEN now() END) ON CONFLICT (task_id, step) DO UPDATE SET status ="  \
+        " $7, rows = $8::bigint, finished_at = EXCLUDED.finished_at"
+
 static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
-                                  const char *status, const ledger_t *lg,
-                                  int64_t rows) {
+                                  const char *status, int64_t rows) {
         char idx[16], nrows[24];
-        const char *params[8] = {run->opts->task_id,
-                                 idx,
-                                 drv_op_name(step->op),
-                                 step->fingerprint,
-                                 run->plan->fingerprint,
-                                 run->plan->dataset,
-                                 status,
-                                 nrows};
-        const char *vparams[4] = {run->plan->dataset, run->to_str,
-                                  run->opts->task_id, run->from_str};
+        const char *params[10] = {run->opts->task_id,
+                                  idx,
+                                  drv_op_name(step->op),
+                                  step->fingerprint,
+                                  run->plan->fingerprint,
+                                  run->plan->dataset,
+                                  status,
+                                  nrows,
+                                  run->to_str,
+                                  run->from_str};
+        int last = !strcmp(status, "done") &&
+                   (size_t)step->index + 1 == run->plan->steps_cnt;
         drv_err_t err;
 
         snprintf(idx, sizeof(idx), "%d", step->index);
         snprintf(nrows, sizeof(nrows), "%lld", (long long)rows);
-        err = drv_db_exec(
-            run->conn,
-            "INSERT INTO drover.step_ledger AS l (task_id, step, op,"
-            " fingerprint, plan_fingerprint, dataset, status, rows,"
-            " finished_at) VALUES ($1, $2::int, $3, $4, $5, $6, $7,"
-            " $8::bigint, CASE WHEN $7 = 'done' THEN now() END)"
-            " ON CONFLICT (task_id, step) DO UPDATE SET status = $7,"
-            " rows = $8::bigint, finished_at = EXCLUDED.finished_at",
-            8, params, NULL, run->res->sqlstate, run->errstr,
-            sizeof(run->errstr));
-        if (err || strcmp(status, "done") ||
-            (size_t)step->index + 1 != run->plan->steps_cnt)
-                return err;
-        (void)lg;
         err = drv_db_exec(run->conn,
-                          "UPDATE drover.datasets SET version = $2::int,"
-                          " updated_at = now(), task_id = $3 WHERE dataset ="
-                          " $1 AND version = $4::int",
-                          4, vparams, NULL, run->res->sqlstate, run->errstr,
-                          sizeof(run->errstr));
-        if (!err)
+                          last ? "WITH step AS (" RUN_LEDGER_UPSERT ")"
+                                 " UPDATE drover.datasets SET version ="
+                                 " $9::int, updated_at = now(), task_id = $1"
+                                 " WHERE dataset = $6 AND version = $10::int"
+                               : RUN_LEDGER_UPSERT,
+                          last ? 10 : 8, params, NULL, run->res->sqlstate,
+                          run->errstr, sizeof(run->errstr));
+        if (!err && last)
                 run->version_set = 1;
         return err;
 }
@@ -465,7 +461,7 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                 drv_db_rollback(run->conn);
                 return run_fail(run, step, err, ctx.sqlstate);
         }
-        if ((err = run_ledger_write(run, step, "done", lg, ctx.rows)) ||
+        if ((err = run_ledger_write(run, step, "done", ctx.rows)) ||
             (!run->one_txn && (err = drv_db_commit(run->conn, run->errstr,
                                                    sizeof(run->errstr))))) {
                 drv_db_rollback(run->conn);
@@ -635,7 +631,7 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
         }
         if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
                                 run->errstr, sizeof(run->errstr))) ||
-            (err = run_ledger_write(run, step, "done", lg, lg->rows)) ||
+            (err = run_ledger_write(run, step, "done", lg->rows)) ||
             (err = drv_db_commit(run->conn, run->errstr, sizeof(run->errstr))))
                 goto fail;
         /* progress first: its listener adds this step's rows to the rows
