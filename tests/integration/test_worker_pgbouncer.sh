@@ -10,7 +10,9 @@
 # Checked: every task done within 240 s with exactly one committed status
 # event, every step's effect exactly once, every dataset at version 7, no
 # dead letter, no deadlock in the worker logs, no advisory lock left held
-# on any server connection, and the offsets at the log end.
+# on any server connection, and the offsets at the log end.  The cluster
+# is new: the workers' own schema migration (drv_db_migrate) goes through
+# PgBouncer too.
 . "$(dirname "$0")/worker_lib.sh"
 
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
@@ -47,6 +49,7 @@ teardown() {
   cleanup
 }
 trap teardown EXIT
+trap 'exit 143' TERM INT HUP # so that the EXIT trap runs
 
 DB=$(stack pg.sh start --max-connections 20) || fail "could not start postgresql"
 WORKER_DB=$(stack pgbouncer.sh start --pool-size 10 --max-client-conn 100) ||
