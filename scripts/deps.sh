@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libyaml-dev libmicrohttpd-dev libcmocka-dev
   clang clang-format llvm libclang-rt-14-dev valgrind
   postgresql-15 postgresql-client-15
+  pgbouncer # scripts/pgbouncer.sh runs its own; the packaged service is unused
   openjdk-17-jre-headless maven
   openjdk-17-jdk-headless # java File.java: test_partitioner_matches_java
   python3 python3-avro python3-confluent-kafka python3-psycopg2 python3-yaml

@@ -12,6 +12,9 @@ mkdir -p "$DROVER_STACK_DIR"
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 note() { echo "$(basename "$0"): $*" >&2; }
 
+# url_mask: stdin to stdout, URLs' passwords shown as ***.
+url_mask() { sed 's#://\([^:/@]*\):[^@]*@#://\1:***@#'; }
+
 # A TCP port on 127.0.0.1 that nothing listens on right now.
 free_port() {
   /usr/bin/python3 - <<'PY'

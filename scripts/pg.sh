@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # drover - scripts/pg.sh: a throwaway PostgreSQL 15 cluster on 127.0.0.1.
 #
-#   scripts/pg.sh start     initdb + start; prints the connection URL
+#   scripts/pg.sh start [--max-connections N]
+#                           initdb + start (max_connections 200 by default);
+#                           prints the connection URL
 #   scripts/pg.sh stop      stop it and remove its data
 #   scripts/pg.sh status    running or not, and the URL
 #   scripts/pg.sh restart   stop and start the same cluster (keeps data)
@@ -21,7 +23,7 @@ PGDIR=$(cat "$DROVER_STACK_DIR/pg.dir" 2>/dev/null || true)
 URLFILE=$DROVER_STACK_DIR/pg.url
 PASSWORD=${DROVER_PG_PASSWORD:-drover-pw-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # Run a PostgreSQL binary as the cluster's owner.
 as_owner() {
@@ -37,6 +39,14 @@ pgctl() { as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" "$@"; }
 running() { [ -n "$PGDIR" ] && [ -d "$PGDIR/data" ] && pgctl status >/dev/null 2>&1; }
 
 cmd_start() {
+  local max_conn=200
+  while [ $# -gt 0 ]; do
+    case $1 in
+    --max-connections) max_conn=${2:-}; shift 2 || die "--max-connections needs a value" ;;
+    *) die "unknown option \"$1\"" ;;
+    esac
+  done
+  [[ $max_conn =~ ^[1-9][0-9]*$ ]] || die "--max-connections must be a positive number, not \"$max_conn\""
   if running && [ -f "$URLFILE" ]; then
     note "already running"
     cat "$URLFILE"
@@ -56,7 +66,7 @@ cmd_start() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$PGDIR'
-max_connections = 200
+max_connections = $max_conn
 shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
@@ -103,10 +113,10 @@ cmd_restart() {
 }
 
 case ${1:-} in
-start) cmd_start ;;
+start) shift; cmd_start "$@" ;;
 stop) cmd_stop ;;
 status)
-  if running; then echo "running: $(cat "$URLFILE" 2>/dev/null | sed 's#://\([^:]*\):[^@]*@#://\1:***@#')"; else echo stopped; exit 1; fi ;;
+  if running; then echo "running: $(url_mask 2>/dev/null <"$URLFILE")"; else echo stopped; exit 1; fi ;;
 restart) cmd_restart ;;
 pause) pgctl -m fast -w -t 30 stop >/dev/null ;;  # stop, keep data
 resume) pgctl -l "$PGDIR/server.log" -w -t 60 start >/dev/null ;;

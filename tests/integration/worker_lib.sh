@@ -58,27 +58,31 @@ trap cleanup EXIT
 sql() { psql "$DB" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
 # write_plan DATASET STEP...: a catalog entity migrating DATASET from
-# version 1 to 2, named "<dataset with - for _>-v2", one step per argument
-# (each a YAML flow mapping, e.g. '{op: sql, sql: "SELECT 1"}').
+# version PLAN_TO-1 to PLAN_TO (PLAN_TO=2 unless set), named "<dataset with
+# - for _>-v<PLAN_TO>", one step per argument (each a YAML flow mapping,
+# e.g. '{op: sql, sql: "SELECT 1"}'), in $CAT/DATASET.yaml (-vN.yaml for
+# PLAN_TO=N other than 2).
 write_plan() {
-  local ds=$1 step
+  local ds=$1 to=${PLAN_TO:-2} file step
   shift
+  file=$CAT/$ds.yaml
+  [ "$to" = 2 ] || file=$CAT/$ds-v$to.yaml
   {
     cat <<EOF
 apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:
-  name: ${ds//_/-}-v2
+  name: ${ds//_/-}-v$to
 spec:
   type: migration-plan
   lifecycle: test
   owner: tests
   dataset: $ds
-  schemaVersion: {from: 1, to: 2}
+  schemaVersion: {from: $((to - 1)), to: $to}
   steps:
 EOF
     for step in "$@"; do printf '    - %s\n' "$step"; done
-  } >"$CAT/$ds.yaml"
+  } >"$file"
 }
 
 # make_plans N: datasets ${ID}_ds0..N-1, each a two-step plan: create a
@@ -96,7 +100,9 @@ make_plans() {
 
 # start_worker NAME [--no-allow-sql] [extra args...]: a worker in the
 # background, its pid appended to PIDS, its stderr in $WORK/NAME.log.
-# Workers allow raw `sql` steps unless --no-allow-sql comes first.
+# Workers allow raw `sql` steps unless --no-allow-sql comes first.  Their
+# DATABASE_URL is $WORKER_DB when set (e.g. a pooler in front of $DB),
+# else $DB.
 start_worker() {
   local name=$1 allow=--allow-sql
   shift
@@ -106,7 +112,7 @@ start_worker() {
   fi
   # the database URL (with its password) goes through the environment,
   # never the command line, where ps would show it
-  DROVER_INSTANCE="$name" DROVER_HTTP_LISTEN="" DATABASE_URL="$DB" \
+  DROVER_INSTANCE="$name" DROVER_HTTP_LISTEN="" DATABASE_URL="${WORKER_DB:-$DB}" \
     "$DROVER_BIN" worker --brokers "$B" --topic "$TOPIC" --group "$GROUP" \
     --catalog "$CAT" ${allow:+"$allow"} \
     --set commit_interval_ms=50 -X session.timeout.ms=6000 \
@@ -115,12 +121,13 @@ start_worker() {
   LAST_PID=$!
 }
 
-# submit_tasks N_DATASETS PER_DATASET: task ids into $WORK/ids
+# submit_tasks N_DATASETS PER_DATASET: task ids into $WORK/ids, of the
+# plans to version PLAN_TO (2 unless set; see write_plan)
 submit_tasks() {
   local n=$1 per=$2 i
   for ((i = 0; i < n; i++)); do
     "$DROVER_BIN" submit --brokers "$B" --topic "$TOPIC" \
-      --entity "component:default/${ID//_/-}-ds$i-v2" --dataset "${ID}_ds$i" \
+      --entity "component:default/${ID//_/-}-ds$i-v${PLAN_TO:-2}" --dataset "${ID}_ds$i" \
       --count "$per" >>"$WORK/ids" || fail "submit failed"
   done
 }
@@ -165,11 +172,9 @@ wait_events() {
   fail "only $c of $n status events after ${t}s"
 }
 
-# check_exactly_once N_DATASETS [CHECK_DONE]: the three guarantees, for every id in
-# $WORK/ids.
-check_exactly_once() {
-  local ndatasets=$1 ntasks dup missing bad
-  ntasks=$(wc -l <"$WORK/ids")
+# check_events: every id in $WORK/ids has exactly one committed status
+# event, and no other task has one; the events in $WORK/events.
+check_events() {
   $CHECK events "$B" "$TOPIC.status" >"$WORK/events"
   /usr/bin/python3 - "$WORK/ids" "$WORK/events" <<'PY' || fail "status events"
 import json, sys, collections
@@ -186,6 +191,21 @@ if dups or missing or extra:
           "extra:", extra[:5], file=sys.stderr)
     sys.exit(1)
 PY
+}
+
+# check_offsets: the group's committed offsets are at the log end.
+check_offsets() {
+  $CHECK offsets "$B" "$TOPIC" "$GROUP" >"$WORK/offsets"
+  awk '$3 > 0 && $2 != $3 { bad = 1; print "partition " $1 ": committed " $2 ", end " $3 }
+       END { exit bad }' "$WORK/offsets" >&2 || fail "offsets not at the log end"
+}
+
+# check_exactly_once N_DATASETS [CHECK_DONE]: the three guarantees, for every id in
+# $WORK/ids.
+check_exactly_once() {
+  local ndatasets=$1 ntasks bad
+  ntasks=$(wc -l <"$WORK/ids")
+  check_events
   # every plan ran its sql step exactly once
   bad=$(sql "SELECT count(*) FROM (SELECT dataset FROM $EFFECTS
              GROUP BY dataset HAVING count(*) <> 1) x")
@@ -200,10 +220,7 @@ PY
   fi
   [ "$(sql "SELECT count(*) FROM drover.task_runs WHERE dataset LIKE '${ID}\_%'")" = "$ntasks" ] ||
     fail "task_runs rows"
-  # committed offsets at the log end
-  $CHECK offsets "$B" "$TOPIC" "$GROUP" >"$WORK/offsets"
-  awk '$3 > 0 && $2 != $3 { bad = 1; print "partition " $1 ": committed " $2 ", end " $3 }
-       END { exit bad }' "$WORK/offsets" >&2 || fail "offsets not at the log end"
+  check_offsets
   log "exactly once: $ntasks tasks, $ndatasets datasets, offsets at the end"
 }
 
