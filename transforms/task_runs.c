@@ -55,11 +55,23 @@
         " attempts int, steps_total int, steps_done int, rows_done bigint," \
         " worker text, last_error jsonb, kafka_partition int,"              \
         " kafka_offset bigint, pending_status text, kafka_topic text"
+/* A `running` write for the very delivery whose final status the row
+ * already has does not take it back: an executor of a worker that lost
+ * the partition can finish its run (and write running) after the new
+ * owner ran the same delivery and wrote its final status; its own outcome
+ * is dropped, so nothing would settle the row again (tests/chaos/README.md,
+ * finding 16).  A new delivery (a redrive) has another offset. */
+#define TR_KEEP_FINAL                                                        \
+        "(r.status IN ('done','skipped','dry_run','dead') AND"               \
+        " EXCLUDED.status = 'running' AND r.kafka_partition IS NOT DISTINCT" \
+        " FROM EXCLUDED.kafka_partition AND r.kafka_offset IS NOT DISTINCT"  \
+        " FROM EXCLUDED.kafka_offset)"
 #define TR_UPSERT_TAIL                                                         \
         " ON CONFLICT (task_id) DO UPDATE SET"                                 \
         " entity_ref = coalesce(EXCLUDED.entity_ref, r.entity_ref),"           \
         " dataset = coalesce(EXCLUDED.dataset, r.dataset),"                    \
-        " status = EXCLUDED.status,"                                           \
+        " status = CASE WHEN " TR_KEEP_FINAL " THEN r.status ELSE"             \
+        " EXCLUDED.status END,"                                                \
         " attempts = greatest(r.attempts, EXCLUDED.attempts),"                 \
         " steps_total = coalesce(EXCLUDED.steps_total, r.steps_total),"        \
         " steps_done = coalesce(EXCLUDED.steps_done, r.steps_done),"           \
@@ -79,7 +91,8 @@
         " r.pending_status),"                                                  \
         " kafka_topic = coalesce(EXCLUDED.kafka_topic, r.kafka_topic),"        \
         " started_at = coalesce(r.started_at, EXCLUDED.started_at),"           \
-        " completed_at = EXCLUDED.completed_at,"                               \
+        " completed_at = CASE WHEN " TR_KEEP_FINAL " THEN r.completed_at"      \
+        " ELSE EXCLUDED.completed_at END,"                                     \
         " first_failure_at = coalesce(r.first_failure_at,"                     \
         " EXCLUDED.first_failure_at),"                                         \
         " committed_status = coalesce(EXCLUDED.committed_status,"              \

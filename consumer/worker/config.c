@@ -115,7 +115,7 @@ drv_config_t *drv_config_new(void) {
                     "postgresql://127.0.0.1:5432/drover") ||
             set_str(&conf->http_listen, "127.0.0.1:9464") ||
             set_str(&conf->assignment_strategy, "cooperative-sticky") ||
-            set_str(&conf->static_membership, "auto")) {
+            set_str(&conf->static_membership, "off")) {
                 drv_config_destroy(conf);
                 return NULL;
         }
@@ -477,6 +477,7 @@ drv_err_t drv_config_load_env(drv_config_t *conf, char *errstr,
             {"DROVER_HTTP_LISTEN", "http.listen"},
             {"DROVER_ADMIN_TOKEN", "http.token"},
             {"DROVER_CONCURRENCY", "concurrency"},
+            {"DROVER_STATIC_MEMBERSHIP", "static_membership"},
         };
         char origin[64];
         const char *v;
@@ -518,10 +519,11 @@ drv_err_t drv_config_finish(drv_config_t *conf, char *errstr,
                 return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
                                    "topic, group and instance must not be "
                                    "empty");
-        /* Static membership (group.instance.id) only for an instance
-         * someone chose: the default <hostname>-0 is a random pod name
-         * under a Deployment, and two processes with one instance would
-         * fence each other (docs/decisions.md). */
+        /* Static membership (group.instance.id) is opt-in (default off:
+         * a chaos run with it saw duplicated status events, see
+         * docs/decisions.md) and only for an instance someone chose: the
+         * default <hostname>-0 is a random pod name under a Deployment,
+         * and two processes with one instance would fence each other. */
         if (!strcmp(conf->static_membership, "on") && !conf->instance_set)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
                                    "static_membership is on but no instance "

@@ -41,7 +41,7 @@ typedef struct drv_config_s {
                                   is 127.0.0.1, "*:PORT" every address */
         char *admin_token;     /* DROVER_ADMIN_TOKEN (secret) */
         char *assignment_strategy;  /* "cooperative-sticky" or "range" */
-        char *static_membership;    /* "auto" (default), "on" or "off" */
+        char *static_membership;    /* "off" (default), "auto" or "on" */
         int instance_set;           /* instance given by file, env or flag */
         int static_member;          /* resolved by drv_config_finish: use
                                        the instance as group.instance.id */

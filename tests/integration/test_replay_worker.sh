@@ -9,6 +9,9 @@
 . "$(dirname "$0")/worker_lib.sh"
 
 NGOOD=6 NBAD=2
+# static members (opt-in), so that a clean stop leaves them in the group
+# until their sessions end: what `replay --execute --wait` is for
+export DROVER_STATIC_MEMBERSHIP=auto
 LATE="${ID}_late" # missing during the first run
 make_plans $NGOOD
 for ((i = 0; i < NBAD; i++)); do
@@ -57,7 +60,7 @@ cmp -s "$WORK/off1" "$WORK/off2" || fail "refused replay moved offsets"
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${PIDS[@]}"; do wait "$p" || fail "worker exited $? on SIGTERM"; done
 PIDS=()
-# the stopped workers are static members (explicit instances): they stay
+# the stopped workers are static members: they stay
 # until their 6 s sessions end, and the refusal says how to wait for that
 set +e
 replay --from "$t0" --execute >/dev/null 2>"$WORK/refuse2.err"

@@ -30,6 +30,7 @@ start_b() { # start_b LOG: worker b (instance $ID-b), its log in LOG
   LAST_PID=$!
 }
 
+export DROVER_STATIC_MEMBERSHIP=auto # opt-in: on for an explicit instance
 start_worker "$ID-a" "${SESSION[@]}"
 pid_a=$LAST_PID
 wait_log "$WORK/$ID-a.log" '"msg":"assigned 12 partition' 1 60

@@ -221,7 +221,8 @@ static void test_static_membership_follows_explicit_instance(void **state) {
                 int static_member;
         } cases[] = {
             {"topic: t\n", DRV_OK, 0},
-            {"instance: w-1\n", DRV_OK, 1},
+            {"instance: w-1\n", DRV_OK, 0}, /* off unless asked for */
+            {"instance: w-1\nstatic_membership: auto\n", DRV_OK, 1},
             {"instance: w-1\nstatic_membership: off\n", DRV_OK, 0},
             {"instance: w-1\nstatic_membership: on\n", DRV_OK, 1},
             {"static_membership: auto\n", DRV_OK, 0},
