@@ -2,6 +2,7 @@
  * drover - consumer/cli/cmd_plan_run.c: 'drover plan run'.
  *
  *   drover plan run REF|FILE --dataset D [--dry-run] [--database URL]
+ *                   [--staging [--staging-url URL]]
  *                   [--catalog DIR] [--task-id ID] [--allow-sql]
  *                   [--param k=v]... [--batch-pause-ms N] [--no-wait]
  *
@@ -11,6 +12,9 @@
  * \r on a terminal, plain lines otherwise.  The outcome is one line on
  * stdout.  A killed run resumes from its checkpoints when run again with
  * the same --task-id (or any task id: the ledger matches the plan).
+ * --staging runs it on the staging database instead (--staging-url or
+ * DROVER_STAGING_DATABASE_URL), with the same ledger there: what the
+ * staging gate of a spec.requiresStaging plan asks for.
  */
 #include "cli.h"
 
@@ -30,6 +34,10 @@ static const char plan_run_usage[] =
     "  --dry-run         check every step read-only, count rows, change "
     "nothing\n"
     "  --database URL    PostgreSQL (default DATABASE_URL)\n"
+    "  --staging         run on the staging database instead: what a plan\n"
+    "                    with spec.requiresStaging needs before production\n"
+    "  --staging-url URL the staging database (default\n"
+    "                    DROVER_STAGING_DATABASE_URL)\n"
     "  --catalog DIR     local catalog (default DROVER_CATALOG_DIR)\n"
     "  --task-id ID      idempotency key (default: a new uuid)\n"
     "  --allow-sql       permit raw 'sql' steps\n"
@@ -41,9 +49,10 @@ typedef struct pr_opts_s {
         const char *target;
         const char *dataset;
         const char *url;
+        const char *staging_url;
         const char *catalog;
         const char *task_id;
-        int dry_run, allow_sql, no_wait;
+        int dry_run, allow_sql, no_wait, staging;
         long pause_ms;
         drv_task_t *params; /* holds the --param pairs */
 } pr_opts_t;
@@ -88,6 +97,8 @@ enum {
         PR_DRY_RUN = DRV_CLI_LONG,
         PR_ALLOW_SQL,
         PR_NO_WAIT,
+        PR_STAGING,
+        PR_STAGING_URL,
         PR_DATASET,
         PR_DATABASE,
         PR_CATALOG,
@@ -100,6 +111,8 @@ static const struct option pr_options[] = {
     {"dry-run", no_argument, NULL, PR_DRY_RUN},
     {"allow-sql", no_argument, NULL, PR_ALLOW_SQL},
     {"no-wait", no_argument, NULL, PR_NO_WAIT},
+    {"staging", no_argument, NULL, PR_STAGING},
+    {"staging-url", required_argument, NULL, PR_STAGING_URL},
     {"dataset", required_argument, NULL, PR_DATASET},
     {"database", required_argument, NULL, PR_DATABASE},
     {"catalog", required_argument, NULL, PR_CATALOG},
@@ -133,6 +146,10 @@ static int pr_opt(void *opaque, int opt, const char *arg) {
                 return o->allow_sql = 1, 0;
         case PR_NO_WAIT:
                 return o->no_wait = 1, 0;
+        case PR_STAGING:
+                return o->staging = 1, 0;
+        case PR_STAGING_URL:
+                return o->staging_url = arg, 0;
         case PR_DATASET:
                 return o->dataset = arg, 0;
         case PR_DATABASE:
@@ -168,7 +185,41 @@ static int pr_parse(int argc, char **argv, pr_opts_t *o) {
                                          : "--dataset");
                 return -1;
         }
+        /* one database per run: which one must never be a guess */
+        if (o->staging_url && !o->staging) {
+                drv_cli_error("plan run: --staging-url needs --staging");
+                return -1;
+        }
+        if (o->staging && o->url) {
+                drv_cli_error("plan run: --staging runs on the staging "
+                              "database, not --database");
+                return -1;
+        }
         return 0;
+}
+
+/* The database of the run: --database / DATABASE_URL, or with --staging
+ * --staging-url / DROVER_STAGING_DATABASE_URL, which must be set and
+ * differ from DATABASE_URL.  DRV_OK or DRV_ERR_CONFIG. */
+static drv_err_t pr_url(pr_opts_t *o, char *errstr, size_t errstr_size) {
+        const char *prod = getenv("DATABASE_URL");
+
+        if (!o->staging) {
+                if (!o->url)
+                        o->url = prod;
+                return DRV_OK;
+        }
+        o->url = o->staging_url ? o->staging_url
+                                : getenv("DROVER_STAGING_DATABASE_URL");
+        if (!o->url || !*o->url)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "no staging database (set --staging-url "
+                                   "or DROVER_STAGING_DATABASE_URL)");
+        if (prod && !strcmp(o->url, prod))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "the staging database is DATABASE_URL: "
+                                   "refusing to run a staging run there");
+        return DRV_OK;
 }
 
 /* A file path (exists) or an entity ref resolved in the catalog. */
@@ -246,9 +297,9 @@ static int pr_run(const pr_opts_t *o, PGconn *conn, const drv_plan_t *plan) {
                 drv_cli_error("plan run: %s", res.errmsg);
                 return drv_err_exit_code(err);
         }
-        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s",
+        printf("%s: %s%s %s task %s, %d/%d steps, %lld rows%s",
                drv_text_escape(plan->ref, ref, sizeof(ref)),
-               pr_outcome(res.outcome),
+               pr_outcome(res.outcome), o->staging ? " on staging" : "",
                drv_text_escape(plan->dataset, ds, sizeof(ds)),
                drv_text_escape(o->task_id, id, sizeof(id)), res.steps_done,
                res.steps_total, (long long)res.rows,
@@ -280,15 +331,14 @@ int drv_cmd_plan_run(int argc, char **argv) {
                 drv_task_destroy(o.params);
                 return DRV_EXIT_USAGE;
         }
-        if (!o.url)
-                o.url = getenv("DATABASE_URL");
         if (!o.task_id) {
                 drv_uuid4(uuid);
                 o.task_id = uuid;
         }
         signal(SIGINT, pr_on_signal);
         signal(SIGTERM, pr_on_signal);
-        if ((err = pr_load(&o, &plan, errstr, sizeof(errstr))) ||
+        if ((err = pr_url(&o, errstr, sizeof(errstr))) ||
+            (err = pr_load(&o, &plan, errstr, sizeof(errstr))) ||
             (err = drv_db_connect(o.url, &conn, errstr, sizeof(errstr))) ||
             (err = drv_db_migrate(conn, errstr, sizeof(errstr)))) {
                 drv_cli_error("plan run: %s", errstr);
