@@ -129,6 +129,17 @@ task1=$(sed -n 1p "$WORK/ids")
 [ -z "$(table_in "$DB" "${gated}_t")" ] || fail "the refused plan ran in production"
 [ -z "$(table_in "$STAGING_URL" "${gated}_t")" ] || fail "the worker ran the plan on staging"
 [ -n "$(table_in "$DB" "${plain}_t")" ] || fail "the plan without the flag did not run"
+# drover status shows the class and the message
+DATABASE_URL=$DB "$DROVER_BIN" status --json --dataset "$gated" >"$WORK/status.json" ||
+  fail "drover status exited $?"
+/usr/bin/python3 - "$WORK/status.json" <<'PY' || fail "drover status of the refused task"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+ok = len(rows) == 1 and rows[0]["status"] == "dead" and \
+    rows[0]["error_class"] == "staging_required" and \
+    "drover plan run --staging" in rows[0]["error"]
+sys.exit(0 if ok else "status rows: %r" % rows)
+PY
 echo "ok 1 - not done on staging: staging_required, production untouched"
 
 # ---- 2. plan run --staging, then the same task runs in production -----
@@ -142,7 +153,15 @@ grep -q "done on staging $gated" "$WORK/run.out" || fail "plan run output: $(cat
 [ -z "$(table_in "$DB" "${gated}_t")" ] || fail "plan run --staging ran in production"
 [ "$(ssql "SELECT count(*) FROM drover.step_ledger WHERE plan_fingerprint = '$fp' AND status = 'done'")" = 1 ] ||
   fail "staging ledger"
-# --staging refuses to pick a database by guess
+# --staging refuses to pick a database by guess, and says where it
+# would run
+"$DROVER_BIN" plan run --help | grep -q -- "--staging-url URL" || fail "plan run --help"
+if env -u DROVER_STAGING_DATABASE_URL "$DROVER_BIN" plan run "$(ref "$gated")" \
+  --dataset "$gated" --catalog "$CAT" --staging >/dev/null 2>"$WORK/none.err"; then
+  fail "plan run --staging ran without a staging database"
+fi
+grep -q "no staging database (set --staging-url or DROVER_STAGING_DATABASE_URL)" \
+  "$WORK/none.err" || fail "$(cat "$WORK/none.err")"
 if DROVER_STAGING_DATABASE_URL=$DB DATABASE_URL=$DB "$DROVER_BIN" plan run \
   "$(ref "$gated")" --dataset "$gated" --catalog "$CAT" --staging \
   >/dev/null 2>"$WORK/same.err"; then
