@@ -2,7 +2,7 @@
  * drover - consumer/cli/cmd_plan_run.c: 'drover plan run'.
  *
  *   drover plan run REF|FILE --dataset D [--dry-run] [--database URL]
- *                   [--staging [--staging-url URL]]
+ *                   [--staging] [--staging-url URL]
  *                   [--catalog DIR] [--task-id ID] [--allow-sql]
  *                   [--param k=v]... [--batch-pause-ms N] [--no-wait]
  *
@@ -14,7 +14,8 @@
  * the same --task-id (or any task id: the ledger matches the plan).
  * --staging runs it on the staging database instead (--staging-url or
  * DROVER_STAGING_DATABASE_URL), with the same ledger there: what the
- * staging gate of a spec.requiresStaging plan asks for.
+ * staging gate of a spec.requiresStaging plan asks for.  Without
+ * --staging, such a plan passes the same gate as on a worker first.
  */
 #include "cli.h"
 
@@ -37,7 +38,9 @@ static const char plan_run_usage[] =
     "  --staging         run on the staging database instead: what a plan\n"
     "                    with spec.requiresStaging needs before production\n"
     "  --staging-url URL the staging database (default\n"
-    "                    DROVER_STAGING_DATABASE_URL)\n"
+    "                    DROVER_STAGING_DATABASE_URL); without --staging,\n"
+    "                    where a spec.requiresStaging plan must have\n"
+    "                    completed before it runs (refused otherwise)\n"
     "  --catalog DIR     local catalog (default DROVER_CATALOG_DIR)\n"
     "  --task-id ID      idempotency key (default: a new uuid)\n"
     "  --allow-sql       permit raw 'sql' steps\n"
@@ -186,10 +189,6 @@ static int pr_parse(int argc, char **argv, pr_opts_t *o) {
                 return -1;
         }
         /* one database per run: which one must never be a guess */
-        if (o->staging_url && !o->staging) {
-                drv_cli_error("plan run: --staging-url needs --staging");
-                return -1;
-        }
         if (o->staging && o->url) {
                 drv_cli_error("plan run: --staging runs on the staging "
                               "database, not --database");
@@ -199,19 +198,23 @@ static int pr_parse(int argc, char **argv, pr_opts_t *o) {
 }
 
 /* The database of the run: --database / DATABASE_URL, or with --staging
- * --staging-url / DROVER_STAGING_DATABASE_URL, which must be set and
- * differ from DATABASE_URL.  DRV_OK or DRV_ERR_CONFIG. */
+ * the staging database (--staging-url / DROVER_STAGING_DATABASE_URL,
+ * into o->staging_url too), which must be set and differ from
+ * DATABASE_URL.  DRV_OK or DRV_ERR_CONFIG. */
 static drv_err_t pr_url(pr_opts_t *o, char *errstr, size_t errstr_size) {
         const char *prod = getenv("DATABASE_URL");
 
+        if (!o->staging_url || !*o->staging_url)
+                o->staging_url = getenv("DROVER_STAGING_DATABASE_URL");
+        if (o->staging_url && !*o->staging_url)
+                o->staging_url = NULL;
         if (!o->staging) {
                 if (!o->url)
                         o->url = prod;
                 return DRV_OK;
         }
-        o->url = o->staging_url ? o->staging_url
-                                : getenv("DROVER_STAGING_DATABASE_URL");
-        if (!o->url || !*o->url)
+        o->url = o->staging_url;
+        if (!o->url)
                 return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
                                    "no staging database (set --staging-url "
                                    "or DROVER_STAGING_DATABASE_URL)");
@@ -255,6 +258,33 @@ static drv_err_t pr_load(const pr_opts_t *o, drv_plan_t **planp, char *errstr,
                 return DRV_ERR_CONFIG;
         err = drv_catalog_resolve(cat, o->target, planp, errstr, errstr_size);
         drv_catalog_destroy(cat);
+        return err;
+}
+
+/* The staging gate of a run that is not one (a production run of a
+ * spec.requiresStaging plan): drv_plan_staging_check on o->staging_url,
+ * as a worker would.  DRV_OK for other runs and plans; else
+ * DRV_ERR_STAGING_REQUIRED (exit 65), DRV_ERR_CONFIG when the staging
+ * database is the database of the run, or the staging database's
+ * error (unreachable: exit 69). */
+static drv_err_t pr_gate(const pr_opts_t *o, const drv_plan_t *plan,
+                         char *errstr, size_t errstr_size) {
+        PGconn *staging = NULL;
+        char why[400];
+        drv_err_t err;
+
+        if (o->staging || o->dry_run || !plan->requires_staging)
+                return DRV_OK;
+        if (o->staging_url && o->url && !strcmp(o->staging_url, o->url))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "the staging database is the database "
+                                   "of the run");
+        if (o->staging_url &&
+            (err = drv_db_connect(o->staging_url, &staging, why, sizeof(why))))
+                return drv_err_set(errstr, errstr_size, err,
+                                   "staging database: %s", why);
+        err = drv_plan_staging_check(staging, plan, NULL, errstr, errstr_size);
+        PQfinish(staging);
         return err;
 }
 
@@ -339,6 +369,7 @@ int drv_cmd_plan_run(int argc, char **argv) {
         signal(SIGTERM, pr_on_signal);
         if ((err = pr_url(&o, errstr, sizeof(errstr))) ||
             (err = pr_load(&o, &plan, errstr, sizeof(errstr))) ||
+            (err = pr_gate(&o, plan, errstr, sizeof(errstr))) ||
             (err = drv_db_connect(o.url, &conn, errstr, sizeof(errstr))) ||
             (err = drv_db_migrate(conn, errstr, sizeof(errstr)))) {
                 drv_cli_error("plan run: %s", errstr);

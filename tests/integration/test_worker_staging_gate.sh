@@ -7,7 +7,8 @@
 #      staging_required (not retryable, the message names the fingerprint
 #      and the command), without touching production or staging; a plan
 #      without the flag completes beside it;
-#   2. `drover plan run --staging` completes the plan on the staging
+#   2. `drover plan run` refuses the plan in production the same way
+#      (exit 65); `drover plan run --staging` completes it on the staging
 #      database only; the same task submitted again (a new task id) is
 #      then `done` in production;
 #   3. a worker without a staging database dead-letters a gated plan as
@@ -143,6 +144,16 @@ PY
 echo "ok 1 - not done on staging: staging_required, production untouched"
 
 # ---- 2. plan run --staging, then the same task runs in production -----
+# a production run by hand passes the same gate
+set +e
+DROVER_STAGING_DATABASE_URL=$STAGING_URL DATABASE_URL=$DB \
+  "$DROVER_BIN" plan run "$(ref "$gated")" --dataset "$gated" --catalog "$CAT" \
+  >/dev/null 2>"$WORK/prod.err"
+rc=$?
+set -e
+[ "$rc" = 65 ] && grep -q "0 of 1 steps done on the staging database" "$WORK/prod.err" ||
+  fail "plan run in production before staging: exit $rc: $(cat "$WORK/prod.err")"
+[ -z "$(table_in "$DB" "${gated}_t")" ] || fail "plan run ran the plan in production"
 # the staging URL (with its password) through the environment, not argv
 DROVER_STAGING_DATABASE_URL=$STAGING_URL DATABASE_URL=$DB \
   "$DROVER_BIN" plan run "$(ref "$gated")" --dataset "$gated" --catalog "$CAT" \
