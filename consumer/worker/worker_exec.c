@@ -254,7 +254,6 @@ static drv_err_t exec_staging_conn(drv_exec_t *ex, int *freshp, char *errstr,
         const drv_config_t *conf = ex->pool->pc.conf;
         const char *params[1];
         char ms[24];
-        drv_err_t err;
 
         *freshp = 0;
         if (ex->staging && PQstatus(ex->staging) == CONNECTION_OK)
@@ -264,13 +263,12 @@ static drv_err_t exec_staging_conn(drv_exec_t *ex, int *freshp, char *errstr,
         *freshp = 1;
         snprintf(ms, sizeof(ms), "%ld", conf->statement_timeout_ms);
         params[0] = ms;
-        if ((err = drv_db_connect(conf->staging_database_url, &ex->staging,
-                                  errstr, errstr_size)))
+        if (drv_db_connect(conf->staging_database_url, &ex->staging, errstr,
+                           errstr_size))
                 return DRV_ERR_DB_UNAVAILABLE;
-        if ((err = drv_db_exec(ex->staging,
-                               "SELECT set_config('statement_timeout', $1,"
-                               " false)",
-                               1, params, NULL, NULL, errstr, errstr_size))) {
+        if (drv_db_exec(ex->staging,
+                        "SELECT set_config('statement_timeout', $1, false)", 1,
+                        params, NULL, NULL, errstr, errstr_size)) {
                 PQfinish(ex->staging);
                 ex->staging = NULL;
                 return DRV_ERR_DB_UNAVAILABLE;
