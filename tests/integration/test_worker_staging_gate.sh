@@ -10,7 +10,9 @@
 #   2. `drover plan run` refuses the plan in production the same way
 #      (exit 65); `drover plan run --staging` completes it on the staging
 #      database only; the same task submitted again (a new task id) is
-#      then `done` in production;
+#      then `done` in production, at the first attempt although the
+#      worker's staging connection was terminated meanwhile (it
+#      reconnects and asks again instead of retrying the task);
 #   3. a worker without a staging database dead-letters a gated plan as
 #      staging_required ("no staging database is configured"); a plan
 #      without the flag still completes;
@@ -21,8 +23,8 @@
 # No password of either database URL reaches the worker's logs.
 . "$(dirname "$0")/worker_lib.sh"
 
-STAGING="${ID}_staging" LATE="${ID}_late"
-for db in "$STAGING" "$LATE"; do
+STAGING="${ID}_staging" LATE="${ID}_late" READY="${ID}_ready"
+for db in "$STAGING" "$LATE" "$READY"; do
   [[ "$db" =~ ^[a-z0-9_]+$ ]] || fail "database name $db"
 done
 # the test's databases go whatever happens; a worker still connected to
@@ -31,6 +33,7 @@ staging_cleanup() {
   cleanup
   sql "DROP DATABASE IF EXISTS $STAGING WITH (FORCE)" || true
   sql "DROP DATABASE IF EXISTS $LATE WITH (FORCE)" || true
+  sql "DROP DATABASE IF EXISTS $READY WITH (FORCE)" || true
 }
 trap staging_cleanup EXIT
 url_of() { # url_of DBNAME: $DB with another database name
@@ -40,6 +43,7 @@ p = u.urlparse(sys.argv[1]); print(p._replace(path="/" + sys.argv[2]).geturl())'
 sql "CREATE DATABASE $STAGING"
 STAGING_URL=$(url_of "$STAGING")
 LATE_URL=$(url_of "$LATE")
+READY_URL=$(url_of "$READY")
 PW=$(/usr/bin/python3 -c 'import sys, urllib.parse as u; print(u.urlparse(sys.argv[1]).password or "")' "$DB")
 ssql() { psql "$STAGING_URL" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 
@@ -55,13 +59,13 @@ submit() { # submit DATASET: its task id appended to $WORK/ids
   "$DROVER_BIN" submit --brokers "$B" --topic "$TOPIC" --entity "$(ref "$1")" \
     --dataset "$1" >>"$WORK/ids" || fail "submit $1 failed"
 }
-# worker NAME [STAGING_URL]: a worker (not a static member, so that the
-# next phase's worker gets the partitions at once), with a staging
-# database when given; short backoff for phase 4
+# worker NAME [STAGING_URL [ARGS...]]: a worker (not a static member, so
+# that the next phase's worker gets the partitions at once), with a
+# staging database when given; short backoff for phase 4
 worker() {
   if [ -n "${2:-}" ]; then export DROVER_STAGING_DATABASE_URL=$2; fi
   start_worker "$1" --set static_membership=off --set backoff.initial_ms=200 \
-    --set backoff.max_delay_ms=1000 --set backoff.max_attempts=1000
+    --set backoff.max_delay_ms=1000 --set backoff.max_attempts=1000 "${@:3}"
   unset DROVER_STAGING_DATABASE_URL
 }
 stop_worker() {
@@ -118,7 +122,8 @@ fp=$("$DROVER_BIN" plan show "$CAT/$gated.yaml" --json |
   fail "plan check does not show the flag"
 submit "$gated"
 submit "$plain"
-worker "$ID-a" "$STAGING_URL"
+# one executor: the task of phase 2 finds phase 1's staging connection
+worker "$ID-a" "$STAGING_URL" --concurrency 1
 wait_events 2 180
 dead_letters 1
 check_letter "$gated" "(fingerprint ${fp:0:12})" \
@@ -179,11 +184,18 @@ if DROVER_STAGING_DATABASE_URL=$DB DATABASE_URL=$DB "$DROVER_BIN" plan run \
   fail "plan run --staging ran with the staging database = DATABASE_URL"
 fi
 grep -q "the staging database is DATABASE_URL" "$WORK/same.err" || fail "$(cat "$WORK/same.err")"
+# a staging restart, as the worker's idle connection sees it
+[ "$(ssql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND application_name = 'drover'")" = 1 ] ||
+  fail "the worker's staging connection"
 submit "$gated"
 wait_events 3 180
 task3=$(sed -n 3p "$WORK/ids")
 [ "$(status_of "$task3")" = done ] || fail "resubmitted task: $(status_of "$task3")"
 [ -n "$(table_in "$DB" "${gated}_t")" ] || fail "the staged plan did not run in production"
+! grep -q "task failed (db_unavailable" "$WORK/$ID-a.log" ||
+  fail "the lost staging connection made the task retry: $(grep "task failed" "$WORK/$ID-a.log")"
 dead_letters 1
 stop_worker
 echo "ok 2 - plan run --staging, then the resubmitted task is done in production"
@@ -219,10 +231,14 @@ done
 [ "$st" = retrying ] && [ "${att:-0}" -ge 3 ] && [ "$cls" = db_unavailable ] ||
   fail "unreachable staging: task_runs $row"
 dead_letters 2
-sql "CREATE DATABASE $LATE"
-DROVER_STAGING_DATABASE_URL=$LATE_URL DATABASE_URL=$DB \
+# staging comes back with the plan done: run it under another name, then
+# rename (a worker reaching the empty database first would rightly
+# refuse the task)
+sql "CREATE DATABASE $READY"
+DROVER_STAGING_DATABASE_URL=$READY_URL DATABASE_URL=$DB \
   "$DROVER_BIN" plan run "$CAT/$gated3.yaml" --dataset "$gated3" --staging \
   >"$WORK/run3.out" 2>"$WORK/run3.err" || fail "plan run --staging (late) exited $?: $(cat "$WORK/run3.err")"
+sql "ALTER DATABASE $READY RENAME TO $LATE"
 wait_events 6 180
 [ "$(status_of "$task6")" = done ] || fail "task after staging came back: $(status_of "$task6")"
 [ -n "$(table_in "$DB" "${gated3}_t")" ] || fail "the plan did not run once staging was there"
