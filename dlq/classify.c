@@ -47,6 +47,9 @@ static const struct {
     {DRV_ERR_SQL, DRV_ROUTE_DEAD, "sql"},
     /* the plan is meant for another queue's workers */
     {DRV_ERR_WRONG_QUEUE, DRV_ROUTE_DEAD, "wrong_queue"},
+    /* the plan must complete on the staging database first: retrying
+     * cannot help until an operator runs it there */
+    {DRV_ERR_STAGING_REQUIRED, DRV_ROUTE_DEAD, "staging_required"},
     /* the worker's own state: recreate the handle or exit 70 */
     {DRV_ERR_KAFKA_FATAL, DRV_ROUTE_FATAL, "kafka_fatal"},
     {DRV_ERR_INTERNAL, DRV_ROUTE_FATAL, "internal"},

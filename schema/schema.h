@@ -62,6 +62,9 @@ typedef enum drv_err_e {
         DRV_ERR_SQL = DRV_ERR_FAMILY_PERMANENT | 9,
         /* the plan is annotated for another queue (drover.io/queue) */
         DRV_ERR_WRONG_QUEUE = DRV_ERR_FAMILY_PERMANENT | 10,
+        /* the plan requires a completed staging run (spec.requiresStaging)
+         * and its fingerprint has none */
+        DRV_ERR_STAGING_REQUIRED = DRV_ERR_FAMILY_PERMANENT | 11,
 
         /* fatal to the worker: recreate the handle or exit 70 */
         DRV_ERR_KAFKA_FATAL = DRV_ERR_FAMILY_FATAL | 1,

@@ -53,6 +53,8 @@ const char *drv_err_name(drv_err_t err) {
                 return "sql";
         case DRV_ERR_WRONG_QUEUE:
                 return "wrong_queue";
+        case DRV_ERR_STAGING_REQUIRED:
+                return "staging_required";
         case DRV_ERR_KAFKA_FATAL:
                 return "kafka_fatal";
         case DRV_ERR_INTERNAL:

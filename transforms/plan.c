@@ -87,11 +87,32 @@ drv_err_t drv_plan_queue_check(const drv_plan_t *plan, const char *queue,
                            plan->ref, want, queue ? queue : "");
 }
 
-/* kind, spec.type, dataset, versions, steps list. */
+/* spec.requiresStaging: a production run needs a completed staging run
+ * of the same fingerprint first (docs/plans.md, "Staging"). */
+#define PLAN_STAGING_KEY "requiresStaging"
+
+/* The plan's fingerprint: sha256 of the canonical spec without
+ * requiresStaging.  The flag says where the plan must have run first, not
+ * what it does: setting it on a plan that already ran (on staging or in
+ * production) must not make its done steps another plan's
+ * (docs/decisions.md, "Staging gate").  -1 on out of memory. */
+static int plan_fingerprint(const json_t *spec, char out[65]) {
+        json_t *copy = json_copy((json_t *)spec); /* shallow: keys only */
+        int rc;
+
+        if (!copy)
+                return -1;
+        json_object_del(copy, PLAN_STAGING_KEY);
+        rc = canon_fingerprint(copy, out);
+        json_decref(copy);
+        return rc;
+}
+
+/* kind, spec.type, dataset, versions, staging flag, steps list. */
 static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                              const json_t **stepsp) {
         const json_t *spec = json_object_get(entity, "spec"), *sv, *from, *to;
-        const json_t *steps, *ds, *queue;
+        const json_t *steps, *ds, *queue, *staging;
 
         if (!json_is_object(entity))
                 return drv_vfail(vc, entity, "entity must be a mapping");
@@ -123,6 +144,12 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                                  "less than to (%lld)",
                                  (long long)json_integer_value(from),
                                  (long long)json_integer_value(to));
+        staging = json_object_get(spec, PLAN_STAGING_KEY);
+        if (staging && !json_is_boolean(staging))
+                /* null is a singleton without a line: point at spec */
+                return drv_vfail(vc, json_is_null(staging) ? spec : staging,
+                                 "spec." PLAN_STAGING_KEY
+                                 " must be true or false");
         steps = json_object_get(spec, "steps");
         if (!json_is_array(steps) || json_array_size(steps) == 0 ||
             json_array_size(steps) > PLAN_MAX_STEPS)
@@ -191,12 +218,14 @@ static int plan_fill(drv_plan_t *plan, const drv_linemap_t *lines,
         plan->from_version =
             (int)json_integer_value(json_object_get(sv, "from"));
         plan->to_version = (int)json_integer_value(json_object_get(sv, "to"));
+        plan->requires_staging =
+            json_is_true(json_object_get(spec, PLAN_STAGING_KEY));
         plan->etag = dup_or_null(json_string_value(json_object_get(
             json_object_get(plan->entity, "metadata"), "etag")));
         plan->steps_cnt = json_array_size(steps);
         plan->steps = calloc(plan->steps_cnt, sizeof(*plan->steps));
         if (!plan->dataset || !plan->steps ||
-            canon_fingerprint(spec, plan->fingerprint))
+            plan_fingerprint(spec, plan->fingerprint))
                 return -1;
         for (i = 0; i < plan->steps_cnt; i++) {
                 drv_step_t *st = &plan->steps[i];

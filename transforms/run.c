@@ -182,20 +182,24 @@ static drv_err_t run_lock(run_t *run, int lock) {
         return err;
 }
 
-/* The dataset's version (*foundp: known), the plan's steps done in the
- * ledger by any task (*donep) and by this task (*minep, with its rows),
- * and whether this task was found a no-op before (*skippedp: its
- * `skipped` marker, step -1). */
-#define RUN_GUARD_READ                                                        \
-        "SELECT (SELECT version FROM drover.datasets WHERE dataset = $1),"    \
-        " (SELECT count(DISTINCT step) FROM drover.step_ledger WHERE"         \
-        " plan_fingerprint = $2 AND status = 'done'), (SELECT count(DISTINCT" \
-        " step) FROM drover.step_ledger WHERE plan_fingerprint = $2 AND"      \
-        " status = 'done' AND task_id = $3), (SELECT coalesce(sum(rows), 0)"  \
-        " FROM drover.step_ledger WHERE plan_fingerprint = $2 AND status ="   \
-        " 'done' AND task_id = $3), (SELECT count(*) FROM drover.step_ledger" \
-        " WHERE task_id = $3 AND step = -1 AND plan_fingerprint = $2 AND"     \
-        " status = 'skipped')"
+/* The dataset's version ($1) and the steps of the plan ($2, its
+ * fingerprint) done in the ledger by any task: the one rule of "the plan
+ * is done" that the version guard (run_guard_read) and the staging gate
+ * (drv_plan_done_steps) share. */
+#define RUN_DONE_SQL                                                       \
+        "SELECT (SELECT version FROM drover.datasets WHERE dataset = $1)," \
+        " (SELECT count(DISTINCT step) FROM drover.step_ledger WHERE"      \
+        " plan_fingerprint = $2 AND status = 'done')"
+
+#define RUN_GUARD_READ                                                         \
+        RUN_DONE_SQL                                                           \
+            ", (SELECT count(DISTINCT step) FROM drover.step_ledger"           \
+            " WHERE plan_fingerprint = $2 AND status = 'done' AND task_id = "  \
+            "$3),"                                                             \
+            " (SELECT coalesce(sum(rows), 0) FROM drover.step_ledger WHERE"    \
+            " plan_fingerprint = $2 AND status = 'done' AND task_id = $3),"    \
+            " (SELECT count(*) FROM drover.step_ledger WHERE task_id = $3 AND" \
+            " step = -1 AND plan_fingerprint = $2 AND status = 'skipped')"
 
 /* The dataset's version (*foundp: known before this run), the plan's
  * steps done in the ledger by any task (*donep) and by this task
@@ -229,6 +233,33 @@ static drv_err_t run_guard_read(run_t *run, int *foundp, int *versionp,
         *donep = atoi(PQgetvalue(res, 0, 1));
         *minep = atoi(PQgetvalue(res, 0, 2));
         *rowsp = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+        PQclear(res);
+        return DRV_OK;
+}
+
+drv_err_t drv_plan_done_steps(PGconn *conn, const drv_plan_t *plan, int *donep,
+                              char sqlstate[6], char *errstr,
+                              size_t errstr_size) {
+        const char *params[2] = {plan->dataset, plan->fingerprint};
+        char state[6] = "";
+        PGresult *res;
+        drv_err_t err;
+
+        *donep = 0;
+        err = drv_db_exec(conn, RUN_DONE_SQL, 2, params, &res, state, errstr,
+                          errstr_size);
+        if (sqlstate)
+                snprintf(sqlstate, 6, "%s", state);
+        /* no schema drover, or no ledger yet: nothing ran there */
+        if (err == DRV_ERR_SQL &&
+            (!strcmp(state, "3F000") || !strcmp(state, "42P01"))) {
+                if (sqlstate)
+                        sqlstate[0] = '\0';
+                return DRV_OK;
+        }
+        if (err)
+                return err;
+        *donep = atoi(PQgetvalue(res, 0, 1));
         PQclear(res);
         return DRV_OK;
 }

@@ -111,7 +111,10 @@ typedef struct drv_plan_s {
         drv_step_t *steps;
         size_t steps_cnt;
         char *etag;           /* metadata.etag, may be NULL */
-        char fingerprint[65]; /* sha256 hex of the whole spec */
+        char fingerprint[65]; /* sha256 hex of the whole spec but
+                                 requiresStaging */
+        int requires_staging; /* spec.requiresStaging: a production run
+                                 needs this fingerprint done on staging */
         char *source;         /* file path or URL it came from */
         int line;             /* line of the document in source, or 0 */
         json_t *entity;       /* the whole entity (owned) */
@@ -174,9 +177,9 @@ void drv_plan_array_free(drv_plan_t **plans, size_t cnt);
 int drv_entity_is_plan(const json_t *entity);
 
 /* The plan as JSON for `drover plan show --json` and the admin API:
- * {ref, dataset, from, to, fingerprint, etag, source, steps:[{index, op,
- * fingerprint, line, def}]}.  New reference, caller json_decref()s; NULL
- * on out of memory. */
+ * {ref, dataset, from, to, fingerprint, requires_staging, etag, source,
+ * steps:[{index, op, fingerprint, line, def}]}.  New reference, caller
+ * json_decref()s; NULL on out of memory. */
 json_t *drv_plan_to_json(const drv_plan_t *plan);
 
 /*
@@ -628,6 +631,35 @@ int drv_plan_one_txn(const drv_plan_t *plan, int dry_run);
  * guard, steps with ledger.  Returns res->err as well. */
 drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
                        const drv_run_opts_t *opts, drv_run_result_t *res);
+
+/* *donep = how many steps of `plan` (by plan fingerprint) are done in
+ * the ledger of `conn`, by any task: the plan completed there when that
+ * is plan->steps_cnt (the version guard's rule).  A database without
+ * drover's schema has done none.  sqlstate (may be NULL) as
+ * drv_db_exec.  Reads only; *donep is 0 on failure. */
+drv_err_t drv_plan_done_steps(PGconn *conn, const drv_plan_t *plan, int *donep,
+                              char sqlstate[6], char *errstr,
+                              size_t errstr_size);
+
+/*
+ * ------------------------------------------------------------------------
+ * The staging gate (staging.c): a plan with spec.requiresStaging runs in
+ * production only after the same plan fingerprint completed on the
+ * staging database.
+ * ------------------------------------------------------------------------
+ */
+
+/* DRV_OK when `plan` does not require staging, or when it completed on
+ * the staging database `staging` (drv_plan_done_steps).  Else
+ * DRV_ERR_STAGING_REQUIRED naming the plan, its fingerprint prefix and
+ * the `drover plan run --staging` command to run; also when `staging`
+ * is NULL (no staging database configured).  A failed read returns its
+ * drv_db_error error (DRV_ERR_DB_UNAVAILABLE for a lost connection: the
+ * caller retries) with errstr "staging database: ..." and sqlstate (may
+ * be NULL) set.  Reads only. */
+drv_err_t drv_plan_staging_check(PGconn *staging, const drv_plan_t *plan,
+                                 char sqlstate[6], char *errstr,
+                                 size_t errstr_size);
 
 #ifdef __cplusplus
 }

@@ -60,7 +60,7 @@ static int plan_check_file(const char *path, int allow_sql, const char *queue) {
                 return drv_err_exit_code(err);
         }
         for (i = 0; i < cnt; i++)
-                printf("%s: ok: %s (%s, %d -> %d, %zu steps, queue %s)\n",
+                printf("%s: ok: %s (%s, %d -> %d, %zu steps, queue %s%s)\n",
                        drv_text_escape(path, a, sizeof(a)),
                        drv_text_escape(plans[i]->ref, b, sizeof(b)),
                        drv_text_escape(plans[i]->dataset, c, sizeof(c)),
@@ -69,7 +69,8 @@ static int plan_check_file(const char *path, int allow_sql, const char *queue) {
                        drv_text_escape(drv_plan_queue(plans[i])
                                            ? drv_plan_queue(plans[i])
                                            : "any",
-                                       q, sizeof(q)));
+                                       q, sizeof(q)),
+                       plans[i]->requires_staging ? ", requires staging" : "");
         drv_plan_array_free(plans, cnt);
         return DRV_EXIT_OK;
 }
@@ -155,6 +156,8 @@ static void plan_print(const drv_plan_t *plan) {
                             e, sizeof(e)));
         printf("etag         %s\n",
                drv_text_escape(plan->etag ? plan->etag : "-", e, sizeof(e)));
+        printf("staging      %s\n",
+               plan->requires_staging ? "required" : "not required");
         printf("fingerprint  %s\n", plan->fingerprint);
         printf("steps        %zu\n", plan->steps_cnt);
         for (i = 0; i < plan->steps_cnt; i++) {

@@ -2,6 +2,7 @@
  * drover - consumer/cli/cmd_plan_run.c: 'drover plan run'.
  *
  *   drover plan run REF|FILE --dataset D [--dry-run] [--database URL]
+ *                   [--staging] [--staging-url URL]
  *                   [--catalog DIR] [--task-id ID] [--allow-sql]
  *                   [--param k=v]... [--batch-pause-ms N] [--no-wait]
  *
@@ -11,6 +12,10 @@
  * \r on a terminal, plain lines otherwise.  The outcome is one line on
  * stdout.  A killed run resumes from its checkpoints when run again with
  * the same --task-id (or any task id: the ledger matches the plan).
+ * --staging runs it on the staging database instead (--staging-url or
+ * DROVER_STAGING_DATABASE_URL), with the same ledger there: what the
+ * staging gate of a spec.requiresStaging plan asks for.  Without
+ * --staging, such a plan passes the same gate as on a worker first.
  */
 #include "cli.h"
 
@@ -30,6 +35,12 @@ static const char plan_run_usage[] =
     "  --dry-run         check every step read-only, count rows, change "
     "nothing\n"
     "  --database URL    PostgreSQL (default DATABASE_URL)\n"
+    "  --staging         run on the staging database instead: what a plan\n"
+    "                    with spec.requiresStaging needs before production\n"
+    "  --staging-url URL the staging database (default\n"
+    "                    DROVER_STAGING_DATABASE_URL); without --staging,\n"
+    "                    where a spec.requiresStaging plan must have\n"
+    "                    completed before it runs (refused otherwise)\n"
     "  --catalog DIR     local catalog (default DROVER_CATALOG_DIR)\n"
     "  --task-id ID      idempotency key (default: a new uuid)\n"
     "  --allow-sql       permit raw 'sql' steps\n"
@@ -41,9 +52,10 @@ typedef struct pr_opts_s {
         const char *target;
         const char *dataset;
         const char *url;
+        const char *staging_url;
         const char *catalog;
         const char *task_id;
-        int dry_run, allow_sql, no_wait;
+        int dry_run, allow_sql, no_wait, staging;
         long pause_ms;
         drv_task_t *params; /* holds the --param pairs */
 } pr_opts_t;
@@ -88,6 +100,8 @@ enum {
         PR_DRY_RUN = DRV_CLI_LONG,
         PR_ALLOW_SQL,
         PR_NO_WAIT,
+        PR_STAGING,
+        PR_STAGING_URL,
         PR_DATASET,
         PR_DATABASE,
         PR_CATALOG,
@@ -100,6 +114,8 @@ static const struct option pr_options[] = {
     {"dry-run", no_argument, NULL, PR_DRY_RUN},
     {"allow-sql", no_argument, NULL, PR_ALLOW_SQL},
     {"no-wait", no_argument, NULL, PR_NO_WAIT},
+    {"staging", no_argument, NULL, PR_STAGING},
+    {"staging-url", required_argument, NULL, PR_STAGING_URL},
     {"dataset", required_argument, NULL, PR_DATASET},
     {"database", required_argument, NULL, PR_DATABASE},
     {"catalog", required_argument, NULL, PR_CATALOG},
@@ -133,6 +149,10 @@ static int pr_opt(void *opaque, int opt, const char *arg) {
                 return o->allow_sql = 1, 0;
         case PR_NO_WAIT:
                 return o->no_wait = 1, 0;
+        case PR_STAGING:
+                return o->staging = 1, 0;
+        case PR_STAGING_URL:
+                return o->staging_url = arg, 0;
         case PR_DATASET:
                 return o->dataset = arg, 0;
         case PR_DATABASE:
@@ -168,7 +188,41 @@ static int pr_parse(int argc, char **argv, pr_opts_t *o) {
                                          : "--dataset");
                 return -1;
         }
+        /* one database per run: which one must never be a guess */
+        if (o->staging && o->url) {
+                drv_cli_error("plan run: --staging runs on the staging "
+                              "database, not --database");
+                return -1;
+        }
         return 0;
+}
+
+/* The database of the run: --database / DATABASE_URL, or with --staging
+ * the staging database (--staging-url / DROVER_STAGING_DATABASE_URL,
+ * into o->staging_url too), which must be set and differ from
+ * DATABASE_URL.  DRV_OK or DRV_ERR_CONFIG. */
+static drv_err_t pr_url(pr_opts_t *o, char *errstr, size_t errstr_size) {
+        const char *prod = getenv("DATABASE_URL");
+
+        if (!o->staging_url || !*o->staging_url)
+                o->staging_url = getenv("DROVER_STAGING_DATABASE_URL");
+        if (o->staging_url && !*o->staging_url)
+                o->staging_url = NULL;
+        if (!o->staging) {
+                if (!o->url)
+                        o->url = prod;
+                return DRV_OK;
+        }
+        o->url = o->staging_url;
+        if (!o->url)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "no staging database (set --staging-url "
+                                   "or DROVER_STAGING_DATABASE_URL)");
+        if (prod && !strcmp(o->url, prod))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "the staging database is DATABASE_URL: "
+                                   "refusing to run a staging run there");
+        return DRV_OK;
 }
 
 /* A file path (exists) or an entity ref resolved in the catalog. */
@@ -204,6 +258,33 @@ static drv_err_t pr_load(const pr_opts_t *o, drv_plan_t **planp, char *errstr,
                 return DRV_ERR_CONFIG;
         err = drv_catalog_resolve(cat, o->target, planp, errstr, errstr_size);
         drv_catalog_destroy(cat);
+        return err;
+}
+
+/* The staging gate of a run that is not one (a production run of a
+ * spec.requiresStaging plan): drv_plan_staging_check on o->staging_url,
+ * as a worker would.  DRV_OK for other runs and plans; else
+ * DRV_ERR_STAGING_REQUIRED (exit 65), DRV_ERR_CONFIG when the staging
+ * database is the database of the run, or the staging database's
+ * error (unreachable: exit 69). */
+static drv_err_t pr_gate(const pr_opts_t *o, const drv_plan_t *plan,
+                         char *errstr, size_t errstr_size) {
+        PGconn *staging = NULL;
+        char why[400];
+        drv_err_t err;
+
+        if (o->staging || o->dry_run || !plan->requires_staging)
+                return DRV_OK;
+        if (o->staging_url && o->url && !strcmp(o->staging_url, o->url))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "the staging database is the database "
+                                   "of the run");
+        if (o->staging_url &&
+            (err = drv_db_connect(o->staging_url, &staging, why, sizeof(why))))
+                return drv_err_set(errstr, errstr_size, err,
+                                   "staging database: %s", why);
+        err = drv_plan_staging_check(staging, plan, NULL, errstr, errstr_size);
+        PQfinish(staging);
         return err;
 }
 
@@ -246,9 +327,9 @@ static int pr_run(const pr_opts_t *o, PGconn *conn, const drv_plan_t *plan) {
                 drv_cli_error("plan run: %s", res.errmsg);
                 return drv_err_exit_code(err);
         }
-        printf("%s: %s %s task %s, %d/%d steps, %lld rows%s",
+        printf("%s: %s%s %s task %s, %d/%d steps, %lld rows%s",
                drv_text_escape(plan->ref, ref, sizeof(ref)),
-               pr_outcome(res.outcome),
+               pr_outcome(res.outcome), o->staging ? " on staging" : "",
                drv_text_escape(plan->dataset, ds, sizeof(ds)),
                drv_text_escape(o->task_id, id, sizeof(id)), res.steps_done,
                res.steps_total, (long long)res.rows,
@@ -280,15 +361,15 @@ int drv_cmd_plan_run(int argc, char **argv) {
                 drv_task_destroy(o.params);
                 return DRV_EXIT_USAGE;
         }
-        if (!o.url)
-                o.url = getenv("DATABASE_URL");
         if (!o.task_id) {
                 drv_uuid4(uuid);
                 o.task_id = uuid;
         }
         signal(SIGINT, pr_on_signal);
         signal(SIGTERM, pr_on_signal);
-        if ((err = pr_load(&o, &plan, errstr, sizeof(errstr))) ||
+        if ((err = pr_url(&o, errstr, sizeof(errstr))) ||
+            (err = pr_load(&o, &plan, errstr, sizeof(errstr))) ||
+            (err = pr_gate(&o, plan, errstr, sizeof(errstr))) ||
             (err = drv_db_connect(o.url, &conn, errstr, sizeof(errstr))) ||
             (err = drv_db_migrate(conn, errstr, sizeof(errstr)))) {
                 drv_cli_error("plan run: %s", errstr);

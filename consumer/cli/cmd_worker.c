@@ -45,6 +45,10 @@ static void usage(FILE *fp) {
             "assignment_strategy=range\n"
             "  -X PROP=VALUE        a librdkafka property (same as\n"
             "                       --set kafka.PROP=VALUE)\n\n"
+            "A plan with spec.requiresStaging runs only once it completed "
+            "on the\n"
+            "staging database (staging.database_url, "
+            "DROVER_STAGING_DATABASE_URL).\n\n"
             "SIGTERM/SIGINT drain in-flight tasks (drain_timeout_ms), "
             "commit, leave\n"
             "the group and exit 0; a second signal exits at once.\n");

@@ -33,6 +33,8 @@ static const struct key_s {
     {"instance", K_STR, offsetof(drv_config_t, instance), 0, 0},
     {"catalog.dir", K_STR, offsetof(drv_config_t, catalog_dir), 0, 0},
     {"database.url", K_STR, offsetof(drv_config_t, database_url), 0, 0},
+    {"staging.database_url", K_STR,
+     offsetof(drv_config_t, staging_database_url), 0, 0},
     {"backstage.url", K_STR, offsetof(drv_config_t, backstage_url), 0, 0},
     {"backstage.token", K_STR, offsetof(drv_config_t, backstage_token), 0, 0},
     {"schema_registry.url", K_STR, offsetof(drv_config_t, registry_url), 0, 0},
@@ -471,6 +473,7 @@ drv_err_t drv_config_load_env(drv_config_t *conf, char *errstr,
             {"DROVER_INSTANCE", "instance"},
             {"DROVER_CATALOG_DIR", "catalog.dir"},
             {"DATABASE_URL", "database.url"},
+            {"DROVER_STAGING_DATABASE_URL", "staging.database_url"},
             {"BACKSTAGE_URL", "backstage.url"},
             {"BACKSTAGE_TOKEN", "backstage.token"},
             {"SCHEMA_REGISTRY_URL", "schema_registry.url"},
@@ -532,6 +535,14 @@ drv_err_t drv_config_finish(drv_config_t *conf, char *errstr,
         conf->static_member =
             !strcmp(conf->static_membership, "on") ||
             (!strcmp(conf->static_membership, "auto") && conf->instance_set);
+        /* the gate would ask production whether production ran the
+         * plan: every gated task refused, and `plan run --staging` with
+         * this config would migrate production */
+        if (conf->staging_database_url &&
+            !strcmp(conf->staging_database_url, conf->database_url))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                   "staging.database_url must name another "
+                                   "database than database.url");
         if (derive_topic(&conf->status_topic, conf->topic, ".status") ||
             derive_topic(&conf->dlq_topic, conf->topic, ".dlq"))
                 return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,

@@ -42,6 +42,10 @@ typedef struct drv_config_s {
         char *admin_token;     /* DROVER_ADMIN_TOKEN (secret) */
         char *assignment_strategy;  /* "cooperative-sticky" or "range" */
         char *static_membership;    /* "off" (default), "auto" or "on" */
+        char *staging_database_url; /* DROVER_STAGING_DATABASE_URL
+                                       (secret): where plans with
+                                       spec.requiresStaging must have
+                                       completed first; NULL or "": none */
         int instance_set;           /* instance given by file, env or flag */
         int static_member;          /* resolved by drv_config_finish: use
                                        the instance as group.instance.id */
@@ -80,7 +84,7 @@ drv_err_t drv_config_load_file(drv_config_t *conf, const char *path,
                                char *errstr, size_t errstr_size);
 
 /* Apply the environment variables of DESIGN.md section 9 (and
- * DROVER_ADMIN_TOKEN, DROVER_CONCURRENCY). */
+ * DROVER_ADMIN_TOKEN, DROVER_CONCURRENCY, DROVER_STAGING_DATABASE_URL). */
 drv_err_t drv_config_load_env(drv_config_t *conf, char *errstr,
                               size_t errstr_size);
 

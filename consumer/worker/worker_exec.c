@@ -212,6 +212,7 @@ typedef struct drv_exec_s {
         pthread_t thread;
         int started;
         PGconn *conn;
+        PGconn *staging; /* staging.database_url, opened on first need */
         uint64_t rng;
         /* the one-transaction job this executor runs, for the finalizer
          * (fin_watch); set and cleared by the executor under watch_lock */
@@ -241,6 +242,68 @@ static drv_err_t exec_conn(drv_exec_t *ex, char *errstr, size_t errstr_size) {
         }
         return drv_db_connect(ex->pool->pc.conf->database_url, &ex->conn,
                               errstr, errstr_size);
+}
+
+/* Connect (or reconnect) the executor's staging connection, with the
+ * worker's statement_timeout so that a hung staging server cannot hold
+ * the executor.  *freshp = 1 when it was (re)opened now.  DRV_OK, or
+ * DRV_ERR_DB_UNAVAILABLE (any other failure too: the connection is
+ * useless) with errstr set and no connection kept. */
+static drv_err_t exec_staging_conn(drv_exec_t *ex, int *freshp, char *errstr,
+                                   size_t errstr_size) {
+        const drv_config_t *conf = ex->pool->pc.conf;
+        const char *params[1];
+        char ms[24];
+
+        *freshp = 0;
+        if (ex->staging && PQstatus(ex->staging) == CONNECTION_OK)
+                return DRV_OK;
+        PQfinish(ex->staging);
+        ex->staging = NULL;
+        *freshp = 1;
+        snprintf(ms, sizeof(ms), "%ld", conf->statement_timeout_ms);
+        params[0] = ms;
+        if (drv_db_connect(conf->staging_database_url, &ex->staging, errstr,
+                           errstr_size))
+                return DRV_ERR_DB_UNAVAILABLE;
+        if (drv_db_exec(ex->staging,
+                        "SELECT set_config('statement_timeout', $1, false)", 1,
+                        params, NULL, NULL, errstr, errstr_size)) {
+                PQfinish(ex->staging);
+                ex->staging = NULL;
+                return DRV_ERR_DB_UNAVAILABLE;
+        }
+        return DRV_OK;
+}
+
+/* The staging gate for `plan` (drv_plan_staging_check) on the
+ * executor's staging connection, opened on first need.  A connection
+ * lost since its last use (a staging restart: libpq reports it OK until
+ * a query fails) is replaced and asked once more.  DRV_OK,
+ * DRV_ERR_STAGING_REQUIRED, or DRV_ERR_DB_UNAVAILABLE when the staging
+ * database cannot be reached: the task is retried with backoff, never
+ * dead-lettered as staging_required for an outage. */
+static drv_err_t exec_staging_check(drv_exec_t *ex, const drv_plan_t *plan,
+                                    char sqlstate[6], char *errstr,
+                                    size_t errstr_size) {
+        const char *url = ex->pool->pc.conf->staging_database_url;
+        char why[400];
+        drv_err_t err;
+        int tries, fresh;
+
+        if (!url || !*url)
+                return drv_plan_staging_check(NULL, plan, sqlstate, errstr,
+                                              errstr_size);
+        for (tries = 0;; tries++) {
+                if ((err = exec_staging_conn(ex, &fresh, why, sizeof(why))))
+                        return drv_err_set(errstr, errstr_size, err,
+                                           "staging database: %s", why);
+                err = drv_plan_staging_check(ex->staging, plan, sqlstate,
+                                             errstr, errstr_size);
+                if (fresh || tries > 0 || err != DRV_ERR_DB_UNAVAILABLE ||
+                    PQstatus(ex->staging) == CONNECTION_OK)
+                        return err;
+        }
 }
 
 /* task_runs row of a job as it stands. */
@@ -457,6 +520,13 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
         if (!err && (err = drv_plan_queue_check(plan, pc->conf->topic, errstr,
                                                 errstr_size)))
                 drv_plan_release(plan);
+        /* a plan that must complete on staging first, before any SQL
+         * touches production; a dry run changes nothing and may always
+         * run (it is how a plan is tried before staging) */
+        else if (!err && !job->task->dry_run &&
+                 (err = exec_staging_check(ex, plan, job->res.sqlstate, errstr,
+                                           errstr_size)))
+                drv_plan_release(plan);
         if (err)
                 return err;
         job->exec = ex;
@@ -622,6 +692,8 @@ static void *exec_main(void *arg) {
         }
         PQfinish(ex->conn);
         ex->conn = NULL;
+        PQfinish(ex->staging);
+        ex->staging = NULL;
         __atomic_sub_fetch(&pool->running, 1, __ATOMIC_SEQ_CST);
         return NULL;
 }

@@ -259,6 +259,38 @@ static void test_static_membership_follows_explicit_instance(void **state) {
         drv_config_destroy(conf);
 }
 
+/* staging.database_url: unset by default, from the file, overridden by
+ * DROVER_STAGING_DATABASE_URL; the production database is refused as
+ * the staging one. */
+static void test_staging_database_url(void **state) {
+        drv_config_t *conf = drv_config_new();
+        char errstr[256], path[64];
+
+        (void)state;
+        assert_null(conf->staging_database_url);
+        drv_config_destroy(conf);
+        assert_int_equal(load("staging:\n  database_url: postgresql://s/a\n",
+                              &conf, errstr, sizeof(errstr), path),
+                         DRV_OK);
+        assert_string_equal(conf->staging_database_url, "postgresql://s/a");
+        setenv("DROVER_STAGING_DATABASE_URL", "postgresql://s/b", 1);
+        assert_int_equal(drv_config_load_env(conf, errstr, sizeof(errstr)),
+                         DRV_OK);
+        unsetenv("DROVER_STAGING_DATABASE_URL");
+        assert_string_equal(conf->staging_database_url, "postgresql://s/b");
+        assert_int_equal(drv_config_finish(conf, errstr, sizeof(errstr)),
+                         DRV_OK);
+        assert_int_equal(drv_config_set(conf, "staging.database_url",
+                                        conf->database_url, "flag --set",
+                                        errstr, sizeof(errstr)),
+                         DRV_OK);
+        assert_int_equal(drv_config_finish(conf, errstr, sizeof(errstr)),
+                         DRV_ERR_CONFIG);
+        assert_non_null(strstr(errstr, "staging.database_url must name "
+                                       "another database"));
+        drv_config_destroy(conf);
+}
+
 /* The shipped example must load as it is. */
 static void test_example_config_loads(void **state) {
         const char *src = getenv("DROVER_SOURCE_DIR");
@@ -287,6 +319,7 @@ int main(void) {
             cmocka_unit_test(test_environment_wins_over_file),
             cmocka_unit_test(test_passthrough_applies_to_librdkafka),
             cmocka_unit_test(test_static_membership_follows_explicit_instance),
+            cmocka_unit_test(test_staging_database_url),
             cmocka_unit_test(test_example_config_loads),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,6 +34,7 @@ static const row_t rows[] = {
     {DRV_ERR_SQL_REFUSED, NULL, DRV_ROUTE_DEAD, "sql_refused"},
     {DRV_ERR_INVALID_PARAM, NULL, DRV_ROUTE_DEAD, "invalid_param"},
     {DRV_ERR_WRONG_QUEUE, NULL, DRV_ROUTE_DEAD, "wrong_queue"},
+    {DRV_ERR_STAGING_REQUIRED, NULL, DRV_ROUTE_DEAD, "staging_required"},
     /* fatal to the worker */
     {DRV_ERR_KAFKA_FATAL, NULL, DRV_ROUTE_FATAL, "kafka_fatal"},
     {DRV_ERR_INTERNAL, NULL, DRV_ROUTE_FATAL, "internal"},
@@ -128,6 +129,8 @@ static void test_every_error_code_has_a_row(void **state) {
             DRV_ERR_SQL_REFUSED,
             DRV_ERR_INVALID_PARAM,
             DRV_ERR_SQL,
+            DRV_ERR_WRONG_QUEUE,
+            DRV_ERR_STAGING_REQUIRED,
             DRV_ERR_KAFKA_FATAL,
             DRV_ERR_NOMEM,
             DRV_ERR_USAGE,

@@ -102,6 +102,21 @@ static const struct {
      9, "duplicate key"},
     {"    - &s {op: drop_column, table: t, column: a}\n    - *s\n", 9,
      "aliases"},
+/* spec.requiresStaging: true or false, nothing else */
+#define STAGING(v)                                                \
+        "kind: Component\nmetadata: {name: p}\nspec:\n  type: "   \
+        "migration-plan\n  dataset: d\n  requiresStaging:" v "\n" \
+        "  schemaVersion: {from: 1, to: 2}\n"                     \
+        "  steps: [{op: drop_column, table: t, column: a}]\n"
+#define STAGING_MSG "spec.requiresStaging must be true or false"
+    {STAGING(" yes"), 6, STAGING_MSG}, /* YAML 1.2: a string */
+    {STAGING(" \"true\""), 6, STAGING_MSG},
+    {STAGING(" 1"), 6, STAGING_MSG},
+    {STAGING(" [true]"), 6, STAGING_MSG},
+    {STAGING(" {a: 1}"), 6, STAGING_MSG},
+    /* null is a singleton without a line of its own: spec's */
+    {STAGING(" null"), 4, STAGING_MSG},
+    {STAGING(""), 4, STAGING_MSG},
 };
 
 static void test_bad_plans_name_file_line_and_reason(void **state) {
