@@ -154,6 +154,17 @@ static drv_err_t run_check(run_t *run) {
  * 2-3. Dataset lock and version guard
  * ------------------------------------------------------------------------
  */
+/* A tried dataset lock (first column of `res`, boolean) that was not
+ * granted is DRV_ERR_LOCKED; a waited-for one always is. */
+static drv_err_t run_lock_granted(run_t *run, const PGresult *res) {
+        if (run->opts->wait_for_lock || !strcmp(PQgetvalue(res, 0, 0), "t"))
+                return DRV_OK;
+        return drv_err_set(run->errstr, sizeof(run->errstr), DRV_ERR_LOCKED,
+                           "dataset \"%.64s\" is being migrated by another "
+                           "runner",
+                           run->plan->dataset);
+}
+
 static drv_err_t run_lock(run_t *run, int lock) {
         const char *params[1] = {run->plan->dataset};
         char sql[160], state[6];
@@ -171,13 +182,8 @@ static drv_err_t run_lock(run_t *run, int lock) {
                 snprintf(run->res->sqlstate, 6, "%s", state);
                 return err;
         }
-        if (lock && !run->opts->wait_for_lock &&
-            strcmp(PQgetvalue(res, 0, 0), "t"))
-                err = drv_err_set(run->errstr, sizeof(run->errstr),
-                                  DRV_ERR_LOCKED,
-                                  "dataset \"%.64s\" is being migrated by "
-                                  "another runner",
-                                  run->plan->dataset);
+        if (lock)
+                err = run_lock_granted(run, res);
         PQclear(res);
         return err;
 }
@@ -191,15 +197,15 @@ static drv_err_t run_lock(run_t *run, int lock) {
         " (SELECT count(DISTINCT step) FROM drover.step_ledger WHERE"      \
         " plan_fingerprint = $2 AND status = 'done')"
 
-#define RUN_GUARD_READ                                                         \
-        RUN_DONE_SQL                                                           \
-            ", (SELECT count(DISTINCT step) FROM drover.step_ledger"           \
-            " WHERE plan_fingerprint = $2 AND status = 'done' AND task_id = "  \
-            "$3),"                                                             \
-            " (SELECT coalesce(sum(rows), 0) FROM drover.step_ledger WHERE"    \
-            " plan_fingerprint = $2 AND status = 'done' AND task_id = $3),"    \
-            " (SELECT count(*) FROM drover.step_ledger WHERE task_id = $3 AND" \
-            " step = -1 AND plan_fingerprint = $2 AND status = 'skipped')"
+#define RUN_GUARD_READ                                                     \
+        RUN_DONE_SQL                                                       \
+        ", (SELECT count(DISTINCT step) FROM drover.step_ledger"           \
+        " WHERE plan_fingerprint = $2 AND status = 'done' AND task_id = "  \
+        "$3),"                                                             \
+        " (SELECT coalesce(sum(rows), 0) FROM drover.step_ledger WHERE"    \
+        " plan_fingerprint = $2 AND status = 'done' AND task_id = $3),"    \
+        " (SELECT count(*) FROM drover.step_ledger WHERE task_id = $3 AND" \
+        " step = -1 AND plan_fingerprint = $2 AND status = 'skipped')"
 
 /* The dataset's version (*foundp: known before this run), the plan's
  * steps done in the ledger by any task (*donep) and by this task
@@ -949,7 +955,7 @@ static drv_err_t run_txn_begin(run_t *run) {
         run->txn_stmt_ms = run->stmt_ms;
         snprintf(lock_ms, sizeof(lock_ms), "%ld", run->lock_ms);
         snprintf(sql, sizeof(sql),
-                 "SELECT %s(%d, hashtext($1))::text, set_config("
+                 "SELECT %s(%d, hashtext($1)), set_config("
                  "'lock_timeout', $2, true)",
                  run->opts->wait_for_lock ? "pg_advisory_xact_lock"
                                           : "pg_try_advisory_xact_lock",
@@ -958,12 +964,7 @@ static drv_err_t run_txn_begin(run_t *run) {
                           run->errstr, sizeof(run->errstr));
         if (err)
                 return err;
-        if (!run->opts->wait_for_lock && strcmp(PQgetvalue(res, 0, 0), "true"))
-                err = drv_err_set(run->errstr, sizeof(run->errstr),
-                                  DRV_ERR_LOCKED,
-                                  "dataset \"%.64s\" is being migrated by "
-                                  "another runner",
-                                  run->plan->dataset);
+        err = run_lock_granted(run, res);
         PQclear(res);
         return err;
 }
