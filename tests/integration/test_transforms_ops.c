@@ -711,6 +711,57 @@ static void test_two_runners_one_runs_other_skips(void **state) {
         drv_plan_release(plan);
 }
 
+/* The one-transaction path's dataset lock is transaction-scoped and
+ * conflicts with the batched path's session lock on the same key: a
+ * tried run is refused while a session holds the dataset (nothing is
+ * written), and its own lock is gone with its commit (a session can lock
+ * the dataset right after). */
+static void test_one_txn_lock_and_session_lock_exclude(void **state) {
+        char steps[512], errstr[512], sql[160];
+        drv_run_opts_t o = {0};
+        drv_run_result_t res;
+        drv_plan_t *plan;
+        PGconn *other;
+        PGresult *r;
+
+        (void)state;
+        setup_names();
+        seed(5);
+        snprintf(steps, sizeof(steps),
+                 "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
+                 "{\"name\":\"lk\",\"type\":\"int\"}}]",
+                 tbl);
+        assert_non_null(plan = mkplan(tbl, 1, 2, steps));
+        assert_int_equal(drv_plan_one_txn(plan, 0), 1);
+        assert_int_equal(drv_db_connect(drv_test_database_url(), &other, errstr,
+                                        sizeof(errstr)),
+                         DRV_OK);
+        snprintf(sql, sizeof(sql),
+                 "SELECT pg_advisory_lock(%d, hashtext('%s'))", 0x64727673,
+                 tbl);
+        PQclear(PQexec(other, sql));
+        o.task_id = tid("lk-1");
+        o.statement_timeout_ms = run_stmt_ms;
+        o.wait_for_lock = 0;
+        assert_int_equal(drv_plan_run(conn, plan, &o, &res), DRV_ERR_LOCKED);
+        assert_string_equal(q("SELECT count(*) FROM information_schema.columns"
+                              " WHERE table_name = '%s_src' AND column_name"
+                              " = 'lk'",
+                              tbl),
+                            "0");
+        PQclear(PQexec(other, "SELECT pg_advisory_unlock_all()"));
+        assert_int_equal(drv_plan_run(conn, plan, &o, &res), DRV_OK);
+        assert_int_equal(res.outcome, DRV_RUN_DONE);
+        snprintf(sql, sizeof(sql),
+                 "SELECT pg_try_advisory_lock(%d, hashtext('%s'))", 0x64727673,
+                 tbl);
+        r = PQexec(other, sql);
+        assert_string_equal(PQgetvalue(r, 0, 0), "t");
+        PQclear(r);
+        PQfinish(other);
+        drv_plan_release(plan);
+}
+
 /* A step's `timeout` is its statement_timeout; without one its op's
  * default applies (backfill: 10 min per batch), not the worker's. */
 static void test_step_timeout(void **state) {
@@ -863,6 +914,7 @@ int main(void) {
             cmocka_unit_test(test_quoted_param_is_literal_text),
             cmocka_unit_test(test_version_guard_and_ledger_conflict),
             cmocka_unit_test(test_two_runners_one_runs_other_skips),
+            cmocka_unit_test(test_one_txn_lock_and_session_lock_exclude),
             cmocka_unit_test(test_create_index_failed_build_leaves_nothing),
             cmocka_unit_test(test_create_index_rebuilds_invalid_index),
             cmocka_unit_test(test_step_timeout),
