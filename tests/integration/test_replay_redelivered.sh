@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # drover - a replayed task whose first replayed delivery dies before its
-# Kafka commit still reports `skipped`.  The replayed delivery writes the
-# row `running` over the committed `done`; it crashes after its
-# PostgreSQL work (DROVER_CRASH_AT=after_pg_commit), so nothing of it
-# commits, and the next delivery must still know that the task's outcome
-# had committed before the replay (task_runs.committed_status).  Before,
+# Kafka commit still reports `skipped`.  The replayed delivery crashes
+# after its PostgreSQL work (DROVER_CRASH_AT=after_pg_commit), so nothing
+# of it commits to Kafka; its one-transaction run recorded its pending
+# outcome but left the row's committed `done` (a `running` write never
+# takes back the final status of the same delivery), and the next
+# delivery must still know that the task's outcome had committed before
+# the replay (task_runs.committed_status).  Before,
 # it found the row `running`, took it for a crash redelivery of the first
 # run, and reported `done` a second time (seen under valgrind in
 # test_replay_worker, with a rebalance in place of the crash).
@@ -41,7 +43,9 @@ rc=0
 wait "$LAST_PID" || rc=$?
 PIDS=()
 [ "$rc" = 137 ] || fail "worker with DROVER_CRASH_AT=after_pg_commit exited $rc, not 137"
-[ "$(status)" = running ] || fail "after the crash task_runs says $(status), not running"
+[ "$(status)" = done ] || fail "after the crash task_runs says $(status), not done"
+[ "$(sql "SELECT pending_status FROM drover.task_runs WHERE task_id = '$task'")" = skipped ] ||
+  fail "the crashed replay did not record its pending skipped"
 
 # 3. the next delivery: skipped, one new event, no effect twice
 start_worker "$ID-a"
