@@ -214,10 +214,13 @@ typedef struct drv_exec_s {
         PGconn *conn;
         PGconn *staging; /* staging.database_url, opened on first need */
         uint64_t rng;
-        /* the one-transaction job this executor runs, for the finalizer
-         * (fin_watch); set and cleared by the executor under watch_lock */
+        /* the running row of the one-transaction job this executor runs,
+         * taken when it starts (its strings are the job's task's, valid
+         * while `watching`), for the finalizer (fin_watch); set and
+         * cleared by the executor under watch_lock */
         pthread_mutex_t watch_lock;
-        const drv_job_t *watch;
+        int watching;
+        drv_task_run_t watch_row;
         int64_t watch_since; /* monotonic */
         int watch_shown;     /* its running row was written */
 } drv_exec_t;
@@ -551,14 +554,15 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
         opts.commit_opaque = job;
         if (drv_plan_one_txn(plan, opts.dry_run)) {
                 pthread_mutex_lock(&ex->watch_lock);
-                ex->watch = job;
+                ex->watching = 1;
+                job_run_row(job, pc->conf, "running", NULL, &ex->watch_row);
                 ex->watch_since = drv_mono_ms();
                 ex->watch_shown = 0;
                 pthread_mutex_unlock(&ex->watch_lock);
         }
         err = drv_plan_run(ex->conn, plan, &opts, &job->res);
         pthread_mutex_lock(&ex->watch_lock);
-        ex->watch = NULL;
+        ex->watching = 0;
         pthread_mutex_unlock(&ex->watch_lock);
         if (err)
                 snprintf(errstr, errstr_size, "%s", job->res.errmsg);
@@ -773,12 +777,11 @@ static void fin_write(drv_exec_t *ex, drv_job_t **jobs, size_t n) {
 }
 
 /* The running rows of one-transaction jobs that run longer than
- * RUNNING_AFTER_MS (drv_exec_t.watch).  The row is written after the
+ * RUNNING_AFTER_MS (drv_exec_t.watch_row).  The row is written after the
  * executor may have committed its pending status: the upsert keeps
  * pending_status, and the final status comes later from this thread. */
 static void fin_watch(drv_exec_t *fin) {
         drv_pool_t *pool = fin->pool;
-        const drv_config_t *conf = pool->pc.conf;
         int64_t now = drv_mono_ms();
         char errstr[512];
         int i;
@@ -790,12 +793,12 @@ static void fin_watch(drv_exec_t *fin) {
                 int due;
 
                 pthread_mutex_lock(&ex->watch_lock);
-                due = ex->watch && !ex->watch_shown &&
+                due = ex->watching && !ex->watch_shown &&
                       now - ex->watch_since >= RUNNING_AFTER_MS;
                 if (due) {
-                        /* the job is the executor's: copy what the row
-                         * needs before letting it go on */
-                        job_run_row(ex->watch, conf, "running", NULL, &run);
+                        /* the strings are the job's: copy them before
+                         * letting the executor go on */
+                        run = ex->watch_row;
                         id = strdup(run.task_id);
                         ref = run.entity_ref ? strdup(run.entity_ref) : NULL;
                         ds = run.dataset ? strdup(run.dataset) : NULL;
