@@ -45,6 +45,9 @@ static const struct key_s {
     {"static_membership", K_STR, offsetof(drv_config_t, static_membership), 0,
      0},
     {"concurrency", K_INT, offsetof(drv_config_t, concurrency), 1, 256},
+    {"window.records", K_INT, offsetof(drv_config_t, window_records), 1, 100},
+    {"window.bytes", K_LONG, offsetof(drv_config_t, window_bytes), 65536,
+     INT_MAX},
     {"commit_interval_ms", K_INT, offsetof(drv_config_t, commit_interval_ms), 1,
      60000},
     {"drain_timeout_ms", K_INT, offsetof(drv_config_t, drain_timeout_ms), 0,
@@ -122,6 +125,8 @@ drv_config_t *drv_config_new(void) {
                 return NULL;
         }
         conf->concurrency = 4;
+        conf->window_records = 64;
+        conf->window_bytes = 8L << 20;
         conf->commit_interval_ms = 100;
         conf->drain_timeout_ms = 30000;
         conf->transaction_timeout_ms = 60000;

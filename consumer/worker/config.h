@@ -50,6 +50,11 @@ typedef struct drv_config_s {
         int static_member;          /* resolved by drv_config_finish: use
                                        the instance as group.instance.id */
         int concurrency;            /* executor threads, default 4 */
+        int window_records;         /* per partition: records fetched and
+                                       not committed, default 64, at most
+                                       100 (the commit metadata's bound) */
+        long window_bytes;          /* per partition: their bytes, default
+                                       8 MiB */
         int commit_interval_ms;     /* default 100 */
         int drain_timeout_ms;       /* default 30000 */
         int transaction_timeout_ms; /* default 60000 */

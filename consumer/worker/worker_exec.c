@@ -576,7 +576,7 @@ static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
         const rd_kafka_message_t *m = job->msg;
         drv_err_t err;
 
-        if (!job->task && !job->attempts_loaded) {
+        if (!job->attempts_loaded) {
                 rd_kafka_headers_t *hdrs = NULL;
                 int carried = 0;
                 /* a redriven task carries its attempts and redrive count */
@@ -723,12 +723,30 @@ static void fin_reconcile(drv_exec_t *ex,
                 return;
         }
         for (i = 0; i < offs->cnt; i++) {
-                if (offs->elems[i].offset < 0)
+                const rd_kafka_topic_partition_t *tp = &offs->elems[i];
+                drv_pt_range_t *r = NULL;
+                int64_t *bounds;
+                size_t rcnt = 0, k;
+                drv_err_t err;
+                if (tp->offset < 0)
                         continue;
+                /* the final offsets above it, per the commit metadata */
+                drv_pt_meta_decode(tp->metadata, tp->metadata_size, tp->offset,
+                                   &r, &rcnt);
+                bounds = malloc((rcnt ? rcnt : 1) * 2 * sizeof(*bounds));
+                for (k = 0; bounds && k < rcnt; k++) {
+                        bounds[2 * k] = r[k].lo;
+                        bounds[2 * k + 1] = r[k].hi;
+                }
                 rows = 0;
-                if (drv_task_runs_reconcile(
-                        ex->conn, topic, offs->elems[i].partition,
-                        offs->elems[i].offset, &rows, errstr, sizeof(errstr))) {
+                err = bounds ? drv_task_runs_reconcile(
+                                   ex->conn, topic, tp->partition, tp->offset,
+                                   bounds, rcnt, &rows, errstr, sizeof(errstr))
+                             : drv_err_set(errstr, sizeof(errstr),
+                                           DRV_ERR_NOMEM, "out of memory");
+                free(bounds);
+                free(r);
+                if (err) {
                         drv_log(DRV_LOG_WARN, "cannot reconcile task_runs: %s",
                                 errstr);
                         return;
