@@ -308,6 +308,8 @@ int drv_pt_fetched(drv_part_t *p, int64_t offset, uint64_t key, size_t bytes,
         }
         if (p->state == DRV_PS_ACTIVE)
                 inherit_clip(p, offset + 1);
+        drv_log(DRV_LOG_DEBUG, "partition %d offset %" PRId64 ": fetched, %s",
+                (int)p->pn, offset, drv_pt_estate_name(e.state));
         if (win_append(p, &e)) {
                 if (e.job && p->job_free)
                         p->job_free(e.job);

@@ -284,5 +284,8 @@ void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
 /* Start the waiting partitions at their committed offsets (else at the
  * configured start); unreadable ones wait a second more. */
 void drv_worker_restart_tick(drv_worker_t *w);
+/* A committed offset could not be read: one warning per wait (*logged). */
+void drv_worker_log_unreadable(int32_t partition, rd_kafka_resp_err_t err,
+                               int *logged);
 
 #endif

@@ -586,6 +586,18 @@ void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
         rd_kafka_topic_partition_list_destroy(list);
 }
 
+void drv_worker_log_unreadable(int32_t partition, rd_kafka_resp_err_t err,
+                               int *logged) {
+        /* e.g. a transaction holding offsets for it is still open: not
+         * before it ends */
+        if (!*logged)
+                drv_log(DRV_LOG_WARN,
+                        "partition %d: committed offset not readable yet "
+                        "(%s): waiting",
+                        (int)partition, rd_kafka_err2str(err));
+        *logged = 1;
+}
+
 void drv_worker_restart_tick(drv_worker_t *w) {
         rd_kafka_topic_partition_list_t *list = NULL, *ready;
         rd_kafka_resp_err_t err;
@@ -614,15 +626,8 @@ void drv_worker_restart_tick(drv_worker_t *w) {
                 int64_t start = tp->offset;
 
                 if (perr) {
-                        /* e.g. a transaction holding offsets for it is
-                         * still open: not before it ends */
-                        if (!p->restart_logged)
-                                drv_log(DRV_LOG_WARN,
-                                        "partition %d: committed offset not "
-                                        "readable yet (%s): waiting",
-                                        (int)tp->partition,
-                                        rd_kafka_err2str(perr));
-                        p->restart_logged = 1;
+                        drv_worker_log_unreadable(tp->partition, perr,
+                                                  &p->restart_logged);
                         p->restart_due = now + RESET_RETRY_MS;
                         continue;
                 }

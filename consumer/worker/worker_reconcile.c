@@ -55,15 +55,8 @@ void drv_worker_start_tick(drv_worker_t *w) {
                 size_t rcnt = 0;
 
                 if (perr) {
-                        /* e.g. a transaction holding offsets for it is
-                         * still open: not before it ends */
-                        if (!p->start_logged)
-                                drv_log(DRV_LOG_WARN,
-                                        "partition %d: committed offset not "
-                                        "readable yet (%s): waiting",
-                                        (int)tp->partition,
-                                        rd_kafka_err2str(perr));
-                        p->start_logged = 1;
+                        drv_worker_log_unreadable(tp->partition, perr,
+                                                  &p->start_logged);
                         p->start_due = now + START_RETRY_MS;
                         tp->offset = -1; /* nothing to reconcile */
                         continue;

@@ -1,7 +1,8 @@
 /*
  * drover - consumer/worker/worker_txn.c: one short Kafka transaction per commit
  * interval: status events, dead letters and the consumer offsets
- * ("last completed offset + 1" per partition), never open while
+ * (per partition the lowest unfinished task, with the final offsets above
+ * it as metadata: partition.h), never open while
  * PostgreSQL work runs.  Every txn API error is routed by
  * drv_dlq_txn_route() (dlq/classify.c): RETRY -> call again with
  * identical arguments (TXN_RETRIES times, then abort); ABORT -> abort,
@@ -155,10 +156,10 @@ static rd_kafka_resp_err_t produce_job(drv_worker_t *w, drv_job_t *job) {
  * reaches the head of the consumer queue (in order, so after every
  * message before it was returned); prefetched messages do not move it,
  * and a seek or a stopped fetcher resets it to INVALID.  Every message
- * returned to this thread is recorded in on_message (dispatched,
- * backlogged, or dropped as a refetch of one seen) except while stopping.
- * So for a quiet partition (nothing in flight, in backlog, waiting to
- * retry or to start, not paused), every offset below its position is a
+ * returned to this thread is recorded in on_message (put in its
+ * partition's window, or dropped as a refetch or as final already) except
+ * while stopping.  So for a quiet partition (nothing unfinished in its
+ * window, started, not paused), every offset below its position is a
  * task already final (committed, or pending in this very commit) or a
  * record no task was read from.  See docs/decisions.md.
  */
