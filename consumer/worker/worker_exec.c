@@ -502,6 +502,32 @@ static drv_err_t job_commit(void *opaque, PGconn *conn,
         return drv_task_run_upsert(conn, &run, errstr, errstr_size);
 }
 
+/* Run a plan on the executor's connection, or, for a plan that holds a
+ * session across its transactions (batched steps: the dataset's session
+ * lock; CONCURRENTLY: its session timeouts) when database.session_url is
+ * set, on a connection of its own to that URL for the run: through a
+ * transaction pooler (PgBouncer in transaction mode) each transaction
+ * may land on another server connection, and a session lock taken on one
+ * and released on another leaks (test_worker_pgbouncer). */
+static drv_err_t exec_plan_run(drv_exec_t *ex, const drv_plan_t *plan,
+                               const drv_run_opts_t *opts,
+                               drv_run_result_t *res) {
+        const char *url = ex->pool->pc.conf->session_database_url;
+        PGconn *session = NULL;
+        drv_err_t err;
+
+        if (drv_plan_one_txn(plan, opts->dry_run) || !url || !*url)
+                return drv_plan_run(ex->conn, plan, opts, res);
+        if ((err = drv_db_connect(url, &session, res->errmsg,
+                                  sizeof(res->errmsg)))) {
+                res->failed_step = -1;
+                return err;
+        }
+        err = drv_plan_run(session, plan, opts, res);
+        PQfinish(session);
+        return err;
+}
+
 /* Resolve the plan and run it.  Returns the error (job->res filled). */
 static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
                               size_t errstr_size) {
@@ -560,7 +586,7 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
                 ex->watch_shown = 0;
                 pthread_mutex_unlock(&ex->watch_lock);
         }
-        err = drv_plan_run(ex->conn, plan, &opts, &job->res);
+        err = exec_plan_run(ex, plan, &opts, &job->res);
         pthread_mutex_lock(&ex->watch_lock);
         ex->watching = 0;
         pthread_mutex_unlock(&ex->watch_lock);
