@@ -183,14 +183,15 @@ static json_t *tr_run_json(const drv_task_run_t *run) {
         return o;
 }
 
-drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
-                               size_t cnt, char *errstr, size_t errstr_size) {
+/* The rows as the JSON array tr_upsert_many_sql reads, one per task (the
+ * last one: ON CONFLICT cannot change a row twice in one statement, and
+ * upserts one after another would leave the last); *textp malloc'ed. */
+static drv_err_t tr_runs_json(const drv_task_run_t *runs, size_t cnt,
+                              char **textp, char *errstr, size_t errstr_size) {
         json_t *arr = json_array();
-        const char *params[1];
-        drv_err_t err = DRV_OK;
-        char *text = NULL;
         size_t i, j;
 
+        *textp = NULL;
         for (i = 0; arr && i < cnt; i++) {
                 json_t *o;
 
@@ -201,9 +202,6 @@ drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
                                            "task run without task id or "
                                            "status");
                 }
-                /* one row per task (ON CONFLICT cannot change a row twice
-                 * in one statement): the last one, as upserts one after
-                 * another would leave it */
                 for (j = i + 1; j < cnt; j++)
                         if (!strcmp(runs[i].task_id, runs[j].task_id))
                                 break;
@@ -213,17 +211,60 @@ drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
                     json_array_append_new(arr, o))
                         break;
         }
-        if (!arr || i < cnt || !(text = json_dumps(arr, JSON_COMPACT)))
-                err = drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
-                                  "out of memory");
+        if (!arr || i < cnt || !(*textp = json_dumps(arr, JSON_COMPACT))) {
+                json_decref(arr);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        }
         json_decref(arr);
-        if (err)
+        return DRV_OK;
+}
+
+/* Run `sql` with the JSON array of `runs` as $1. */
+static drv_err_t tr_exec_runs(PGconn *conn, const char *sql,
+                              const drv_task_run_t *runs, size_t cnt,
+                              char *errstr, size_t errstr_size) {
+        const char *params[1];
+        char *text;
+        drv_err_t err;
+
+        if ((err = tr_runs_json(runs, cnt, &text, errstr, errstr_size)))
                 return err;
         params[0] = text;
-        err = drv_db_exec(conn, tr_upsert_many_sql, 1, params, NULL, NULL,
-                          errstr, errstr_size);
+        err =
+            drv_db_exec(conn, sql, 1, params, NULL, NULL, errstr, errstr_size);
         free(text);
         return err;
+}
+
+drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
+                               size_t cnt, char *errstr, size_t errstr_size) {
+        return tr_exec_runs(conn, tr_upsert_many_sql, runs, cnt, errstr,
+                            errstr_size);
+}
+
+/* `queued` only where the task has no row yet: it never takes anything
+ * back (a running, final or replayed task keeps its row). */
+static const char tr_queue_sql[] =
+    "INSERT INTO drover.task_runs (task_id, entity_ref, dataset, status,"
+    " kafka_partition, kafka_offset, kafka_topic) SELECT v.task_id,"
+    " v.entity_ref, v.dataset, 'queued', v.kafka_partition, v.kafka_offset,"
+    " v.kafka_topic FROM jsonb_to_recordset($1::jsonb) AS v(" TR_UPSERT_COLS
+    ") ON CONFLICT (task_id) DO NOTHING";
+
+drv_err_t drv_task_runs_queue(PGconn *conn, const drv_task_run_t *runs,
+                              size_t cnt, char *errstr, size_t errstr_size) {
+        return tr_exec_runs(conn, tr_queue_sql, runs, cnt, errstr, errstr_size);
+}
+
+drv_err_t drv_task_run_unqueue(PGconn *conn, const char *task_id, char *errstr,
+                               size_t errstr_size) {
+        const char *params[1] = {task_id};
+
+        return drv_db_exec(conn,
+                           "DELETE FROM drover.task_runs WHERE task_id = $1"
+                           " AND status = 'queued'",
+                           1, params, NULL, NULL, errstr, errstr_size);
 }
 
 drv_err_t drv_task_run_progress(PGconn *conn, const char *task_id,

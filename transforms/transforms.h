@@ -409,6 +409,17 @@ drv_err_t drv_task_run_upsert(PGconn *conn, const drv_task_run_t *run,
 drv_err_t drv_task_runs_upsert(PGconn *conn, const drv_task_run_t *runs,
                                size_t cnt, char *errstr, size_t errstr_size);
 
+/* `queued` rows for tasks that have no row yet (status, task id, entity
+ * ref, dataset and the Kafka position of `runs`; their status ignored);
+ * rows that exist are left alone.  One statement. */
+drv_err_t drv_task_runs_queue(PGconn *conn, const drv_task_run_t *runs,
+                              size_t cnt, char *errstr, size_t errstr_size);
+
+/* Delete a task's row if it is still `queued` (a submission whose record
+ * never reached Kafka). */
+drv_err_t drv_task_run_unqueue(PGconn *conn, const char *task_id, char *errstr,
+                               size_t errstr_size);
+
 /* Progress of a `running` row: steps_done and rows_done only grow (the
  * greater of the row's and these); a row in another status is left
  * alone. */

@@ -386,6 +386,45 @@ static unsigned submit_task_id(drv_admin_t *admin, drv_task_t *task,
         return MHD_HTTP_CONFLICT;
 }
 
+typedef struct queue_call_s {
+        const drv_task_t *task;
+        const char *topic;
+        int unqueue;
+} queue_call_t;
+
+static drv_err_t queue_fn(PGconn *conn, void *arg, char *errstr,
+                          size_t errstr_size) {
+        queue_call_t *q = arg;
+        drv_task_run_t run;
+
+        if (q->unqueue)
+                return drv_task_run_unqueue(conn, q->task->task_id, errstr,
+                                            errstr_size);
+        memset(&run, 0, sizeof(run));
+        run.task_id = q->task->task_id;
+        run.entity_ref = q->task->entity_ref;
+        run.dataset = q->task->dataset;
+        run.status = "queued";
+        run.partition = -1;
+        run.offset = -1;
+        run.topic = q->topic;
+        return drv_task_runs_queue(conn, &run, 1, errstr, errstr_size);
+}
+
+/* A submitted task shows `queued` before its record is produced, and
+ * loses the row again when the record is not (unqueue).  Best effort: a
+ * worker shows it queued when it fetches it. */
+static void submit_queue(drv_admin_t *admin, const drv_task_t *task,
+                         int unqueue) {
+        queue_call_t q = {task, admin->topic, unqueue};
+        char errstr[512];
+
+        if (admin->db &&
+            drv_admin_db_call(admin->db, queue_fn, &q, errstr, sizeof(errstr)))
+                drv_log(DRV_LOG_WARN, "task %s: cannot %s its queued row: %s",
+                        task->task_id, unqueue ? "delete" : "write", errstr);
+}
+
 /* The complete POST /api/tasks body is in req: parse, check, encode,
  * produce. */
 static enum MHD_Result handle_submit(drv_admin_t *admin,
@@ -415,8 +454,10 @@ static enum MHD_Result handle_submit(drv_admin_t *admin,
         else if (drv_task_encode(admin->store, task, &buf, &len, errstr,
                                  sizeof(errstr)))
                 ret = send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
-        else if (drv_admin_kafka_produce(admin->kafka, task->dataset, buf, len,
+        else if (submit_queue(admin, task, 0),
+                 drv_admin_kafka_produce(admin->kafka, task->dataset, buf, len,
                                          errstr, sizeof(errstr))) {
+                submit_queue(admin, task, 1);
                 drv_log(DRV_LOG_WARN, "task submission failed: %s", errstr);
                 ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errstr);
         } else {

@@ -55,6 +55,7 @@ typedef struct submit_s {
         long count;
         long priority;
         drv_task_t *proto; /* params collected here */
+        char *delivered;   /* per task: its record was delivered */
         int failed;
         rd_kafka_resp_err_t first_err;
 } submit_t;
@@ -63,6 +64,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
         submit_t *s = opaque;
 
         (void)rk;
+        if (!m->err && s->delivered)
+                s->delivered[(intptr_t)m->_private] = 1;
         if (m->err) {
                 if (!s->failed)
                         s->first_err = m->err;
@@ -230,20 +233,16 @@ static rd_kafka_t *producer_new(submit_t *s) {
         return rk;
 }
 
-/* Encode and produce one task; its id into id[37]. */
+/* Encode and produce task number `i`, of id `id`. */
 static int produce_one(submit_t *s, rd_kafka_t *rk, drv_schema_store_t *store,
-                       char id[37]) {
+                       const char *id, long i) {
         drv_task_t *t = s->proto;
         char errstr[512];
         void *buf = NULL;
         size_t len = 0;
         rd_kafka_resp_err_t err;
 
-        if (s->task_id)
-                snprintf(id, 37, "%s", s->task_id);
-        else
-                drv_uuid4(id);
-        t->task_id = id;
+        t->task_id = (char *)id;
         t->requested_at = drv_now_ms();
         if (drv_task_encode(store, t, &buf, &len, errstr, sizeof(errstr))) {
                 t->task_id = NULL;
@@ -256,6 +255,7 @@ static int produce_one(submit_t *s, rd_kafka_t *rk, drv_schema_store_t *store,
                     rk, RD_KAFKA_V_TOPIC(s->topic),
                     RD_KAFKA_V_KEY(s->dataset, strlen(s->dataset)),
                     RD_KAFKA_V_VALUE(buf, len),
+                    RD_KAFKA_V_OPAQUE((void *)(intptr_t)i),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
                 if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         rd_kafka_poll(rk, 100);
@@ -270,33 +270,97 @@ static int produce_one(submit_t *s, rd_kafka_t *rk, drv_schema_store_t *store,
         return 0;
 }
 
+/* With a database (--database, DATABASE_URL), the tasks show `queued` in
+ * drover.task_runs before their records are produced, and a task whose
+ * record was not delivered loses its row again.  Without one, or when it
+ * cannot be reached (a warning), they show once a worker fetches them.
+ * Returns the connection (or NULL). */
+static PGconn *queue_rows(submit_t *s, char (*ids)[37]) {
+        const char *url = s->database ? s->database : getenv("DATABASE_URL");
+        drv_task_run_t *runs;
+        PGconn *conn = NULL;
+        char errstr[512];
+        long i;
+
+        if (!url || !*url)
+                return NULL;
+        if (!(runs = calloc((size_t)s->count, sizeof(*runs))))
+                return NULL;
+        for (i = 0; i < s->count; i++) {
+                runs[i].task_id = ids[i];
+                runs[i].entity_ref = s->entity;
+                runs[i].dataset = s->dataset;
+                runs[i].status = "queued";
+                runs[i].partition = -1;
+                runs[i].offset = -1;
+                runs[i].topic = s->topic;
+        }
+        if (drv_db_connect(url, &conn, errstr, sizeof(errstr)) ||
+            drv_task_runs_queue(conn, runs, (size_t)s->count, errstr,
+                                sizeof(errstr))) {
+                fprintf(stderr,
+                        "drover: warning: tasks not shown queued (they are "
+                        "once a worker fetches them): %s\n",
+                        errstr);
+                PQfinish(conn);
+                conn = NULL;
+        }
+        free(runs);
+        return conn;
+}
+
+static void unqueue_undelivered(submit_t *s, PGconn *conn, char (*ids)[37]) {
+        char errstr[512];
+        long i;
+
+        for (i = 0; conn && i < s->count; i++)
+                if (!s->delivered[i] &&
+                    drv_task_run_unqueue(conn, ids[i], errstr, sizeof(errstr)))
+                        break;
+}
+
 static int submit_all(submit_t *s, rd_kafka_t *rk, drv_schema_store_t *store) {
         char(*ids)[37] = calloc((size_t)s->count, 37);
         rd_kafka_resp_err_t ferr;
+        int rc = DRV_EXIT_OK;
+        PGconn *conn;
         long i;
 
-        if (!ids)
+        if (!ids || !(s->delivered = calloc((size_t)s->count, 1))) {
+                free(ids);
                 return DRV_EXIT_SOFTWARE;
+        }
+        for (i = 0; i < s->count; i++) {
+                if (s->task_id)
+                        snprintf(ids[i], 37, "%s", s->task_id);
+                else
+                        drv_uuid4(ids[i]);
+        }
+        conn = queue_rows(s, ids);
         for (i = 0; i < s->count; i++)
-                if (produce_one(s, rk, store, ids[i])) {
-                        free(ids);
-                        return DRV_EXIT_SOFTWARE;
+                if (produce_one(s, rk, store, ids[i], i)) {
+                        rc = DRV_EXIT_SOFTWARE;
+                        break;
                 }
         ferr = rd_kafka_flush(rk, 30000);
-        if (ferr || s->failed) {
+        if (rc == DRV_EXIT_OK && (ferr || s->failed)) {
                 rd_kafka_resp_err_t e = s->failed ? s->first_err : ferr;
                 drv_cli_error("cannot reach kafka at %s: %s (%d of %ld "
                               "task(s) not delivered)",
                               s->brokers, rd_kafka_err2str(e),
                               s->failed ? s->failed : rd_kafka_outq_len(rk),
                               s->count);
-                free(ids);
-                return drv_cli_kafka_exit_code(e);
+                rc = drv_cli_kafka_exit_code(e);
         }
-        for (i = 0; i < s->count; i++)
+        if (rc != DRV_EXIT_OK)
+                unqueue_undelivered(s, conn, ids);
+        for (i = 0; rc == DRV_EXIT_OK && i < s->count; i++)
                 printf("%s\n", ids[i]);
+        PQfinish(conn);
         free(ids);
-        return DRV_EXIT_OK;
+        free(s->delivered);
+        s->delivered = NULL;
+        return rc;
 }
 
 int drv_cmd_submit(int argc, char **argv) {

@@ -185,6 +185,29 @@ static void peek_task(drv_worker_t *w, drv_job_t *job) {
                 job->task = NULL;
 }
 
+/* A fetched task shows `queued` until it runs (DESIGN section 8): a copy
+ * for the finalizer, which writes the fetched tasks of a commit interval
+ * in one statement; a task with a row already (a replay) keeps it. */
+static void note_queued(drv_worker_t *w, const drv_job_t *job) {
+        const drv_task_t *t = job->task;
+        drv_job_t *q;
+
+        if (!w->pool || !t || !t->task_id || !(q = calloc(1, sizeof(*q))))
+                return;
+        q->queued = 1;
+        q->partition = job->partition;
+        q->offset = job->offset;
+        if (!(q->task = drv_task_new()) ||
+            !(q->task->task_id = strdup(t->task_id)) ||
+            (t->entity_ref && !(q->task->entity_ref = strdup(t->entity_ref))) ||
+            (t->dataset && !(q->task->dataset = strdup(t->dataset)))) {
+                drv_job_destroy(q);
+                return;
+        }
+        q->next = w->queued;
+        w->queued = q;
+}
+
 static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         drv_part_t *p;
         drv_job_t *job;
@@ -226,8 +249,9 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         peek_task(w, job);
         prio = job->task ? job->task->priority : 0;
         /* 1: dropped (a refetch of one seen, or final per the metadata) */
-        drv_pt_fetched(p, m->offset, drv_pt_key_hash(m->key, m->key_len),
-                       m->len, prio, ++w->seq, job);
+        if (drv_pt_fetched(p, m->offset, drv_pt_key_hash(m->key, m->key_len),
+                           m->len, prio, ++w->seq, job) == 0)
+                note_queued(w, job);
         drv_worker_sync_fetch(w, m->partition);
 }
 
@@ -354,6 +378,10 @@ static void tick(drv_worker_t *w) {
         drv_worker_start_tick(w);
         drv_worker_restart_tick(w);
         drv_worker_lag_tick(w);
+        if (w->queued && now >= w->next_commit) {
+                drv_pool_queued(w->pool, w->queued);
+                w->queued = NULL;
+        }
         if (now >= w->next_commit &&
             (w->pending || drv_worker_advance_due(w, now))) {
                 drv_worker_commit(w);
@@ -556,6 +584,11 @@ void drv_worker_destroy(drv_worker_t *w) {
                 drv_job_destroy(j);
         }
         w->pending = w->pending_tail = NULL;
+        for (j = w->queued; j; j = next) {
+                next = j->next;
+                drv_job_destroy(j);
+        }
+        w->queued = NULL;
         w->outcomes.wake = NULL; /* no executor left to call it */
         if (w->wakeq)
                 rd_kafka_queue_destroy(w->wakeq);

@@ -786,6 +786,35 @@ static void fin_reconcile(drv_exec_t *ex,
                         total);
 }
 
+/* `queued` rows written in one statement: at most this many. */
+#define FIN_QUEUE_BATCH 512
+
+/* Show fetched tasks `queued` (jobs[0..n), freed): one statement, one
+ * try; a failure is logged (the row appears when the task runs). */
+static void fin_queue(drv_exec_t *ex, drv_job_t **jobs, size_t n) {
+        const char *topic = ex->pool->pc.conf->topic;
+        drv_task_run_t runs[FIN_QUEUE_BATCH];
+        char errstr[512];
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+                memset(&runs[i], 0, sizeof(runs[i]));
+                runs[i].task_id = jobs[i]->task->task_id;
+                runs[i].entity_ref = jobs[i]->task->entity_ref;
+                runs[i].dataset = jobs[i]->task->dataset;
+                runs[i].status = "queued";
+                runs[i].partition = jobs[i]->partition;
+                runs[i].offset = jobs[i]->offset;
+                runs[i].topic = topic;
+        }
+        if (!exec_conn(ex, errstr, sizeof(errstr)) &&
+            drv_task_runs_queue(ex->conn, runs, n, errstr, sizeof(errstr)))
+                drv_log(DRV_LOG_WARN, "cannot show %zu task(s) queued: %s", n,
+                        errstr);
+        for (i = 0; i < n; i++)
+                drv_job_destroy(jobs[i]);
+}
+
 /* Final statuses written in one statement: at most this many rows. */
 #define FIN_BATCH 512
 
@@ -882,8 +911,8 @@ static int fin_closed(drv_jobq_t *q) {
 static void *fin_main(void *arg) {
         drv_exec_t *ex = arg;
         drv_pool_t *pool = ex->pool;
-        drv_job_t *job, *batch[FIN_BATCH];
-        size_t n;
+        drv_job_t *job, *batch[FIN_BATCH], *qbatch[FIN_QUEUE_BATCH];
+        size_t n, nq;
 
         /* everything queued at once (the outcomes of one Kafka commit,
          * and whatever came meanwhile) in order: reconciliations where
@@ -896,8 +925,18 @@ static void *fin_main(void *arg) {
                                 break;
                         continue;
                 }
-                n = 0;
+                n = nq = 0;
                 do {
+                        /* never changes a row that exists: in any order
+                         * with the final statuses */
+                        if (job->queued) {
+                                qbatch[nq++] = job;
+                                if (nq == FIN_QUEUE_BATCH) {
+                                        fin_queue(ex, qbatch, nq);
+                                        nq = 0;
+                                }
+                                continue;
+                        }
                         if (job->reconcile) {
                                 if (n)
                                         fin_write(ex, batch, n);
@@ -914,6 +953,8 @@ static void *fin_main(void *arg) {
                 } while ((job = drv_jobq_pop(&pool->finq, 0)));
                 if (n)
                         fin_write(ex, batch, n);
+                if (nq)
+                        fin_queue(ex, qbatch, nq);
         }
         PQfinish(ex->conn);
         ex->conn = NULL;
@@ -940,6 +981,19 @@ void drv_pool_finalize(drv_pool_t *pool, drv_job_t *jobs) {
         }
         if (head)
                 drv_jobq_push_list(&pool->finq, head);
+}
+
+void drv_pool_queued(drv_pool_t *pool, drv_job_t *jobs) {
+        drv_job_t *j, *next;
+
+        if (pool) {
+                drv_jobq_push_list(&pool->finq, jobs);
+                return;
+        }
+        for (j = jobs; j; j = next) {
+                next = j->next;
+                drv_job_destroy(j);
+        }
 }
 
 void drv_pool_reconcile(drv_pool_t *pool,

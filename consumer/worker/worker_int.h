@@ -70,6 +70,8 @@ typedef struct drv_job_s {
         int64_t progress_ms; /* monotonic, last progress write */
         /* finalizer only: committed offsets of partitions to reconcile */
         rd_kafka_topic_partition_list_t *reconcile;
+        int queued; /* finalizer only: show the task `queued` (a copy of
+                       a fetched job: task id, ref, dataset, position) */
 } drv_job_t;
 
 /* Free a job, its task and its message.  NULL is a no-op. */
@@ -144,6 +146,9 @@ drv_pool_t *drv_pool_start(const drv_pool_conf_t *pc, char *errstr,
  * one statement: copies that take over each job's task (set to NULL;
  * poison jobs, without one, have no row).  NULL pool: nothing. */
 void drv_pool_finalize(drv_pool_t *pool, drv_job_t *jobs);
+/* Queue `queued` rows for fetched tasks (a list of jobs linked by `next`,
+ * `queued` set; the pool takes them).  NULL pool: freed. */
+void drv_pool_queued(drv_pool_t *pool, drv_job_t *jobs);
 /* Queue a reconciliation of task_runs for the partitions of `offsets`
  * (their committed offsets; entries < 0 are ignored).  Takes ownership
  * of offsets.  NULL pool: offsets freed. */
@@ -197,6 +202,7 @@ struct drv_worker_s {
                               conf->concurrency */
         uint64_t seq;      /* records fetched: their arrival order */
         drv_pt_limits_t window;
+        drv_job_t *queued;  /* fetched tasks to show `queued` (finalizer) */
         drv_job_t *pending; /* outcomes awaiting the next commit */
         drv_job_t *pending_tail;
         int64_t next_commit;  /* monotonic */
