@@ -204,6 +204,7 @@ static void reset(drv_part_t *p) {
         p->next_offset = -1;
         p->start_due = 0;
         p->start_logged = 0;
+        p->start_fails = 0;
 }
 
 int drv_pt_assign(drv_part_t *p, int64_t assign_pos) {

@@ -98,6 +98,7 @@ typedef struct drv_part_s {
          * of the state machine) */
         int64_t start_due; /* STARTING: monotonic, next read */
         int start_logged;
+        int start_fails;     /* reads failed in a row */
         int64_t restart_due; /* monotonic: restart its fetcher; 0 */
         int restart_logged;
         int64_t lag_query_ms;    /* monotonic, last watermark query */

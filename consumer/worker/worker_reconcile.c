@@ -25,19 +25,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define START_READ_MS  5000 /* one read of committed offsets */
-#define START_RETRY_MS 1000 /* unreadable: read again after */
+/* One read of committed offsets blocks the poll thread (commits of the
+ * other partitions wait): short at first, longer after each failure (a
+ * slow coordinator), at most START_READ_MAX_MS. */
+#define START_READ_MS     250
+#define START_READ_MAX_MS 4000
+#define START_RETRY_MS    1000 /* unreadable: read again after */
 
 void drv_worker_start_tick(drv_worker_t *w) {
         rd_kafka_topic_partition_list_t *list = NULL;
         rd_kafka_resp_err_t err;
         int64_t now = drv_mono_ms();
-        int i;
+        int i, fails = 0, timeout = START_READ_MS;
 
         for (i = 0; i < w->parts_cnt; i++) {
                 drv_part_t *p = &w->parts[i];
                 if (p->state != DRV_PS_STARTING || p->start_due > now)
                         continue;
+                if (p->start_fails > fails)
+                        fails = p->start_fails;
                 if (!list)
                         list = rd_kafka_topic_partition_list_new(8);
                 /* no metadata in the list: librdkafka 2.0.2 keeps what is
@@ -46,7 +52,9 @@ void drv_worker_start_tick(drv_worker_t *w) {
         }
         if (!list)
                 return;
-        err = rd_kafka_committed(w->rk, list, START_READ_MS);
+        while (fails-- > 0 && timeout < START_READ_MAX_MS)
+                timeout *= 2;
+        err = rd_kafka_committed(w->rk, list, timeout);
         for (i = 0; i < list->cnt; i++) {
                 rd_kafka_topic_partition_t *tp = &list->elems[i];
                 drv_part_t *p = drv_worker_part(w, tp->partition);
@@ -58,6 +66,7 @@ void drv_worker_start_tick(drv_worker_t *w) {
                         drv_worker_log_unreadable(tp->partition, perr,
                                                   &p->start_logged);
                         p->start_due = now + START_RETRY_MS;
+                        p->start_fails++;
                         tp->offset = -1; /* nothing to reconcile */
                         continue;
                 }
