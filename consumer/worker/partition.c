@@ -312,9 +312,11 @@ int drv_pt_fetched(drv_part_t *p, int64_t offset, uint64_t key, size_t bytes,
         drv_log(DRV_LOG_DEBUG, "partition %d offset %" PRId64 ": fetched, %s",
                 (int)p->pn, offset, drv_pt_estate_name(e.state));
         if (win_append(p, &e)) {
+                /* a record missing from the window would read as one
+                 * that delivered nothing: never go on without it */
                 if (e.job && p->job_free)
                         p->job_free(e.job);
-                return 1; /* out of memory: refetched after a rewind */
+                return -2;
         }
         return e.state == DRV_ES_COMMITTED ? 1 : 0;
 }

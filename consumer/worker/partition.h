@@ -143,7 +143,9 @@ int drv_pt_start(drv_part_t *p, int64_t committed, const drv_pt_range_t *r,
                  size_t rcnt);
 /* A record was fetched.  Returns 0 (it is in the window and owns `job`),
  * 1 (dropped: already seen, below the committed offset, or final per the
- * metadata; `job` freed) or -1 (not ours; `job` not taken). */
+ * metadata; `job` freed), -1 (not ours; `job` not taken) or -2 (out of
+ * memory; `job` freed: the worker must stop, a record missing from the
+ * window would read as an offset that delivered nothing). */
 int drv_pt_fetched(drv_part_t *p, int64_t offset, uint64_t key, size_t bytes,
                    int32_t priority, uint64_t seq, void *job);
 /* Hand a ready record's job over (WAITING/RETRY -> RUNNING). */

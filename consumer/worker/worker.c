@@ -237,8 +237,13 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         }
         p = drv_worker_part(w, m->partition);
         /* not ours any more, or stopping: left for the next owner */
-        if (!drv_worker_owned(p) || w->stopping ||
-            !(job = calloc(1, sizeof(*job)))) {
+        if (!drv_worker_owned(p) || w->stopping) {
+                rd_kafka_message_destroy(m);
+                return;
+        }
+        if (!(job = calloc(1, sizeof(*job)))) {
+                drv_log(DRV_LOG_ERROR, "out of memory");
+                w->fatal = 1;
                 rd_kafka_message_destroy(m);
                 return;
         }
@@ -249,9 +254,22 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         peek_task(w, job);
         prio = job->task ? job->task->priority : 0;
         /* 1: dropped (a refetch of one seen, or final per the metadata) */
-        if (drv_pt_fetched(p, m->offset, drv_pt_key_hash(m->key, m->key_len),
-                           m->len, prio, ++w->seq, job) == 0)
+        switch (drv_pt_fetched(p, m->offset,
+                               drv_pt_key_hash(m->key, m->key_len), m->len,
+                               prio, ++w->seq, job)) {
+        case 0:
                 note_queued(w, job);
+                break;
+        case -1: /* not ours: checked above */
+                drv_job_destroy(job);
+                break;
+        case -2:
+                drv_log(DRV_LOG_ERROR, "out of memory");
+                w->fatal = 1;
+                return;
+        default:
+                break;
+        }
         drv_worker_sync_fetch(w, m->partition);
 }
 
