@@ -7,6 +7,7 @@
 #include "schema.h" /* drv_log */
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,7 @@ static void win_clear(drv_part_t *p) {
         }
         p->head = p->cnt = 0;
         p->bytes = 0;
+        p->prio_cnt = 0;
         free(p->inherit);
         p->inherit = NULL;
         p->inherit_cnt = 0;
@@ -109,6 +111,7 @@ static void win_trim(drv_part_t *p, int64_t offset) {
                 drv_ent_t *e = ent_at(p, 0);
                 if (ent_holds_bytes(e))
                         p->bytes -= e->bytes;
+                p->prio_cnt -= e->priority != 0;
                 if (e->job && p->job_free)
                         p->job_free(e->job);
                 p->head++;
@@ -136,6 +139,7 @@ static int win_append(drv_part_t *p, const drv_ent_t *e) {
         p->win[p->head + p->cnt++] = *e;
         if (ent_holds_bytes(e))
                 p->bytes += e->bytes;
+        p->prio_cnt += e->priority != 0;
         return 0;
 }
 
@@ -429,15 +433,17 @@ int drv_pt_fetch_wanted(const drv_part_t *p, const drv_pt_limits_t *lim) {
 /* The final offsets above `low` as ranges: runs of consecutive final
  * records (offsets between two of them delivered no record: folded in),
  * then the inherited ranges not fetched yet.  Returns the count; *rp is
- * malloc'ed (NULL when 0). */
+ * `buf` (of `bufcnt`) when they fit, else malloc'ed (the caller frees
+ * what is not buf); NULL and 0 when out of memory. */
 static size_t final_ranges(const drv_part_t *p, int64_t low,
+                           drv_pt_range_t *buf, size_t bufcnt,
                            drv_pt_range_t **rp) {
-        drv_pt_range_t *r = NULL;
+        drv_pt_range_t *r = buf;
         size_t n = 0, i, max = p->cnt + p->inherit_cnt;
         int open = 0;
 
         *rp = NULL;
-        if (max == 0 || !(r = malloc(max * sizeof(*r))))
+        if (max > bufcnt && !(r = malloc(max * sizeof(*r))))
                 return 0;
         for (i = 0; i < p->cnt; i++) {
                 const drv_ent_t *e = ent_at(p, i);
@@ -467,7 +473,7 @@ static size_t final_ranges(const drv_part_t *p, int64_t low,
 
 int drv_pt_commit_point(const drv_part_t *p, int64_t quiet_pos, int64_t *offp,
                         char *meta, size_t meta_size) {
-        drv_pt_range_t *r;
+        drv_pt_range_t buf[128], *r;
         int64_t low = p->committed;
         size_t i, n;
 
@@ -493,9 +499,10 @@ int drv_pt_commit_point(const drv_part_t *p, int64_t quiet_pos, int64_t *offp,
         }
         if (low < 0)
                 return 0;
-        n = final_ranges(p, low, &r);
+        n = final_ranges(p, low, buf, sizeof(buf) / sizeof(buf[0]), &r);
         drv_pt_meta_encode(low, r, n, meta, meta_size);
-        free(r);
+        if (r != buf)
+                free(r);
         *offp = low;
         return p->dirty || low > p->committed;
 }
@@ -510,7 +517,9 @@ static size_t meta_len(const drv_part_t *p) {
 }
 
 /* A small set of key hashes (open addressing; 0 is a valid hash, so
- * slots carry a used flag). */
+ * slots carry a used flag), on the stack up to KEYSET_STACK slots (a
+ * window of 100 records needs 256). */
+#define KEYSET_STACK 256
 typedef struct keyset_s {
         uint64_t *keys;
         unsigned char *used;
@@ -533,7 +542,9 @@ static int keyset_add(keyset_t *s, uint64_t key) {
 
 size_t drv_pt_ready(const drv_part_t *p, int64_t now, drv_pt_cand_t *out,
                     size_t max) {
-        keyset_t ks;
+        uint64_t keys[KEYSET_STACK];
+        unsigned char used[KEYSET_STACK];
+        keyset_t ks = {keys, used, 0};
         size_t slots = 16, i, n = 0, flying = 0;
         long allowed;
         int first = 1;
@@ -542,23 +553,32 @@ size_t drv_pt_ready(const drv_part_t *p, int64_t now, drv_pt_cand_t *out,
                 return 0;
         while (slots < p->cnt * 2)
                 slots *= 2;
-        ks.keys = malloc(slots * sizeof(*ks.keys));
-        ks.used = calloc(slots, 1);
-        ks.mask = slots - 1;
-        if (!ks.keys || !ks.used) {
-                free(ks.keys);
-                free(ks.used);
-                return 0;
+        if (slots > KEYSET_STACK) {
+                ks.keys = malloc(slots * sizeof(*ks.keys));
+                ks.used = malloc(slots);
+                if (!ks.keys || !ks.used) {
+                        free(ks.keys);
+                        free(ks.used);
+                        return 0;
+                }
         }
+        memset(ks.used, 0, slots);
+        ks.mask = slots - 1;
         for (i = 0; i < p->cnt; i++) {
                 const drv_ent_t *e = ent_at(p, i);
                 flying +=
                     e->state == DRV_ES_RUNNING || e->state == DRV_ES_RETRY;
         }
-        /* each record in flight may add one run when it completes */
-        allowed =
-            ((long)DRV_PT_META_BUDGET - (long)meta_len(p)) / DRV_PT_META_RUN -
-            (long)flying;
+        /* each record in flight may add one run when it completes; runs
+         * are at most one per record and inherited range, so with few of
+         * those the budget cannot bind and is not computed */
+        if ((p->cnt + p->inherit_cnt + 1) * DRV_PT_META_RUN + 32 <=
+            DRV_PT_META_BUDGET)
+                allowed = LONG_MAX;
+        else
+                allowed = ((long)DRV_PT_META_BUDGET - (long)meta_len(p)) /
+                              DRV_PT_META_RUN -
+                          (long)flying;
         for (i = 0; i < p->cnt && n < max; i++) {
                 const drv_ent_t *e = ent_at(p, i);
                 int lowest;
@@ -583,8 +603,10 @@ size_t drv_pt_ready(const drv_part_t *p, int64_t now, drv_pt_cand_t *out,
                 out[n].seq = e->seq;
                 n++;
         }
-        free(ks.keys);
-        free(ks.used);
+        if (ks.keys != keys) {
+                free(ks.keys);
+                free(ks.used);
+        }
         return n;
 }
 

@@ -88,7 +88,8 @@ typedef struct drv_part_s {
         /* the window, in offset order: win[head .. head + cnt) */
         drv_ent_t *win;
         size_t head, cnt, cap;
-        size_t bytes; /* of records not yet committed */
+        size_t bytes;    /* of records not yet committed */
+        size_t prio_cnt; /* records with a priority other than 0 */
         /* final offsets above what was fetched, from the metadata read at
          * start: carried into every commit until fetched */
         drv_pt_range_t *inherit;

@@ -157,11 +157,18 @@ void drv_worker_schedule(drv_worker_t *w) {
 
         if (free_slots <= 0 || w->stopping || w->db_down)
                 return;
-        for (i = 0; i < w->parts_cnt && n < CAND_MAX; i++)
-                n += drv_pt_ready(&w->parts[i], now, cand + n, CAND_MAX - n);
+        /* a partition without priorities offers its oldest ready records
+         * only: no more than could run now */
+        for (i = 0; i < w->parts_cnt && n < CAND_MAX; i++) {
+                size_t max = CAND_MAX - n;
+                if (!w->parts[i].prio_cnt && max > (size_t)free_slots)
+                        max = (size_t)free_slots;
+                n += drv_pt_ready(&w->parts[i], now, cand + n, max);
+        }
         if (n == 0)
                 return;
-        qsort(cand, n, sizeof(*cand), cand_cmp);
+        if (n > (size_t)free_slots)
+                qsort(cand, n, sizeof(*cand), cand_cmp);
         for (k = 0; k < n && free_slots > 0; k++) {
                 drv_part_t *p = &w->parts[cand[k].pn];
                 drv_job_t *job = drv_pt_dispatch(p, cand[k].offset);
