@@ -81,6 +81,10 @@ typedef struct drv_op_ctx_s {
         int dry_run;    /* inside a transaction the runner rolls back */
         int64_t rows;   /* out: rows affected (dry-run: would be) */
         char sqlstate[6];
+        /* out: what a rollback needs that the step does not say,
+         * recorded in the step's ledger spec (alter_type: the column's
+         * type before; "" when none) */
+        char old_type[128];
 } drv_op_ctx_t;
 
 /* A non-batched op: runs inside the step transaction the runner opened

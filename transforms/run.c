@@ -94,7 +94,7 @@ static void run_progress(run_t *run, const drv_step_t *step, int64_t done,
  */
 static drv_err_t run_check_step(run_t *run, const drv_step_t *step) {
         drv_op_ctx_t ctx = {run->conn,          step, run->opts, run->plan, 1,
-                            run->opts->dry_run, 0,    ""};
+                            run->opts->dry_run, 0,    "",        ""};
         drv_op_fn_t *fn;
         drv_batch_t b;
         drv_err_t err;
@@ -350,7 +350,8 @@ static drv_err_t run_ledger_read(run_t *run, const drv_step_t *step,
                           " coalesce(checkpoint->>'last', ''), rows, task_id"
                           " FROM drover.step_ledger WHERE step = $2::int AND"
                           " (task_id = $1 OR (plan_fingerprint = $3 AND"
-                          " fingerprint = $4)) ORDER BY task_id = $1 DESC,"
+                          " fingerprint = $4)) AND status <> 'rolled_back'"
+                          " ORDER BY task_id = $1 DESC,"
                           " status = 'done' DESC, rows DESC",
                           4, params, &res, run->res->sqlstate, run->errstr,
                           sizeof(run->errstr));
@@ -389,20 +390,43 @@ static drv_err_t run_ledger_read(run_t *run, const drv_step_t *step,
         return err;
 }
 
+/* What a rollback of `step` needs (rollback.c, drv_rollback_inverse),
+ * recorded in the step's done ledger row as spec: the plan's ref and
+ * versions, the step as written, and what the op found before it ran
+ * (`old_type`: alter_type's column type; NULL or "": none).  A new
+ * string (caller frees) or NULL on out of memory. */
+static char *run_step_spec(const run_t *run, const drv_step_t *step,
+                           const char *old_type) {
+        json_t *o = json_pack("{s:i, s:s, s:i, s:i, s:O}", "v", 1, "plan",
+                              run->plan->ref, "from", run->plan->from_version,
+                              "to", run->plan->to_version, "def", step->def);
+        char *s;
+
+        if (!o)
+                return NULL;
+        if (old_type && *old_type)
+                json_object_set_new(o, "old_type", json_string(old_type));
+        s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return s;
+}
+
 /* Insert or complete this task's ledger row for `step` (inside the
- * step's transaction); on the last step done, the same statement moves
- * the dataset's version to `to`. */
+ * step's transaction), with the spec a rollback needs ($9); on the last
+ * step done, the same statement moves the dataset's version to `to`. */
 #define RUN_LEDGER_UPSERT                                                      \
         "INSERT INTO drover.step_ledger AS l (task_id, step, op, fingerprint," \
-        " plan_fingerprint, dataset, status, rows, finished_at) VALUES ($1,"   \
-        " $2::int, $3, $4, $5, $6, $7, $8::bigint, CASE WHEN $7 = 'done'"      \
-        " THEN now() END) ON CONFLICT (task_id, step) DO UPDATE SET status ="  \
-        " $7, rows = $8::bigint, finished_at = EXCLUDED.finished_at"
+        " plan_fingerprint, dataset, status, rows, finished_at, spec) VALUES"  \
+        " ($1, $2::int, $3, $4, $5, $6, $7, $8::bigint, CASE WHEN $7 ="        \
+        " 'done' THEN now() END, $9::jsonb) ON CONFLICT (task_id, step) DO"    \
+        " UPDATE SET status = $7, rows = $8::bigint, finished_at ="            \
+        " EXCLUDED.finished_at, spec = EXCLUDED.spec"
 
 static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
-                                  const char *status, int64_t rows) {
-        char idx[16], nrows[24];
-        const char *params[10] = {run->opts->task_id,
+                                  const char *status, int64_t rows,
+                                  const char *old_type) {
+        char idx[16], nrows[24], *spec = run_step_spec(run, step, old_type);
+        const char *params[11] = {run->opts->task_id,
                                   idx,
                                   drv_op_name(step->op),
                                   step->fingerprint,
@@ -410,22 +434,28 @@ static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
                                   run->plan->dataset,
                                   status,
                                   nrows,
+                                  spec,
                                   run->to_str,
                                   run->from_str};
         int last = !strcmp(status, "done") &&
                    (size_t)step->index + 1 == run->plan->steps_cnt;
         drv_err_t err;
 
+        if (!spec)
+                return drv_err_set(
+                    run->errstr, sizeof(run->errstr), DRV_ERR_NOMEM,
+                    "out of memory recording step %d", step->index);
         snprintf(idx, sizeof(idx), "%d", step->index);
         snprintf(nrows, sizeof(nrows), "%lld", (long long)rows);
         err = drv_db_exec(run->conn,
                           last ? "WITH step AS (" RUN_LEDGER_UPSERT ")"
                                  " UPDATE drover.datasets SET version ="
-                                 " $9::int, updated_at = now(), task_id = $1"
-                                 " WHERE dataset = $6 AND version = $10::int"
+                                 " $10::int, updated_at = now(), task_id = $1"
+                                 " WHERE dataset = $6 AND version = $11::int"
                                : RUN_LEDGER_UPSERT,
-                          last ? 10 : 8, params, NULL, run->res->sqlstate,
+                          last ? 11 : 9, params, NULL, run->res->sqlstate,
                           run->errstr, sizeof(run->errstr));
+        free(spec);
         if (!err && last)
                 run->version_set = 1;
         return err;
@@ -481,7 +511,8 @@ static drv_err_t run_txn_timeout(run_t *run, long step_ms) {
  * on its own, then the ledger txn. */
 static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                                 const ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0,
+                            0,         0,    "",        ""};
         int autocommit = drv_op_needs_autocommit(step, 0);
         long step_ms = drv_step_timeout_ms(step, run->stmt_ms);
         drv_err_t err;
@@ -498,7 +529,8 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                 drv_db_rollback(run->conn);
                 return run_fail(run, step, err, ctx.sqlstate);
         }
-        if ((err = run_ledger_write(run, step, "done", ctx.rows)) ||
+        if ((err =
+                 run_ledger_write(run, step, "done", ctx.rows, ctx.old_type)) ||
             (!run->one_txn && (err = drv_db_commit(run->conn, run->errstr,
                                                    sizeof(run->errstr))))) {
                 drv_db_rollback(run->conn);
@@ -632,7 +664,8 @@ static void run_crash_point(int batches) {
 
 static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
                                   ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0,
+                            0,         0,    "",        ""};
         int64_t total, start_rows;
         drv_batch_t b;
         drv_err_t err;
@@ -668,7 +701,7 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
         }
         if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
                                 run->errstr, sizeof(run->errstr))) ||
-            (err = run_ledger_write(run, step, "done", lg->rows)) ||
+            (err = run_ledger_write(run, step, "done", lg->rows, NULL)) ||
             (err = drv_db_commit(run->conn, run->errstr, sizeof(run->errstr))))
                 goto fail;
         /* progress first: its listener adds this step's rows to the rows
@@ -832,7 +865,8 @@ static drv_err_t run_dry_tables(run_t *run, const drv_step_t *step) {
 
 static drv_err_t run_dry_step(run_t *run, const drv_step_t *step,
                               const ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 1, 1, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 1,
+                            1,         0,    "",        ""};
         int unchecked = 0;
         drv_sql_t *sql;
         drv_batch_t b;
