@@ -441,7 +441,7 @@ drv_err_t drv_rollback_check(const drv_rollback_t *rb, char *errstr,
 }
 
 json_t *drv_rollback_json(const drv_rollback_t *rb) {
-        json_t *o, *steps = json_array();
+        json_t *o, *st_o, *steps = json_array();
         size_t i;
 
         for (i = 0; steps && i < rb->steps_cnt; i++) {
@@ -449,18 +449,22 @@ json_t *drv_rollback_json(const drv_rollback_t *rb) {
 
                 if (!st->spec && !st->nospec_in_chain)
                         continue;
-                json_array_append_new(
-                    steps,
-                    json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:O?, s:s?}",
-                              "plan", st->plan, "task_id", st->task_id, "step",
-                              st->step, "op", st->op, "from", st->from, "to",
-                              st->to, "inverse", st->inverse, "irreversible",
-                              st->inverse ? NULL : st->why));
+                st_o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i}", "plan",
+                                 st->plan, "task_id", st->task_id, "step",
+                                 st->step, "op", st->op, "from", st->from, "to",
+                                 st->to);
+                if (st_o && st->inverse)
+                        json_object_set(st_o, "inverse", st->inverse);
+                else if (st_o)
+                        json_object_set_new(st_o, "irreversible",
+                                            json_string(st->why));
+                json_array_append_new(steps, st_o);
         }
-        o = json_pack("{s:s, s:I, s:I, s:o, s:s?}", "dataset", rb->dataset,
-                      "version", (json_int_t)rb->version, "to_version",
-                      (json_int_t)rb->to_version, "steps", steps, "refusal",
-                      rb->refusal[0] ? rb->refusal : NULL);
+        o = json_pack("{s:s, s:I, s:I, s:o}", "dataset", rb->dataset, "version",
+                      (json_int_t)rb->version, "to_version",
+                      (json_int_t)rb->to_version, "steps", steps);
+        if (o && rb->refusal[0])
+                json_object_set_new(o, "refusal", json_string(rb->refusal));
         return o;
 }
 
@@ -837,7 +841,8 @@ drv_err_t drv_rollback_run(PGconn *conn, const drv_run_opts_t *opts,
 
         memset(res, 0, sizeof(*res));
         res->failed_step = -1;
-        res->one_txn = 1;
+        /* on_commit's writes commit with the run (a dry run has none) */
+        res->one_txn = !opts || !opts->dry_run;
         if (!conn || !opts || !opts->task_id || !opts->dataset)
                 return res->err = DRV_ERR_INTERNAL;
         if ((err = rb_begin(&r, opts->dataset)) ||
@@ -871,4 +876,41 @@ out:
                 drv_db_rollback(conn);
         drv_rollback_destroy(rb);
         return res->err = err;
+}
+
+drv_err_t drv_rollback_entity_ref(const drv_rollback_t *rb, char *out,
+                                  size_t out_size, char *errstr,
+                                  size_t errstr_size) {
+        drv_entity_ref_t ref;
+        drv_err_t err;
+
+        if (!rb->undo_cnt)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "dataset \"%s\": nothing to roll back",
+                                   rb->dataset);
+        if ((err = drv_entity_ref_parse(rb->steps[0].plan, &ref, errstr,
+                                        errstr_size)))
+                return err;
+        snprintf(ref.kind, sizeof(ref.kind), "%s", DRV_ROLLBACK_KIND);
+        drv_entity_ref_format(&ref, out, out_size);
+        return DRV_OK;
+}
+
+int drv_rollback_task_versions(const drv_task_t *task, long *top, long *fromp) {
+        const char *to = drv_task_param(task, DRV_ROLLBACK_TO_PARAM);
+        const char *from = drv_task_param(task, DRV_ROLLBACK_FROM_PARAM);
+        char *end;
+
+        *top = *fromp = -1;
+        if (!to)
+                return 0;
+        *top = strtol(to, &end, 10);
+        if (*to < '0' || *to > '9' || *end || *top > 2147483647L)
+                return -1;
+        if (!from)
+                return 1;
+        *fromp = strtol(from, &end, 10);
+        if (*from < '0' || *from > '9' || *end || *fromp > 2147483647L)
+                return -1;
+        return 1;
 }

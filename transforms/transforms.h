@@ -457,7 +457,8 @@ drv_err_t drv_task_run_exists(PGconn *conn, const char *task_id, int *existsp,
  *   0 dataset  1 status  2 started_at  3 completed_at (UTC "YYYY-MM-DD
  *   HH24:MI:SS", "" when NULL)  4 steps_done  5 steps_total  6 rows_done
  *   7 error class  8 error message ("" when none)  9 task_id
- *   10 attempts  11 worker ("" when NULL). */
+ *   10 attempts  11 worker ("" when NULL)  12 kind ("migrate", or
+ *   "rollback" for a rollback task). */
 drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
                                PGresult **resp, char *errstr,
                                size_t errstr_size);
@@ -468,7 +469,8 @@ drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
 drv_err_t drv_task_runs_counts(PGconn *conn, const char *dataset, long *activep,
                                long *finalp, char *errstr, size_t errstr_size);
 
-/* GET /api/migrations: at most `limit` whole rows as one JSON array text
+/* GET /api/migrations: at most `limit` whole rows, each with its "kind"
+ * (as drv_task_runs_status's), as one JSON array text
  * (unfinished first, then by completion, newest first), filtered by
  * `dataset` and `status` (each NULL: any).  On DRV_OK *jsonp is
  * malloc'ed (caller frees); "[]" when schema drover or the table does
@@ -719,6 +721,19 @@ drv_err_t drv_rollback_check(const drv_rollback_t *rb, char *errstr,
  *  "inverse" | "irreversible"}] in undo order}. */
 json_t *drv_rollback_json(const drv_rollback_t *rb);
 
+/* The entity ref of a rollback task for `rb`: the newest undone plan's
+ * ref with kind DRV_ROLLBACK_KIND ("rollback:default/orders-v3"), into
+ * out.  DRV_ERR_INVALID_PARAM when rb undoes nothing. */
+drv_err_t drv_rollback_entity_ref(const drv_rollback_t *rb, char *out,
+                                  size_t out_size, char *errstr,
+                                  size_t errstr_size);
+
+/* Whether `task` is a rollback: 1 with *top (the target) and *fromp
+ * (the version it was made at, -1 when not given) from its params; 0
+ * when it is not one; -1 when a param is not a version (0 to
+ * 2147483647). */
+int drv_rollback_task_versions(const drv_task_t *task, long *top, long *fromp);
+
 /* Run a rollback task: opts->task_id, opts->dataset, to `to_version`,
  * refused when the dataset is not at `expect_from` (-1: any version).
  * One transaction: the dataset's runner lock (transaction-scoped),
@@ -726,7 +741,8 @@ json_t *drv_rollback_json(const drv_rollback_t *rb);
  * its ledger row under opts->task_id (the forward row marked
  * rolled_back), the version moved, opts->on_commit, COMMIT.  A task
  * whose rollback rows exist is DONE at once (a redelivery).  A dry run
- * plans and checks only.  res as drv_plan_run's (res->one_txn = 1);
+ * plans and checks only.  res as drv_plan_run's (res->one_txn unless a
+ * dry run);
  * returns res->err. */
 drv_err_t drv_rollback_run(PGconn *conn, const drv_run_opts_t *opts,
                            long to_version, long expect_from,
