@@ -31,6 +31,7 @@ static const struct {
     {"/api/repair", DRV_ADMIN_ROUTE_REPAIR_SHOW, 0},
     {"/api/repair", DRV_ADMIN_ROUTE_REPAIR, 1},
     {"/api/repair/audit", DRV_ADMIN_ROUTE_REPAIR_AUDIT, 0},
+    {"/api/rollback", DRV_ADMIN_ROUTE_ROLLBACK, 1},
     {"/", DRV_ADMIN_ROUTE_STATIC, 0},
     {"/index.html", DRV_ADMIN_ROUTE_STATIC, 0},
     {"/app.js", DRV_ADMIN_ROUTE_STATIC, 0},
@@ -386,6 +387,73 @@ out:
         json_decref(root);
         memset(rp, 0, sizeof(*rp));
         return err == DRV_ERR_USAGE ? DRV_ERR_INVALID_PARAM : err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * POST /api/rollback body
+ * ------------------------------------------------------------------------
+ */
+drv_err_t drv_admin_parse_rollback_body(const char *body, size_t len,
+                                        drv_admin_rollback_t *rq,
+                                        json_t **rootp, char *errstr,
+                                        size_t errstr_size) {
+        const json_t *to, *exe;
+        const char *key;
+        json_t *root, *v;
+        drv_err_t err;
+
+        memset(rq, 0, sizeof(*rq));
+        *rootp = NULL;
+        if ((err = load_object(body, len, &root, errstr, errstr_size)))
+                return err;
+        json_object_foreach(root, key, v) {
+                if (strcmp(key, "dataset") && strcmp(key, "to_version") &&
+                    strcmp(key, "execute") && strcmp(key, "task_id")) {
+                        err = drv_err_set(
+                            errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                            "unknown field \"%.64s\" (want dataset, "
+                            "to_version, execute, task_id)",
+                            key);
+                        goto out;
+                }
+        }
+        to = json_object_get(root, "to_version");
+        exe = json_object_get(root, "execute");
+        if ((err = get_text(root, "dataset", 1, &rq->dataset, errstr,
+                            errstr_size)) ||
+            (err = get_text(root, "task_id", 0, &rq->task_id, errstr,
+                            errstr_size)) ||
+            (err = drv_dataset_check(rq->dataset, errstr, errstr_size)))
+                goto out;
+        if (rq->task_id && !drv_uuid_valid(rq->task_id)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "invalid task id \"%.64s\": want a uuid "
+                                  "(8-4-4-4-12 hex digits)",
+                                  rq->task_id);
+                goto out;
+        }
+        if (!json_is_integer(to) || json_integer_value(to) < 0 ||
+            json_integer_value(to) > INT32_MAX) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "field \"to_version\" must be an integer "
+                                  "from 0 to %d",
+                                  INT32_MAX);
+                goto out;
+        }
+        if (exe && !json_is_boolean(exe)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "field \"execute\" must be a boolean");
+                goto out;
+        }
+        rq->to_version = (long)json_integer_value(to);
+        rq->execute = json_is_true(exe);
+        *rootp = root;
+        return DRV_OK;
+out:
+        json_decref(root);
+        memset(rq, 0, sizeof(*rq));
+        return err;
 }
 
 void drv_admin_token_label(const char *token, char out[15]) {

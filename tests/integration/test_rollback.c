@@ -6,8 +6,10 @@
  * the forward plan runs again afterwards; an irreversible step, a step
  * without a recorded spec, a target inside a plan, a target not below the
  * version and a version moved since the task was made are refused before
- * anything changes.
+ * anything changes.  POST /api/rollback: the dry run, a refusal, the
+ * token, and a rollback task submitted.
  */
+#include "admin.h"
 #include "testutil.h"
 
 #include <stdarg.h>
@@ -327,10 +329,101 @@ static void test_refusals_change_nothing(void **state) {
         drv_plan_release(p24);
 }
 
+/*
+ * ------------------------------------------------------------------------
+ * POST /api/rollback
+ * ------------------------------------------------------------------------
+ */
+#define TOKEN "rollback-admin-token-for-tests"
+
+static drv_test_resp_t post(const char *base, const char *token,
+                            const char *fmt, ...) {
+        char url[128], auth[128], body[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(body, sizeof(body), fmt, ap);
+        va_end(ap);
+        snprintf(url, sizeof(url), "%s/api/rollback", base);
+        snprintf(auth, sizeof(auth), "Bearer %s", token ? token : "");
+        return drv_test_http("POST", url, token ? auth : NULL, body,
+                             strlen(body));
+}
+
+static void expect(drv_test_resp_t r, long status, const char *needle) {
+        if (r.status != status || !strstr(r.body, needle))
+                fail_msg("want %ld with \"%s\", got %ld: %s", status, needle,
+                         r.status, r.body);
+        free(r.body);
+}
+
+static void test_api_rollback(void **state) {
+        drv_plan_t *p12 =
+            mkplan(1, 2,
+                   "[{\"op\":\"add_column\",\"table\":\"%1$s_src\",\"column\":"
+                   "{\"name\":\"c\",\"type\":\"int\"}}]");
+        drv_plan_t *p23 =
+            mkplan(2, 3,
+                   "[{\"op\":\"drop_column\",\"table\":\"%1$s_src\",\"column\":"
+                   "\"c\"}]");
+        drv_admin_conf_t ac = {.listen = "127.0.0.1:0", .token = TOKEN};
+        char base[64], errstr[512], topic[128];
+        drv_schema_conf_t sc = {0};
+        drv_schema_store_t *store;
+        drv_admin_t *admin;
+
+        (void)state;
+        run_plan(p12, tid("f12"));
+        snprintf(topic, sizeof(topic), "%s", drv_test_unique("drv-rb"));
+        if (!(store = drv_schema_store_new(&sc, errstr, sizeof(errstr))))
+                fail_msg("%s", errstr);
+        ac.database_url = drv_test_database_url();
+        ac.brokers = drv_test_brokers();
+        ac.topic = topic;
+        ac.store = store;
+        if (!(admin = drv_admin_start(&ac, errstr, sizeof(errstr))))
+                fail_msg("drv_admin_start: %s", errstr);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%d",
+                 drv_admin_port(admin));
+        /* the token, the body */
+        expect(post(base, NULL, "{\"dataset\":\"%s\",\"to_version\":1}", tbl),
+               401, "bearer token");
+        expect(post(base, TOKEN, "{\"dataset\":\"%s\",\"to\":1}", tbl), 400,
+               "unknown field");
+        expect(post(base, TOKEN,
+                    "{\"dataset\":\"%s\",\"to_version\":1,\"execute\":1}", tbl),
+               400, "must be a boolean");
+        /* the dry run changes nothing */
+        expect(post(base, TOKEN, "{\"dataset\":\"%s\",\"to_version\":1}", tbl),
+               200, "\"inverse\":{\"op\":\"drop_column\"");
+        assert_string_equal(q("SELECT version FROM drover.datasets WHERE"
+                              " dataset = '%s'",
+                              tbl),
+                            "2");
+        /* execute: a task on the topic */
+        expect(post(base, TOKEN,
+                    "{\"dataset\":\"%s\",\"to_version\":1,\"execute\":"
+                    "true}",
+                    tbl),
+               202, "\"task_id\"");
+        /* a refusal names the step, and submits nothing */
+        run_plan(p23, tid("f23"));
+        expect(post(base, TOKEN,
+                    "{\"dataset\":\"%s\",\"to_version\":1,\"execute\":"
+                    "true}",
+                    tbl),
+               409, "step 0:drop_column of plan");
+        drv_admin_stop(admin);
+        drv_schema_store_destroy(store);
+        drv_plan_release(p12);
+        drv_plan_release(p23);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup(test_every_reversible_op_rolls_back, setup),
             cmocka_unit_test_setup(test_refusals_change_nothing, setup),
+            cmocka_unit_test_setup(test_api_rollback, setup),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
