@@ -734,6 +734,11 @@ int drv_op_needs_autocommit(const drv_step_t *step, int dry_run) {
                json_is_true(json_object_get(step->def, def->autocommit));
 }
 
+drv_err_t drv_ops_run(drv_op_ctx_t *ctx, drv_sql_t *sql, char *errstr,
+                      size_t errstr_size) {
+        return ops_run(ctx, sql, errstr, errstr_size);
+}
+
 /* Used by ops_validate.c. */
 drv_err_t drv_ops_scalar(drv_op_ctx_t *ctx, drv_sql_t *sql, char *out,
                          size_t out_size, char *errstr, size_t errstr_size) {

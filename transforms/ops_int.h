@@ -93,6 +93,11 @@ long drv_duration_ms(const json_t *v);
  * op's default (timeout_ms), else `worker_ms`. */
 long drv_step_timeout_ms(const drv_step_t *step, long worker_ms);
 
+/* Run `sql` for an op (unless ctx->check_only), adding the rows it
+ * affected to ctx->rows; ops.c's, shared with rollback.c's actions. */
+drv_err_t drv_ops_run(drv_op_ctx_t *ctx, drv_sql_t *sql, char *errstr,
+                      size_t errstr_size);
+
 /* The inverse builders of the op table's rows (rollback.c). */
 drv_invert_fn_t drv_invert_create_table, drv_invert_add_column,
     drv_invert_rename_column, drv_invert_alter_type, drv_invert_copy_rows,

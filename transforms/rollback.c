@@ -498,45 +498,63 @@ static drv_err_t rb_fail(rb_run_t *r, int step, const char *op, drv_err_t err,
         return err;
 }
 
-/* Run `sql` on the action's behalf, counting rows into ctx->rows. */
-static drv_err_t rb_exec(drv_op_ctx_t *ctx, drv_sql_t *sql, char *errstr,
-                         size_t errstr_size) {
-        PGresult *res;
-        drv_err_t err;
-        const char *n;
-
-        if (sql->oom)
-                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
-                                   "out of memory building sql");
-        err = drv_db_exec(ctx->conn, sql->buf, sql->nparams, sql->params, &res,
-                          ctx->sqlstate, errstr, errstr_size);
-        if (err)
-                return err;
-        n = PQcmdTuples(res);
-        if (n && *n)
-                ctx->rows += strtoll(n, NULL, 10);
-        PQclear(res);
-        return DRV_OK;
-}
-
 static const char *act_str(const drv_op_ctx_t *ctx, const char *key) {
         return json_string_value(json_object_get(ctx->step->def, key));
+}
+
+/* Append " SET col = (expr), ..." of `set` ({column: expression}). */
+static drv_err_t act_set(drv_op_ctx_t *ctx, drv_sql_t *sql, const json_t *set,
+                         char *errstr, size_t errstr_size) {
+        const char *col;
+        json_t *expr;
+        drv_err_t err = DRV_OK;
+        int first = 1;
+
+        drv_sql_add(sql, " SET ");
+        json_object_foreach((json_t *)set, col, expr) {
+                drv_sql_add(sql, "%s", first ? "" : ", ");
+                first = 0;
+                if ((err = drv_sql_ident(sql, ctx->conn, col, "column", errstr,
+                                         errstr_size)))
+                        break;
+                drv_sql_add(sql, " = ");
+                if ((err = drv_sql_expr(sql, json_string_value(expr), ctx->opts,
+                                        col, errstr, errstr_size)))
+                        break;
+        }
+        return err;
+}
+
+/* Run "<prefix><ident>[ SET <set>][ WHERE <where>]", ident quoted as a
+ * `what`; set and where may be NULL. */
+static drv_err_t act_stmt(drv_op_ctx_t *ctx, const char *prefix,
+                          const char *ident, const char *what,
+                          const json_t *set, const char *where, char *errstr,
+                          size_t errstr_size) {
+        drv_sql_t sql;
+        drv_err_t err;
+
+        drv_sql_init(&sql);
+        drv_sql_add(&sql, "%s", prefix);
+        err = drv_sql_ident(&sql, ctx->conn, ident, what, errstr, errstr_size);
+        if (!err && set)
+                err = act_set(ctx, &sql, set, errstr, errstr_size);
+        if (!err && where) {
+                drv_sql_add(&sql, " WHERE ");
+                err = drv_sql_expr(&sql, where, ctx->opts, "revert_where",
+                                   errstr, errstr_size);
+        }
+        if (!err)
+                err = drv_ops_run(ctx, &sql, errstr, errstr_size);
+        drv_sql_free(&sql);
+        return err;
 }
 
 /* drop_table {table}: what create_table made, with what was put in it. */
 static drv_err_t act_drop_table(drv_op_ctx_t *ctx, char *errstr,
                                 size_t errstr_size) {
-        drv_sql_t sql;
-        drv_err_t err;
-
-        drv_sql_init(&sql);
-        drv_sql_add(&sql, "DROP TABLE IF EXISTS ");
-        err = drv_sql_ident(&sql, ctx->conn, act_str(ctx, "table"), "table",
-                            errstr, errstr_size);
-        if (!err)
-                err = rb_exec(ctx, &sql, errstr, errstr_size);
-        drv_sql_free(&sql);
-        return err;
+        return act_stmt(ctx, "DROP TABLE IF EXISTS ", act_str(ctx, "table"),
+                        "table", NULL, NULL, errstr, errstr_size);
 }
 
 /* drop_index {table, name}: the index lives in its table's schema. */
@@ -545,19 +563,23 @@ static drv_err_t act_drop_index(drv_op_ctx_t *ctx, char *errstr,
         const char *table = act_str(ctx, "table"), *name = act_str(ctx, "name");
         const char *dot = table ? strchr(table, '.') : NULL;
         char qual[200];
-        drv_sql_t sql;
-        drv_err_t err;
 
         snprintf(qual, sizeof(qual), "%.*s%s%s", dot ? (int)(dot - table) : 0,
                  dot ? table : "", dot ? "." : "", name ? name : "");
-        drv_sql_init(&sql);
-        drv_sql_add(&sql, "DROP INDEX IF EXISTS ");
-        err =
-            drv_sql_ident(&sql, ctx->conn, qual, "index", errstr, errstr_size);
-        if (!err)
-                err = rb_exec(ctx, &sql, errstr, errstr_size);
-        drv_sql_free(&sql);
-        return err;
+        return act_stmt(ctx, "DROP INDEX IF EXISTS ", qual, "index", NULL, NULL,
+                        errstr, errstr_size);
+}
+
+/* delete {table, where}: copy_rows' revert_where on its `to` table. */
+static drv_err_t act_delete(drv_op_ctx_t *ctx, char *errstr,
+                            size_t errstr_size) {
+        const char *where = act_str(ctx, "where");
+
+        if (!where)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                   "delete without revert_where");
+        return act_stmt(ctx, "DELETE FROM ", act_str(ctx, "table"), "table",
+                        NULL, where, errstr, errstr_size);
 }
 
 /* update {table, set: {column: expression}, where?}: backfill's
@@ -565,58 +587,12 @@ static drv_err_t act_drop_index(drv_op_ctx_t *ctx, char *errstr,
 static drv_err_t act_update(drv_op_ctx_t *ctx, char *errstr,
                             size_t errstr_size) {
         const json_t *set = json_object_get(ctx->step->def, "set");
-        const char *col, *where = act_str(ctx, "where");
-        json_t *expr;
-        drv_sql_t sql;
-        drv_err_t err;
-        int first = 1;
 
-        drv_sql_init(&sql);
-        drv_sql_add(&sql, "UPDATE ");
-        err = drv_sql_ident(&sql, ctx->conn, act_str(ctx, "table"), "table",
-                            errstr, errstr_size);
-        drv_sql_add(&sql, " SET ");
-        json_object_foreach((json_t *)set, col, expr) {
-                if (err)
-                        break;
-                drv_sql_add(&sql, "%s", first ? "" : ", ");
-                first = 0;
-                if (!(err = drv_sql_ident(&sql, ctx->conn, col, "column",
-                                          errstr, errstr_size))) {
-                        drv_sql_add(&sql, " = ");
-                        err = drv_sql_expr(&sql, json_string_value(expr),
-                                           ctx->opts, col, errstr, errstr_size);
-                }
-        }
-        if (!err && where) {
-                drv_sql_add(&sql, " WHERE ");
-                err = drv_sql_expr(&sql, where, ctx->opts, "revert_where",
-                                   errstr, errstr_size);
-        }
-        if (!err)
-                err = rb_exec(ctx, &sql, errstr, errstr_size);
-        drv_sql_free(&sql);
-        return err;
-}
-
-/* delete {table, where}: copy_rows' revert_where on its `to` table. */
-static drv_err_t act_delete(drv_op_ctx_t *ctx, char *errstr,
-                            size_t errstr_size) {
-        drv_sql_t sql;
-        drv_err_t err;
-
-        drv_sql_init(&sql);
-        drv_sql_add(&sql, "DELETE FROM ");
-        err = drv_sql_ident(&sql, ctx->conn, act_str(ctx, "table"), "table",
-                            errstr, errstr_size);
-        drv_sql_add(&sql, " WHERE ");
-        if (!err)
-                err = drv_sql_expr(&sql, act_str(ctx, "where"), ctx->opts,
-                                   "revert_where", errstr, errstr_size);
-        if (!err)
-                err = rb_exec(ctx, &sql, errstr, errstr_size);
-        drv_sql_free(&sql);
-        return err;
+        if (!json_object_size(set))
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
+                                   "update without revert_set");
+        return act_stmt(ctx, "UPDATE ", act_str(ctx, "table"), "table", set,
+                        act_str(ctx, "where"), errstr, errstr_size);
 }
 
 static drv_err_t act_none(drv_op_ctx_t *ctx, char *errstr, size_t errstr_size) {
@@ -778,36 +754,18 @@ static drv_err_t rb_done_before(rb_run_t *r, long *donep) {
 /* BEGIN and the dataset's runner lock for the transaction (run.c's
  * one-transaction form), waited for or tried. */
 static drv_err_t rb_begin(rb_run_t *r, const char *dataset) {
-        char sql[160], lock_ms[24];
-        const char *params[2] = {dataset, lock_ms};
-        long stmt_ms = r->opts->statement_timeout_ms > 0
-                           ? r->opts->statement_timeout_ms
-                           : 60000;
-        PGresult *res;
+        const drv_run_opts_t *o = r->opts;
         drv_err_t err;
 
-        if ((err = drv_db_begin(r->conn, 0, stmt_ms, r->errstr,
-                                sizeof(r->errstr))))
+        if ((err = drv_db_begin(
+                 r->conn, 0,
+                 o->statement_timeout_ms > 0 ? o->statement_timeout_ms : 60000,
+                 r->errstr, sizeof(r->errstr))))
                 return err;
-        snprintf(lock_ms, sizeof(lock_ms), "%ld",
-                 r->opts->lock_timeout_ms > 0 ? r->opts->lock_timeout_ms
-                                              : 5000);
-        snprintf(sql, sizeof(sql),
-                 "SELECT %s(%d, hashtext($1)), set_config('lock_timeout', $2,"
-                 " true)",
-                 r->opts->wait_for_lock ? "pg_advisory_xact_lock"
-                                        : "pg_try_advisory_xact_lock",
-                 DRV_RUN_LOCK_CLASS);
-        if ((err = drv_db_exec(r->conn, sql, 2, params, &res, r->res->sqlstate,
-                               r->errstr, sizeof(r->errstr))))
-                return err;
-        if (!r->opts->wait_for_lock && strcmp(PQgetvalue(res, 0, 0), "t"))
-                err = drv_err_set(r->errstr, sizeof(r->errstr), DRV_ERR_LOCKED,
-                                  "dataset \"%.64s\" is being migrated by "
-                                  "another runner",
-                                  dataset);
-        PQclear(res);
-        return err;
+        return drv_dataset_txn_lock(
+            r->conn, dataset, o->wait_for_lock,
+            o->lock_timeout_ms > 0 ? o->lock_timeout_ms : 5000,
+            r->res->sqlstate, r->errstr, sizeof(r->errstr));
 }
 
 /* Plan the rollback under the lock and refuse what cannot run: the

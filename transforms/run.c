@@ -156,13 +156,20 @@ static drv_err_t run_check(run_t *run) {
  */
 /* A tried dataset lock (first column of `res`, boolean) that was not
  * granted is DRV_ERR_LOCKED; a waited-for one always is. */
-static drv_err_t run_lock_granted(run_t *run, const PGresult *res) {
-        if (run->opts->wait_for_lock || !strcmp(PQgetvalue(res, 0, 0), "t"))
+static drv_err_t lock_granted(const char *dataset, int wait,
+                              const PGresult *res, char *errstr,
+                              size_t errstr_size) {
+        if (wait || !strcmp(PQgetvalue(res, 0, 0), "t"))
                 return DRV_OK;
-        return drv_err_set(run->errstr, sizeof(run->errstr), DRV_ERR_LOCKED,
+        return drv_err_set(errstr, errstr_size, DRV_ERR_LOCKED,
                            "dataset \"%.64s\" is being migrated by another "
                            "runner",
-                           run->plan->dataset);
+                           dataset);
+}
+
+static drv_err_t run_lock_granted(run_t *run, const PGresult *res) {
+        return lock_granted(run->plan->dataset, run->opts->wait_for_lock, res,
+                            run->errstr, sizeof(run->errstr));
 }
 
 static drv_err_t run_lock(run_t *run, int lock) {
@@ -973,32 +980,41 @@ int drv_plan_one_txn(const drv_plan_t *plan, int dry_run) {
 }
 
 /* BEGIN (no lock_timeout yet: the dataset lock is waited for as the
- * session lock is), then the dataset's lock for the transaction, waited
- * for or tried, together with the run's lock_timeout for what follows.
- * A transaction-scoped advisory lock conflicts with the session-level
- * one of the same key, so both paths exclude each other. */
+ * session lock is), then the dataset's lock for the transaction
+ * (drv_dataset_txn_lock).  A transaction-scoped advisory lock conflicts
+ * with the session-level one of the same key, so both paths exclude
+ * each other. */
 static drv_err_t run_txn_begin(run_t *run) {
-        char sql[160], lock_ms[24];
-        const char *params[2] = {run->plan->dataset, lock_ms};
-        PGresult *res;
         drv_err_t err;
 
         if ((err = drv_db_begin(run->conn, 0, run->stmt_ms, run->errstr,
                                 sizeof(run->errstr))))
                 return err;
         run->txn_stmt_ms = run->stmt_ms;
-        snprintf(lock_ms, sizeof(lock_ms), "%ld", run->lock_ms);
+        return drv_dataset_txn_lock(
+            run->conn, run->plan->dataset, run->opts->wait_for_lock,
+            run->lock_ms, run->res->sqlstate, run->errstr, sizeof(run->errstr));
+}
+
+drv_err_t drv_dataset_txn_lock(PGconn *conn, const char *dataset, int wait,
+                               long lock_ms, char sqlstate[6], char *errstr,
+                               size_t errstr_size) {
+        char sql[160], ms[24];
+        const char *params[2] = {dataset, ms};
+        PGresult *res;
+        drv_err_t err;
+
+        snprintf(ms, sizeof(ms), "%ld", lock_ms);
         snprintf(sql, sizeof(sql),
                  "SELECT %s(%d, hashtext($1)), set_config("
                  "'lock_timeout', $2, true)",
-                 run->opts->wait_for_lock ? "pg_advisory_xact_lock"
-                                          : "pg_try_advisory_xact_lock",
+                 wait ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock",
                  DRV_RUN_LOCK_CLASS);
-        err = drv_db_exec(run->conn, sql, 2, params, &res, run->res->sqlstate,
-                          run->errstr, sizeof(run->errstr));
+        err = drv_db_exec(conn, sql, 2, params, &res, sqlstate, errstr,
+                          errstr_size);
         if (err)
                 return err;
-        err = run_lock_granted(run, res);
+        err = lock_granted(dataset, wait, res, errstr, errstr_size);
         PQclear(res);
         return err;
 }

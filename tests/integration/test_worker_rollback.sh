@@ -137,28 +137,10 @@ rc=0
 rollback --dataset "$A" --to-version 3 || rc=$?
 [ $rc = 65 ] && grep -q "nothing to roll back" "$WORK/rb.err" || fail "to the version: $rc"
 
-# a v1 task written without drover (params only, as a Java producer)
-produce_params() { # DATASET PARAMS_JSON
-  local id
-  id=$(/usr/bin/python3 - "$HERE/../.." "$1" "$2" "$WORK/task.bin" <<'PY'
-import json, os, sys, time, uuid
-root, ds, params, out = sys.argv[1:5]
-sys.path.insert(0, os.path.join(root, "tests", "chaos"))
-import avro_task
-w = avro_task.TaskWriter(os.path.join(root, "schema", "avro",
-                                      "MigrationTask.v1.avsc"))
-tid = str(uuid.uuid4())
-open(out, "wb").write(w.encode(tid, "rollback:default/" + ds.replace("_", "-"),
-                               ds, int(time.time() * 1000), "java-producer",
-                               json.loads(params)))
-print(tid)
-PY
-  ) || fail "encode a rollback task for $1"
-  $CHECK produce "$B" "$TOPIC" "$1" "$WORK/task.bin"
-  echo "$id" >>"$WORK/ids"
-}
-produce_params "$R" '{"drover.rollback_to": "1"}'
-produce_params "$A" '{"drover.rollback_to": "1", "drover.rollback_from": "2"}'
+# v1 tasks written without drover (params only, as a Java producer would)
+produce_task "rollback:default/${R//_/-}" "$R" '{"drover.rollback_to": "1"}'
+produce_task "rollback:default/${A//_/-}" "$A" \
+  '{"drover.rollback_to": "1", "drover.rollback_from": "2"}'
 wait_final 8 60
 $CHECK dlq "$B" "$TOPIC.dlq" >"$WORK/dlq"
 /usr/bin/python3 - "$WORK/dlq" "$R" "$A" <<'PY' || fail "dead letters: $(cat "$WORK/dlq")"
