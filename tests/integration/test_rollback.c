@@ -67,10 +67,14 @@ static void run_plan(const drv_plan_t *plan, const char *task) {
         assert_int_equal(res.outcome, DRV_RUN_DONE);
 }
 
+static int rollback_dry; /* 1: the next rollback() is a dry run */
+
 static drv_err_t rollback(const char *task, long to, long expect_from,
                           drv_run_result_t *res) {
         drv_run_opts_t o = {0};
 
+        o.dry_run = rollback_dry;
+        rollback_dry = 0;
         o.task_id = task;
         o.dataset = tbl;
         o.allow_sql = 1;
@@ -189,6 +193,20 @@ static void test_every_reversible_op_rolls_back(void **state) {
                          DRV_OK);
         drv_rollback_destroy(rb);
 
+        /* a dry run task plans and changes nothing */
+        rollback_dry = 1;
+        if (rollback(tid("dry"), 1, 3, &res))
+                fail_msg("dry run: %s", res.errmsg);
+        assert_int_equal(res.outcome, DRV_RUN_DRY_RUN);
+        assert_int_equal(res.steps_total, 12);
+        assert_string_equal(q("SELECT count(*) FROM drover.step_ledger WHERE"
+                              " task_id = '%s'",
+                              tid("dry")),
+                            "0");
+        assert_string_equal(q("SELECT version FROM drover.datasets WHERE"
+                              " dataset = '%s'",
+                              tbl),
+                            "3");
         /* to 2 first: plan 2 -> 3 only */
         if (rollback(tid("rb2"), 2, 3, &res))
                 fail_msg("rollback to 2: %s", res.errmsg);
