@@ -281,7 +281,14 @@ static void rb_chain(drv_rollback_t *rb, long nospec) {
                 if (prev &&
                     !strcmp(prev->plan_fingerprint, st->plan_fingerprint))
                         continue;
-                if (st->to != expect)
+                if (!prev && st->from == expect && st->to > expect)
+                        snprintf(rb->refusal, sizeof(rb->refusal),
+                                 "plan \"%s\" (%d to %d) is part-way on "
+                                 "dataset \"%s\" (steps done, version still "
+                                 "%ld): run it to the end, then roll back",
+                                 st->plan, st->from, st->to, rb->dataset,
+                                 expect);
+                else if (st->to != expect)
                         snprintf(rb->refusal, sizeof(rb->refusal),
                                  "no recorded migration of dataset \"%s\" "
                                  "to version %ld (plan \"%s\" migrated %d "

@@ -337,6 +337,28 @@ static void test_refusals_change_nothing(void **state) {
                               " dataset = '%s'",
                               tbl),
                             "2");
+        /* a plan part-way (its first step done, its backfill failed, the
+         * version not moved): refused until it is run to the end */
+        {
+                drv_plan_t *p23 = mkplan(
+                    2, 3,
+                    "[{\"op\":\"add_column\",\"table\":\"%1$s_src\","
+                    "\"column\":{\"name\":\"e\",\"type\":\"int\"}},"
+                    "{\"op\":\"backfill\",\"table\":\"%1$s_src\",\"set\":"
+                    "{\"c\":\"1 / (id - 60)\"},\"batch_size\":10}]");
+                drv_run_opts_t o = {0};
+
+                o.task_id = tid("f23");
+                o.allow_sql = 1;
+                o.wait_for_lock = 1;
+                assert_int_not_equal(drv_plan_run(conn, p23, &o, &res), DRV_OK);
+                assert_int_equal(rollback(tid("r1c"), 1, -1, &res),
+                                 DRV_ERR_VERSION_CONFLICT);
+                if (!strstr(res.errmsg, "is part-way on dataset") ||
+                    !strstr(res.errmsg, "run it to the end"))
+                        fail_msg("%s", res.errmsg);
+                drv_plan_release(p23);
+        }
         drv_plan_release(p12);
         drv_plan_release(p24);
 }
