@@ -208,6 +208,11 @@ int drv_cmd_rollback(int argc, char **argv) {
         memset(&o, 0, sizeof(o));
         if (parse_args(&o, argc, argv))
                 return DRV_EXIT_USAGE;
+        /* bad input before the database: no connection needed to say so */
+        if ((err = drv_dataset_check(o.dataset, errstr, sizeof(errstr)))) {
+                drv_cli_error("rollback: %s", errstr);
+                return drv_err_exit_code(err);
+        }
         if (!o.url)
                 o.url = getenv("DATABASE_URL");
         if ((err = drv_db_connect(o.url, &conn, errstr, sizeof(errstr))) ||

@@ -134,6 +134,9 @@ rc=0
 rollback --dataset "$R" --to-version 1 --execute --brokers "$B" --topic "$TOPIC" || rc=$?
 [ $rc = 65 ] && [ ! -s "$WORK/rb.out" ] || fail "execute over drop_column: exit $rc: $(cat "$WORK/rb.out")"
 rc=0
+rollback --dataset "bad;name" --to-version 1 --database "postgresql://127.0.0.1:1/none" || rc=$?
+[ $rc = 65 ] && grep -q "invalid dataset" "$WORK/rb.err" || fail "bad dataset: exit $rc: $(cat "$WORK/rb.err")"
+rc=0
 rollback --dataset "$A" --to-version 3 || rc=$?
 [ $rc = 65 ] && grep -q "nothing to roll back" "$WORK/rb.err" || fail "to the version: $rc"
 
