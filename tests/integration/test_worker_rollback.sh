@@ -5,9 +5,11 @@
 #   1. two plans (1 -> 2 -> 3) with every reversible op but copy_rows
 #      (test_rollback.c has it) run through the worker;
 #   2. the dry run prints the steps newest first and changes nothing;
-#   3. --execute submits a rollback task; the worker undoes the steps and
-#      the dataset is back at version 1 with its schema and data as they
-#      were, the ledger holding both directions, one status event per
+#   3. --execute submits a rollback task; a worker undoes the steps and
+#      dies right after its PostgreSQL commit (DROVER_CRASH_AT), the next
+#      one gets the task again and finds it done: the dataset is back at
+#      version 1 with its schema and data as they were, each step undone
+#      once, the ledger holding both directions, one status event per
 #      task;
 #   4. the forward plans run again through the worker afterwards;
 #   5. a plan with drop_column: the CLI refuses (exit 65, one line naming
@@ -16,6 +18,7 @@
 #      dead letter invalid_plan at the worker, one whose version moved a
 #      dead letter version_conflict, and nothing changed.
 . "$(dirname "$0")/worker_lib.sh"
+require_test_hooks
 
 A="${ID}_a" # reversible
 R="${ID}_r" # with drop_column
@@ -63,6 +66,7 @@ rollback() { # ARGS...: drover rollback, output in $WORK/rb.{out,err}
 # 1. forward
 BEFORE=$(snapshot)
 start_worker "$ID-w"
+W1=$LAST_PID
 sub "component:default/${A//_/-}-v2" "$A"
 wait_final 1 60
 AFTER2=$(snapshot)
@@ -89,9 +93,21 @@ rollback --dataset "$A" --to-version 1 --json || fail "dry run --json"
 [ "$(version "$A")" = 3 ] || fail "the dry run moved the version"
 echo "ok 2 - the dry run lists the 8 steps newest first with their inverses"
 
-# 3. --execute through the worker
+# 3. --execute through a worker that crashes after its commit
+kill -TERM "$W1"
+wait "$W1" || true
 rollback --dataset "$A" --to-version 1 --execute --brokers "$B" --topic "$TOPIC" ||
   fail "execute: $(cat "$WORK/rb.err")"
+DROVER_CRASH_AT=after_pg_commit:1 start_worker "$ID-c"
+rc=0
+for ((i = 0; i < 60; i++)); do
+  kill -0 "$LAST_PID" 2>/dev/null || break
+  sleep 1
+done
+wait "$LAST_PID" || rc=$?
+[ "$rc" = 137 ] || fail "the crashing worker exited $rc, not 137"
+[ "$(version "$A")" = 1 ] || fail "the crashed rollback did not commit its work"
+start_worker "$ID-w2"
 RBID=$(cat "$WORK/rb.out")
 drv_uuid_ok=$(echo "$RBID" | grep -cE '^[0-9a-f-]{36}$' || true)
 [ "$drv_uuid_ok" = 1 ] || fail "execute printed no task id: $RBID"
@@ -112,7 +128,7 @@ $BEFORE"
   fail "rollback rows"
 "$DROVER_BIN" status --dataset "$A" --database "$DB" >"$WORK/status.out" || fail "status"
 grep -q "rollback" "$WORK/status.out" || fail "drover status does not show the rollback: $(cat "$WORK/status.out")"
-echo "ok 3 - --execute: the worker undid 8 steps; A is back at version 1 as it was"
+echo "ok 3 - --execute: a worker undid 8 steps and crashed after its commit; its redelivery is done; A is back at version 1 as it was"
 
 # 4. forward again
 sub "component:default/${A//_/-}-v2" "$A"
