@@ -267,6 +267,12 @@ void drv_schema_store_destroy(drv_schema_store_t *store);
 drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
                           size_t len, drv_task_t **taskp, char *errstr,
                           size_t errstr_size);
+/* The same without I/O: a Confluent record whose schema id is not cached
+ * yet is DRV_ERR_REGISTRY_UNAVAILABLE instead of a registry request (the
+ * worker's poll thread decodes this way, its executors fetch). */
+drv_err_t drv_task_decode_cached(drv_schema_store_t *store, const void *buf,
+                                 size_t len, drv_task_t **taskp, char *errstr,
+                                 size_t errstr_size);
 
 /* Encode a task: single-object encoding, or Confluent framing when the
  * store has a registry.  On DRV_OK *bufp (malloc'ed, caller frees) and

@@ -512,9 +512,10 @@ static writer_t *publish(drv_schema_store_t *store, writer_t *w) {
 }
 
 /* The writer of registry id `id`, fetched once and cached (a denied id
- * is remembered for NEG_TTL_MS so poison does not hammer the registry). */
-static drv_err_t find_id(drv_schema_store_t *store, int32_t id, writer_t **wp,
-                         char *errstr, size_t errstr_size) {
+ * is remembered for NEG_TTL_MS so poison does not hammer the registry).
+ * Without `fetch`, an id not cached is DRV_ERR_REGISTRY_UNAVAILABLE. */
+static drv_err_t find_id(drv_schema_store_t *store, int32_t id, int fetch,
+                         writer_t **wp, char *errstr, size_t errstr_size) {
         char *json = NULL;
         writer_t *w;
         drv_err_t err;
@@ -531,6 +532,10 @@ static drv_err_t find_id(drv_schema_store_t *store, int32_t id, writer_t **wp,
                                    "schema registry has no schema with id "
                                    "%d",
                                    (int)id);
+        if (!fetch)
+                return drv_err_set(errstr, errstr_size,
+                                   DRV_ERR_REGISTRY_UNAVAILABLE,
+                                   "schema id %d is not cached", (int)id);
         err = drv_registry_get(store->reg, id, &json, errstr, errstr_size);
         if (err == DRV_ERR_UNKNOWN_SCHEMA) {
                 pthread_mutex_lock(&store->mu);
@@ -1203,7 +1208,7 @@ static uint64_t le64(const unsigned char *p) {
 /* Check the size, read the framing and find the writer: DRV_OK with *wp
  * and *hdrp (header length), or the error for the record. */
 static drv_err_t find_writer(drv_schema_store_t *store, const void *buf,
-                             size_t len, writer_t **wp, size_t *hdrp,
+                             size_t len, int fetch, writer_t **wp, size_t *hdrp,
                              char *errstr, size_t errstr_size) {
         const unsigned char *p = buf;
         writer_t *w = NULL;
@@ -1245,7 +1250,7 @@ static drv_err_t find_writer(drv_schema_store_t *store, const void *buf,
                             "task record names schema id %d but %s", (int)id,
                             store->reg ? "ids start at 1"
                                        : "no schema registry is configured");
-                if ((err = find_id(store, id, &w, errstr, errstr_size)))
+                if ((err = find_id(store, id, fetch, &w, errstr, errstr_size)))
                         return err;
         } else {
                 return drv_err_set(errstr, errstr_size, DRV_ERR_DECODE,
@@ -1261,18 +1266,31 @@ static drv_err_t find_writer(drv_schema_store_t *store, const void *buf,
         return DRV_OK;
 }
 
-drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
-                          size_t len, drv_task_t **taskp, char *errstr,
-                          size_t errstr_size) {
+static drv_err_t task_decode(drv_schema_store_t *store, const void *buf,
+                             size_t len, int fetch, drv_task_t **taskp,
+                             char *errstr, size_t errstr_size) {
         writer_t *w;
         drv_err_t err;
         size_t hdr;
 
         *taskp = NULL;
-        if ((err = find_writer(store, buf, len, &w, &hdr, errstr, errstr_size)))
+        if ((err = find_writer(store, buf, len, fetch, &w, &hdr, errstr,
+                               errstr_size)))
                 return err;
         return decode_direct(store, w, (const unsigned char *)buf + hdr,
                              len - hdr, taskp, errstr, errstr_size);
+}
+
+drv_err_t drv_task_decode(drv_schema_store_t *store, const void *buf,
+                          size_t len, drv_task_t **taskp, char *errstr,
+                          size_t errstr_size) {
+        return task_decode(store, buf, len, 1, taskp, errstr, errstr_size);
+}
+
+drv_err_t drv_task_decode_cached(drv_schema_store_t *store, const void *buf,
+                                 size_t len, drv_task_t **taskp, char *errstr,
+                                 size_t errstr_size) {
+        return task_decode(store, buf, len, 0, taskp, errstr, errstr_size);
 }
 
 drv_err_t drv_task_decode_reference(drv_schema_store_t *store, const void *buf,
@@ -1283,7 +1301,8 @@ drv_err_t drv_task_decode_reference(drv_schema_store_t *store, const void *buf,
         size_t hdr;
 
         *taskp = NULL;
-        if ((err = find_writer(store, buf, len, &w, &hdr, errstr, errstr_size)))
+        if ((err = find_writer(store, buf, len, 1, &w, &hdr, errstr,
+                               errstr_size)))
                 return err;
         return decode_datum(store, w, (const char *)buf + hdr, len - hdr, taskp,
                             errstr, errstr_size);

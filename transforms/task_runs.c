@@ -286,13 +286,39 @@ drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
                             errstr_size);
 }
 
+/* "{b[0],b[2],...}" (half 0) or "{b[1],b[3],...}" (half 1), malloc'ed */
+static char *bounds_array(const int64_t *b, size_t n, int half) {
+        char *s = malloc(n * 22 + 3);
+        size_t len = 0, i;
+
+        if (!s)
+                return NULL;
+        s[len++] = '{';
+        for (i = 0; i < n; i++)
+                len += (size_t)sprintf(s + len, "%s%lld", i ? "," : "",
+                                       (long long)b[2 * i + (size_t)half]);
+        s[len++] = '}';
+        s[len] = '\0';
+        return s;
+}
+
 drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
                                   int32_t partition, int64_t committed,
+                                  const int64_t *bounds, size_t nranges,
                                   long *rowsp, char *errstr,
                                   size_t errstr_size) {
-        const char *lead[1] = {topic};
+        char *lo = bounds_array(bounds, nranges, 0);
+        char *hi = bounds_array(bounds, nranges, 1);
+        const char *lead[3] = {topic, lo, hi};
+        drv_err_t err;
 
-        return tr_update_at(
+        if (!lo || !hi) {
+                free(lo);
+                free(hi);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
+                                   "out of memory");
+        }
+        err = tr_update_at(
             conn,
             "UPDATE drover.task_runs SET status = pending_status,"
             " committed_status = pending_status,"
@@ -302,11 +328,16 @@ drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
             " last_error = CASE WHEN pending_status IN ('done', 'skipped',"
             " 'dry_run') THEN NULL ELSE last_error END,"
             " completed_at = now(), updated_at = now()"
-            " WHERE kafka_topic = $1 AND kafka_partition = $2::int"
-            " AND kafka_offset < $3::bigint AND pending_status IS"
-            " NOT NULL AND status IN ('queued', 'running',"
-            " 'retrying')",
-            lead, 1, partition, committed, rowsp, errstr, errstr_size);
+            " WHERE kafka_topic = $1 AND kafka_partition = $4::int"
+            " AND (kafka_offset < $5::bigint OR EXISTS (SELECT 1 FROM"
+            " unnest($2::bigint[], $3::bigint[]) AS f(lo, hi)"
+            " WHERE kafka_offset BETWEEN f.lo AND f.hi))"
+            " AND pending_status IS NOT NULL AND status IN ('queued',"
+            " 'running', 'retrying')",
+            lead, 3, partition, committed, rowsp, errstr, errstr_size);
+        free(lo);
+        free(hi);
+        return err;
 }
 
 /*

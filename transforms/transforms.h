@@ -426,11 +426,14 @@ drv_err_t drv_task_run_set_pending(PGconn *conn, const char *task_id,
                                    size_t errstr_size);
 
 /* Rows of topic/partition with a pending status, still non-final, below
- * the group's committed offset: their outcome committed, so set status =
+ * the group's committed offset or inside one of the `nranges` ranges of
+ * final offsets above it (`bounds`: lo0, hi0, lo1, hi1, ..., inclusive;
+ * the commit's metadata): their outcome committed, so set status =
  * pending (a done, skipped or dry_run one without last_error).  *rowsp
  * (may be NULL): rows settled. */
 drv_err_t drv_task_runs_reconcile(PGconn *conn, const char *topic,
                                   int32_t partition, int64_t committed,
+                                  const int64_t *bounds, size_t nranges,
                                   long *rowsp, char *errstr,
                                   size_t errstr_size);
 

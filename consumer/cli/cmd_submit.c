@@ -17,7 +17,8 @@
 static void usage(FILE *fp) {
         fprintf(fp,
                 "usage: drover submit --entity REF --dataset D [--dry-run]\n"
-                "                     [--param k=v]... [--count N]\n"
+                "                     [--param k=v]... [--count N] "
+                "[--priority N]\n"
                 "                     [--brokers B] [--topic T] "
                 "[--requested-by WHO]\n"
                 "                     [--task-id UUID [--database URL]]\n\n"
@@ -30,6 +31,9 @@ static void usage(FILE *fp) {
                 "  --dry-run         run each step and roll back\n"
                 "  --param k=v       a task parameter (repeatable)\n"
                 "  --count N         submit N tasks (default 1)\n"
+                "  --priority N      run before lower priorities waiting "
+                "on the same\n"
+                "                    worker (default 0; schema v2)\n"
                 "  --task-id UUID    the task's id (default a new uuid); "
                 "refused if\n"
                 "                    drover.task_runs has it already\n"
@@ -49,6 +53,7 @@ typedef struct submit_s {
         const char *task_id, *database;
         int dry_run;
         long count;
+        long priority;
         drv_task_t *proto; /* params collected here */
         int failed;
         rd_kafka_resp_err_t first_err;
@@ -75,7 +80,8 @@ enum {
         SUBMIT_COUNT,
         SUBMIT_PARAM,
         SUBMIT_TASK_ID,
-        SUBMIT_DATABASE
+        SUBMIT_DATABASE,
+        SUBMIT_PRIORITY
 };
 
 static const struct option submit_options[] = {
@@ -89,6 +95,7 @@ static const struct option submit_options[] = {
     {"param", required_argument, NULL, SUBMIT_PARAM},
     {"task-id", required_argument, NULL, SUBMIT_TASK_ID},
     {"database", required_argument, NULL, SUBMIT_DATABASE},
+    {"priority", required_argument, NULL, SUBMIT_PRIORITY},
     {NULL, 0, NULL, 0},
 };
 
@@ -132,6 +139,14 @@ static int submit_opt(void *opaque, int opt, const char *arg) {
                 return 0;
         case SUBMIT_PARAM:
                 return add_param(s, arg);
+        case SUBMIT_PRIORITY:
+                s->priority = strtol(arg, &end, 10);
+                if (!*arg || *end || s->priority < INT32_MIN ||
+                    s->priority > INT32_MAX) {
+                        drv_cli_error("invalid --priority \"%s\"", arg);
+                        return -1;
+                }
+                return 0;
         case SUBMIT_TASK_ID:
                 return s->task_id = arg, 0;
         case SUBMIT_DATABASE:
@@ -317,6 +332,7 @@ int drv_cmd_submit(int argc, char **argv) {
             s.requested_by ? s.requested_by
                            : (getenv("USER") ? getenv("USER") : "drover"));
         s.proto->dry_run = s.dry_run;
+        s.proto->priority = (int32_t)s.priority;
         sc.registry_url = getenv("SCHEMA_REGISTRY_URL");
         if (sc.registry_url && !*sc.registry_url)
                 sc.registry_url = NULL;

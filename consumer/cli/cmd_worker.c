@@ -48,7 +48,11 @@ static void usage(FILE *fp) {
             "A plan with spec.requiresStaging runs only once it completed "
             "on the\n"
             "staging database (staging.database_url, "
-            "DROVER_STAGING_DATABASE_URL).\n\n"
+            "DROVER_STAGING_DATABASE_URL).\n"
+            "Behind a transaction pooler, plans with batched steps connect "
+            "to\n"
+            "database.session_url (DROVER_SESSION_DATABASE_URL), one "
+            "connection per run.\n\n"
             "SIGTERM/SIGINT drain in-flight tasks (drain_timeout_ms), "
             "commit, leave\n"
             "the group and exit 0; a second signal exits at once.\n");

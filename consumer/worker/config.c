@@ -35,6 +35,8 @@ static const struct key_s {
     {"database.url", K_STR, offsetof(drv_config_t, database_url), 0, 0},
     {"staging.database_url", K_STR,
      offsetof(drv_config_t, staging_database_url), 0, 0},
+    {"database.session_url", K_STR,
+     offsetof(drv_config_t, session_database_url), 0, 0},
     {"backstage.url", K_STR, offsetof(drv_config_t, backstage_url), 0, 0},
     {"backstage.token", K_STR, offsetof(drv_config_t, backstage_token), 0, 0},
     {"schema_registry.url", K_STR, offsetof(drv_config_t, registry_url), 0, 0},
@@ -45,6 +47,9 @@ static const struct key_s {
     {"static_membership", K_STR, offsetof(drv_config_t, static_membership), 0,
      0},
     {"concurrency", K_INT, offsetof(drv_config_t, concurrency), 1, 256},
+    {"window.records", K_INT, offsetof(drv_config_t, window_records), 1, 100},
+    {"window.bytes", K_LONG, offsetof(drv_config_t, window_bytes), 65536,
+     INT_MAX},
     {"commit_interval_ms", K_INT, offsetof(drv_config_t, commit_interval_ms), 1,
      60000},
     {"drain_timeout_ms", K_INT, offsetof(drv_config_t, drain_timeout_ms), 0,
@@ -122,6 +127,8 @@ drv_config_t *drv_config_new(void) {
                 return NULL;
         }
         conf->concurrency = 4;
+        conf->window_records = 64;
+        conf->window_bytes = 8L << 20;
         conf->commit_interval_ms = 100;
         conf->drain_timeout_ms = 30000;
         conf->transaction_timeout_ms = 60000;
@@ -474,6 +481,7 @@ drv_err_t drv_config_load_env(drv_config_t *conf, char *errstr,
             {"DROVER_CATALOG_DIR", "catalog.dir"},
             {"DATABASE_URL", "database.url"},
             {"DROVER_STAGING_DATABASE_URL", "staging.database_url"},
+            {"DROVER_SESSION_DATABASE_URL", "database.session_url"},
             {"BACKSTAGE_URL", "backstage.url"},
             {"BACKSTAGE_TOKEN", "backstage.token"},
             {"SCHEMA_REGISTRY_URL", "schema_registry.url"},

@@ -42,6 +42,13 @@ typedef struct drv_config_s {
         char *admin_token;     /* DROVER_ADMIN_TOKEN (secret) */
         char *assignment_strategy;  /* "cooperative-sticky" or "range" */
         char *static_membership;    /* "off" (default), "auto" or "on" */
+        char *session_database_url; /* DROVER_SESSION_DATABASE_URL
+                                       (secret): where plans that hold a
+                                       session for their run (batched
+                                       steps, CONCURRENTLY) connect, one
+                                       connection per run, when
+                                       database.url is a transaction
+                                       pooler; NULL or "": database.url */
         char *staging_database_url; /* DROVER_STAGING_DATABASE_URL
                                        (secret): where plans with
                                        spec.requiresStaging must have
@@ -50,6 +57,11 @@ typedef struct drv_config_s {
         int static_member;          /* resolved by drv_config_finish: use
                                        the instance as group.instance.id */
         int concurrency;            /* executor threads, default 4 */
+        int window_records;         /* per partition: records fetched and
+                                       not committed, default 64, at most
+                                       100 (the commit metadata's bound) */
+        long window_bytes;          /* per partition: their bytes, default
+                                       8 MiB */
         int commit_interval_ms;     /* default 100 */
         int drain_timeout_ms;       /* default 30000 */
         int transaction_timeout_ms; /* default 60000 */
@@ -84,7 +96,8 @@ drv_err_t drv_config_load_file(drv_config_t *conf, const char *path,
                                char *errstr, size_t errstr_size);
 
 /* Apply the environment variables of DESIGN.md section 9 (and
- * DROVER_ADMIN_TOKEN, DROVER_CONCURRENCY, DROVER_STAGING_DATABASE_URL). */
+ * DROVER_ADMIN_TOKEN, DROVER_CONCURRENCY, DROVER_STAGING_DATABASE_URL,
+ * DROVER_SESSION_DATABASE_URL). */
 drv_err_t drv_config_load_env(drv_config_t *conf, char *errstr,
                               size_t errstr_size);
 

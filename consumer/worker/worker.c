@@ -3,11 +3,11 @@
  *
  * The poll thread keeps calling rd_kafka_consumer_poll with a short
  * timeout (so max.poll.interval.ms is never exceeded, however long a task
- * runs) and, between polls: hands fetched tasks to executors (one task in
- * flight per partition, in offset order; anything fetched beyond it waits
- * in the partition's backlog), collects outcomes,
- * schedules retries, commits a batch of outcomes once per commit interval,
- * probes the database while it is down, and drains on SIGTERM.
+ * runs) and, between polls: puts fetched tasks in their partition's window
+ * (partition.c), hands ready ones to free executors (tasks of one dataset
+ * one at a time, in offset order; different datasets at once), collects
+ * outcomes, commits a batch of outcomes once per commit interval, probes
+ * the database while it is down, and drains on SIGTERM.
  */
 #include "worker_int.h"
 
@@ -17,13 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define POLL_MS 20
-/* A partition is paused only while its backlog is long (memory bound),
- * and resumed once it is short again, so the refetch overlaps the work.
- * Pausing on every task made librdkafka drop what it had prefetched and
- * cost one commit interval plus one fetch long-poll per task (bench B1). */
-#define BACKLOG_HIGH   256
-#define BACKLOG_LOW    64
+#define POLL_MS        20
 #define DB_PROBE_MS    2000
 #define READY_EVERY_MS 1000
 
@@ -40,9 +34,13 @@ int drv_worker_signalled(void) {
 
 /*
  * ------------------------------------------------------------------------
- * Partitions
+ * Partitions (their state: partition.c)
  * ------------------------------------------------------------------------
  */
+static void job_free(void *job) {
+        drv_job_destroy(job);
+}
+
 drv_part_t *drv_worker_part(drv_worker_t *w, int32_t partition) {
         drv_part_t *np;
         int n, i;
@@ -53,14 +51,16 @@ drv_part_t *drv_worker_part(drv_worker_t *w, int32_t partition) {
                 n = partition + 16;
                 if (!(np = realloc(w->parts, (size_t)n * sizeof(*np))))
                         return NULL;
-                memset(np + w->parts_cnt, 0,
-                       (size_t)(n - w->parts_cnt) * sizeof(*np));
                 for (i = w->parts_cnt; i < n; i++)
-                        np[i].next_offset = np[i].commit_offset = -1;
+                        drv_pt_init(&np[i], i, job_free);
                 w->parts = np;
                 w->parts_cnt = n;
         }
         return &w->parts[partition];
+}
+
+int drv_worker_owned(const drv_part_t *p) {
+        return p && p->state != DRV_PS_UNASSIGNED;
 }
 
 static void pause_resume(drv_worker_t *w, int32_t partition, int pause) {
@@ -84,7 +84,7 @@ void drv_worker_pause(drv_worker_t *w, int32_t partition) {
         if (!p || p->paused)
                 return;
         pause_resume(w, partition, 1);
-        p->paused = 1;
+        drv_pt_set_paused(p, 1);
 }
 
 void drv_worker_resume(drv_worker_t *w, int32_t partition) {
@@ -94,16 +94,28 @@ void drv_worker_resume(drv_worker_t *w, int32_t partition) {
         if (!p || !p->paused)
                 return;
         pause_resume(w, partition, 0);
-        p->paused = 0;
+        drv_pt_set_paused(p, 0);
 }
 
-void drv_worker_part_reset(drv_worker_t *w, int32_t partition) {
+/* A partition is paused only while its window is full (memory and the
+ * metadata bound), and resumed once it is half empty, so the refetch
+ * overlaps the work.  Pausing on every task made librdkafka drop what it
+ * had prefetched and cost one commit interval plus one fetch long-poll
+ * per task (bench B1). */
+void drv_worker_sync_fetch(drv_worker_t *w, int32_t partition) {
         drv_part_t *p = drv_worker_part(w, partition);
-        drv_job_t *j, *next;
-        size_t i;
 
-        if (!p)
+        if (!drv_worker_owned(p))
                 return;
+        if (w->stopping || w->db_down || !drv_pt_fetch_wanted(p, &w->window))
+                drv_worker_pause(w, partition);
+        else
+                drv_worker_resume(w, partition);
+}
+
+void drv_worker_unqueue(drv_worker_t *w, int32_t partition) {
+        drv_job_t *j, *next;
+
         /* its tasks that no executor has started yet: their outcomes would
          * be dropped by the epoch, and a task started after the partition
          * moved would write task_runs behind its new owner's back (a
@@ -116,84 +128,67 @@ void drv_worker_part_reset(drv_worker_t *w, int32_t partition) {
                 drv_job_destroy(j);
         }
         drv_metrics_set_inflight(w->inflight);
-        for (i = 0; i < p->bl_cnt; i++)
-                rd_kafka_message_destroy(p->backlog[i]);
-        p->bl_cnt = 0;
-        drv_job_destroy(p->retry);
-        p->retry = NULL;
-        p->busy = 0;
-        p->epoch++;
-        p->next_offset = -1;
-        p->commit_offset = -1;
 }
 
-/* Hand a task to the executors.  The partition's next task starts when
- * this one's PostgreSQL work is done (its outcome then waits for the next
- * commit); order is kept, and a crash or an aborted commit redelivers
- * every task after the committed offset, which the ledger makes
- * idempotent. */
-static void dispatch(drv_worker_t *w, drv_part_t *p, drv_job_t *job) {
-        job->epoch = p->epoch;
-        p->busy = 1;
-        w->inflight++;
+/*
+ * ------------------------------------------------------------------------
+ * Scheduling: ordering by dataset, concurrency by executor.  Any ready
+ * record of any partition may run (partition.c says which are ready: the
+ * oldest unfinished task of each dataset); a crash or an aborted commit
+ * redelivers every task at or after the committed offset that the commit
+ * metadata does not name, and the ledger makes those idempotent.
+ * ------------------------------------------------------------------------
+ */
+static int cand_cmp(const void *a, const void *b) {
+        const drv_pt_cand_t *x = a, *y = b;
+
+        if (x->priority != y->priority)
+                return x->priority > y->priority ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+#define CAND_MAX 4096
+
+void drv_worker_schedule(drv_worker_t *w) {
+        static drv_pt_cand_t cand[CAND_MAX]; /* poll thread only */
+        int64_t now = drv_mono_ms();
+        size_t n = 0, k;
+        int i, free_slots = w->conf->concurrency - w->inflight;
+
+        if (free_slots <= 0 || w->stopping || w->db_down)
+                return;
+        for (i = 0; i < w->parts_cnt && n < CAND_MAX; i++)
+                n += drv_pt_ready(&w->parts[i], now, cand + n, CAND_MAX - n);
+        if (n == 0)
+                return;
+        qsort(cand, n, sizeof(*cand), cand_cmp);
+        for (k = 0; k < n && free_slots > 0; k++) {
+                drv_part_t *p = &w->parts[cand[k].pn];
+                drv_job_t *job = drv_pt_dispatch(p, cand[k].offset);
+                if (!job)
+                        continue;
+                job->epoch = p->epoch;
+                w->inflight++;
+                free_slots--;
+                drv_jobq_push(&w->jobs, job);
+        }
         drv_metrics_set_inflight(w->inflight);
-        drv_jobq_push(&w->jobs, job);
 }
 
-static void dispatch_msg(drv_worker_t *w, drv_part_t *p,
-                         rd_kafka_message_t *m) {
-        drv_job_t *job = calloc(1, sizeof(*job));
+/* Decode a task here when that needs no I/O (its priority orders the
+ * dispatch); else, or when it does not decode, the executor does. */
+static void peek_task(drv_worker_t *w, drv_job_t *job) {
+        char errstr[256];
 
-        if (!job) {
-                drv_log(DRV_LOG_ERROR, "out of memory");
-                w->fatal = 1;
-                rd_kafka_message_destroy(m);
-                return;
-        }
-        job->msg = m;
-        job->partition = m->partition;
-        job->offset = m->offset;
-        job->started_ms = drv_mono_ms();
-        dispatch(w, p, job);
-}
-
-void drv_worker_settle(drv_worker_t *w, int32_t partition) {
-        drv_part_t *p = drv_worker_part(w, partition);
-        rd_kafka_message_t *m;
-
-        if (!p || !p->assigned || p->busy || w->stopping || w->db_down)
-                return;
-        if (p->bl_cnt > 0) {
-                m = p->backlog[0];
-                memmove(p->backlog, p->backlog + 1,
-                        (p->bl_cnt - 1) * sizeof(*p->backlog));
-                p->bl_cnt--;
-                dispatch_msg(w, p, m);
-        }
-        if (p->bl_cnt <= BACKLOG_LOW)
-                drv_worker_resume(w, partition);
-}
-
-static void backlog_push(drv_worker_t *w, drv_part_t *p,
-                         rd_kafka_message_t *m) {
-        rd_kafka_message_t **nb;
-
-        if (p->bl_cnt == p->bl_cap) {
-                size_t cap = p->bl_cap ? p->bl_cap * 2 : 16;
-                if (!(nb = realloc(p->backlog, cap * sizeof(*nb)))) {
-                        drv_log(DRV_LOG_ERROR, "out of memory");
-                        w->fatal = 1;
-                        rd_kafka_message_destroy(m);
-                        return;
-                }
-                p->backlog = nb;
-                p->bl_cap = cap;
-        }
-        p->backlog[p->bl_cnt++] = m;
+        if (drv_task_decode_cached(w->store, job->msg->payload, job->msg->len,
+                                   &job->task, errstr, sizeof(errstr)))
+                job->task = NULL;
 }
 
 static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         drv_part_t *p;
+        drv_job_t *job;
+        int32_t prio;
 
         if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
                 drv_worker_offset_reset(w, m->partition, m->offset);
@@ -218,20 +213,22 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
                 return;
         }
         p = drv_worker_part(w, m->partition);
-        /* not ours any more, or already seen (refetched after a pause) */
-        if (!p || !p->assigned || w->stopping ||
-            (p->next_offset >= 0 && m->offset < p->next_offset)) {
+        /* not ours any more, or stopping: left for the next owner */
+        if (!drv_worker_owned(p) || w->stopping ||
+            !(job = calloc(1, sizeof(*job)))) {
                 rd_kafka_message_destroy(m);
                 return;
         }
-        p->next_offset = m->offset + 1;
-        if (p->busy || p->bl_cnt > 0 || w->db_down) {
-                backlog_push(w, p, m);
-                if (p->bl_cnt >= BACKLOG_HIGH)
-                        drv_worker_pause(w, m->partition);
-                return;
-        }
-        dispatch_msg(w, p, m);
+        job->msg = m;
+        job->partition = m->partition;
+        job->offset = m->offset;
+        job->started_ms = drv_mono_ms();
+        peek_task(w, job);
+        prio = job->task ? job->task->priority : 0;
+        /* 1: dropped (a refetch of one seen, or final per the metadata) */
+        drv_pt_fetched(p, m->offset, drv_pt_key_hash(m->key, m->key_len),
+                       m->len, prio, ++w->seq, job);
+        drv_worker_sync_fetch(w, m->partition);
 }
 
 /*
@@ -248,15 +245,14 @@ static void set_db_down(drv_worker_t *w) {
         w->db_down = 1;
         w->next_db_probe = drv_mono_ms() + DB_PROBE_MS;
         for (i = 0; i < w->parts_cnt; i++)
-                if (w->parts[i].assigned)
-                        drv_worker_pause(w, i);
+                drv_worker_sync_fetch(w, i);
 }
 
 static void on_outcome(drv_worker_t *w, drv_job_t *job) {
         drv_part_t *p = drv_worker_part(w, job->partition);
 
         w->inflight--;
-        if (!p || !p->assigned || p->epoch != job->epoch ||
+        if (!drv_worker_owned(p) || p->epoch != job->epoch ||
             atomic_load(&w->cancel)) {
                 drv_log(DRV_LOG_INFO,
                         "dropping outcome of partition %d offset %lld "
@@ -268,44 +264,27 @@ static void on_outcome(drv_worker_t *w, drv_job_t *job) {
         switch (job->outcome) {
         case DRV_OUT_RETRY:
                 drv_metrics_task("retry", 0);
-                job->retry_due = drv_mono_ms() + job->backoff_ms;
-                p->retry = job;
+                drv_pt_retry(p, job->offset, drv_mono_ms() + job->backoff_ms,
+                             job);
                 return;
         case DRV_OUT_DB_DOWN:
-                job->retry_due = 0;
-                p->retry = job;
+                drv_pt_retry(p, job->offset, 0, job);
                 set_db_down(w);
                 return;
         default:
                 break;
         }
-        p->commit_offset = job->offset + 1;
+        if (drv_pt_final(p, job->offset)) {
+                drv_job_destroy(job);
+                return;
+        }
+        /* its outcome waits for the next commit */
         job->next = NULL;
         if (w->pending_tail)
                 w->pending_tail->next = job;
         else
                 w->pending = job;
         w->pending_tail = job;
-        /* its outcome waits for the next commit; the next task may start */
-        p->busy = 0;
-        drv_worker_settle(w, job->partition);
-}
-
-static void run_due_retries(drv_worker_t *w) {
-        int64_t now = drv_mono_ms();
-        drv_job_t *job;
-        int i;
-
-        if (w->db_down || w->stopping)
-                return;
-        for (i = 0; i < w->parts_cnt; i++) {
-                drv_part_t *p = &w->parts[i];
-                if (!p->assigned || !p->retry || p->retry->retry_due > now)
-                        continue;
-                job = p->retry;
-                p->retry = NULL;
-                dispatch(w, p, job);
-        }
 }
 
 static void probe_db(drv_worker_t *w) {
@@ -325,11 +304,8 @@ static void probe_db(drv_worker_t *w) {
         drv_log(DRV_LOG_INFO, "database reachable again: resuming");
         w->db_down = 0;
         for (i = 0; i < w->parts_cnt; i++) {
-                if (!w->parts[i].assigned)
-                        continue;
-                if (w->parts[i].retry && !w->parts[i].retry->retry_due)
-                        w->parts[i].retry->retry_due = drv_mono_ms();
-                drv_worker_settle(w, i);
+                drv_pt_db_back(&w->parts[i], drv_mono_ms());
+                drv_worker_sync_fetch(w, i);
         }
 }
 
@@ -348,8 +324,8 @@ static void drain_outcomes(drv_worker_t *w) {
         drv_metrics_set_inflight(w->inflight);
 }
 
-/* SIGTERM: stop fetching, forget what has not started (it will be
- * redelivered to the next owner). */
+/* SIGTERM: stop fetching and dispatching; what has not started stays in
+ * its window, uncommitted, for the next owner. */
 static void begin_stop(drv_worker_t *w) {
         drv_job_t *job, *next;
         int i;
@@ -358,32 +334,24 @@ static void begin_stop(drv_worker_t *w) {
                 w->inflight);
         w->stopping = 1;
         for (job = drv_jobq_take_all(&w->jobs); job; job = next) {
+                drv_part_t *p = drv_worker_part(w, job->partition);
                 next = job->next;
+                job->next = NULL;
                 w->inflight--;
-                drv_job_destroy(job);
+                if (!p || p->epoch != job->epoch ||
+                    drv_pt_undispatch(p, job->offset, job))
+                        drv_job_destroy(job);
         }
-        for (i = 0; i < w->parts_cnt; i++) {
-                drv_part_t *p = &w->parts[i];
-                if (!p->assigned)
-                        continue;
-                drv_worker_pause(w, i);
-                while (p->bl_cnt > 0)
-                        rd_kafka_message_destroy(p->backlog[--p->bl_cnt]);
-                if (p->retry) {
-                        drv_job_destroy(p->retry);
-                        p->retry = NULL;
-                        p->busy = 0;
-                }
-        }
+        for (i = 0; i < w->parts_cnt; i++)
+                drv_worker_sync_fetch(w, i);
 }
 
 static void tick(drv_worker_t *w) {
         int64_t now = drv_mono_ms();
 
         drain_outcomes(w);
-        run_due_retries(w);
         probe_db(w);
-        drv_worker_reconcile(w);
+        drv_worker_start_tick(w);
         drv_worker_restart_tick(w);
         drv_worker_lag_tick(w);
         if (now >= w->next_commit &&
@@ -394,11 +362,13 @@ static void tick(drv_worker_t *w) {
         if (now >= w->next_ready) {
                 int i, paused = 0;
                 for (i = 0; i < w->parts_cnt; i++)
-                        paused += w->parts[i].assigned && w->parts[i].paused;
+                        paused += drv_worker_owned(&w->parts[i]) &&
+                                  w->parts[i].paused;
                 drv_metrics_set_paused(paused);
                 drv_admin_set_ready(w->assigned_cnt > 0, !w->db_down);
                 w->next_ready = now + READY_EVERY_MS;
         }
+        drv_worker_schedule(w);
         rd_kafka_poll(w->rkp, 0);
 }
 
@@ -557,6 +527,8 @@ drv_worker_t *drv_worker_new(drv_config_t *conf, drv_err_t *errp, char *errstr,
                 return NULL;
         }
         w->conf = conf;
+        w->window.records = (size_t)conf->window_records;
+        w->window.bytes = (size_t)conf->window_bytes;
         drv_jobq_init(&w->jobs);
         drv_jobq_init(&w->outcomes);
         if ((err = setup_deps(w, errstr, errstr_size)) ||
@@ -591,10 +563,8 @@ void drv_worker_destroy(drv_worker_t *w) {
          * still needs the partition table */
         if (w->rk)
                 rd_kafka_destroy(w->rk);
-        for (i = 0; i < w->parts_cnt; i++) {
-                drv_worker_part_reset(w, i);
-                free(w->parts[i].backlog);
-        }
+        for (i = 0; i < w->parts_cnt; i++)
+                drv_pt_fini(&w->parts[i]);
         free(w->parts);
         if (w->cgmd)
                 rd_kafka_consumer_group_metadata_destroy(w->cgmd);

@@ -502,6 +502,32 @@ static drv_err_t job_commit(void *opaque, PGconn *conn,
         return drv_task_run_upsert(conn, &run, errstr, errstr_size);
 }
 
+/* Run a plan on the executor's connection, or, for a plan that holds a
+ * session across its transactions (batched steps: the dataset's session
+ * lock; CONCURRENTLY: its session timeouts) when database.session_url is
+ * set, on a connection of its own to that URL for the run: through a
+ * transaction pooler (PgBouncer in transaction mode) each transaction
+ * may land on another server connection, and a session lock taken on one
+ * and released on another leaks (test_worker_pgbouncer). */
+static drv_err_t exec_plan_run(drv_exec_t *ex, const drv_plan_t *plan,
+                               const drv_run_opts_t *opts,
+                               drv_run_result_t *res) {
+        const char *url = ex->pool->pc.conf->session_database_url;
+        PGconn *session = NULL;
+        drv_err_t err;
+
+        if (drv_plan_one_txn(plan, opts->dry_run) || !url || !*url)
+                return drv_plan_run(ex->conn, plan, opts, res);
+        if ((err = drv_db_connect(url, &session, res->errmsg,
+                                  sizeof(res->errmsg)))) {
+                res->failed_step = -1;
+                return err;
+        }
+        err = drv_plan_run(session, plan, opts, res);
+        PQfinish(session);
+        return err;
+}
+
 /* The run options of a job, from the worker's config. */
 static void job_opts(drv_exec_t *ex, drv_job_t *job, drv_run_opts_t *opts) {
         const drv_pool_conf_t *pc = &ex->pool->pc;
@@ -599,7 +625,7 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
                 ex->watch_shown = 0;
                 pthread_mutex_unlock(&ex->watch_lock);
         }
-        err = drv_plan_run(ex->conn, plan, &opts, &job->res);
+        err = exec_plan_run(ex, plan, &opts, &job->res);
         pthread_mutex_lock(&ex->watch_lock);
         ex->watching = 0;
         pthread_mutex_unlock(&ex->watch_lock);
@@ -615,7 +641,7 @@ static drv_err_t job_prepare(drv_exec_t *ex, drv_job_t *job, char *errstr,
         const rd_kafka_message_t *m = job->msg;
         drv_err_t err;
 
-        if (!job->task && !job->attempts_loaded) {
+        if (!job->attempts_loaded) {
                 rd_kafka_headers_t *hdrs = NULL;
                 int carried = 0;
                 /* a redriven task carries its attempts and redrive count */
@@ -762,12 +788,30 @@ static void fin_reconcile(drv_exec_t *ex,
                 return;
         }
         for (i = 0; i < offs->cnt; i++) {
-                if (offs->elems[i].offset < 0)
+                const rd_kafka_topic_partition_t *tp = &offs->elems[i];
+                drv_pt_range_t *r = NULL;
+                int64_t *bounds;
+                size_t rcnt = 0, k;
+                drv_err_t err;
+                if (tp->offset < 0)
                         continue;
+                /* the final offsets above it, per the commit metadata */
+                drv_pt_meta_decode(tp->metadata, tp->metadata_size, tp->offset,
+                                   &r, &rcnt);
+                bounds = malloc((rcnt ? rcnt : 1) * 2 * sizeof(*bounds));
+                for (k = 0; bounds && k < rcnt; k++) {
+                        bounds[2 * k] = r[k].lo;
+                        bounds[2 * k + 1] = r[k].hi;
+                }
                 rows = 0;
-                if (drv_task_runs_reconcile(
-                        ex->conn, topic, offs->elems[i].partition,
-                        offs->elems[i].offset, &rows, errstr, sizeof(errstr))) {
+                err = bounds ? drv_task_runs_reconcile(
+                                   ex->conn, topic, tp->partition, tp->offset,
+                                   bounds, rcnt, &rows, errstr, sizeof(errstr))
+                             : drv_err_set(errstr, sizeof(errstr),
+                                           DRV_ERR_NOMEM, "out of memory");
+                free(bounds);
+                free(r);
+                if (err) {
                         drv_log(DRV_LOG_WARN, "cannot reconcile task_runs: %s",
                                 errstr);
                         return;

@@ -12,6 +12,7 @@
 #define DRV_WORKER_INT_H
 
 #include "admin.h"
+#include "partition.h"
 #include "worker.h"
 
 #include <pthread.h>
@@ -35,10 +36,11 @@ typedef enum drv_outcome_e {
  * Threads.  A job has one owner at a time and changes hands only through
  * a drv_jobq_t (its mutex orders the writes before the hand-off with the
  * reads after it):
- *   poll thread   builds it (msg, partition, offset, epoch, started_ms)
- *                 and sets retry_due when it parks a retry; it reads the
+ *   poll thread   builds it (msg, partition, offset, epoch, started_ms,
+ *                 and task when it decodes without I/O); it reads the
  *                 outcome fields only after the job came back on the
- *                 outcomes queue;
+ *                 outcomes queue, and parks a retry in its partition's
+ *                 window (partition.h);
  *   executor      writes everything else (task, attempts*, outcome, res,
  *                 backoff_ms, dlq, redrive_count, prior_done, steps_ran,
  *                 exec, progress_ms) while the job is on it;
@@ -53,9 +55,9 @@ typedef struct drv_job_s {
         int attempts_loaded;
         int attempts; /* failures so far */
         int64_t first_failure_ms;
-        int64_t started_ms; /* monotonic, first dispatch */
-        int64_t retry_due;  /* monotonic; 0: when the database is back */
-        drv_task_t *task;   /* decoded once; NULL if poison */
+        int64_t started_ms; /* monotonic, when fetched */
+        drv_task_t *task;   /* decoded once (on the poll thread when that
+                               needs no registry request); NULL if poison */
         drv_outcome_t outcome;
         drv_run_result_t res;
         int64_t backoff_ms;
@@ -173,30 +175,6 @@ void drv_crash_point(const char *point);
  * own threads and touches nothing here (drv_log is thread-safe).
  * ------------------------------------------------------------------------
  */
-/* One partition of the tasks topic, as this worker sees it. */
-typedef struct drv_part_s {
-        int assigned;
-        int paused;            /* paused by us (only resume what we paused) */
-        int busy;              /* a job in flight or waiting to retry */
-        int reconcile;         /* assigned: reconcile its task_runs rows */
-        unsigned epoch;        /* bumped on assign/revoke/rewind */
-        int64_t next_offset;   /* next offset expected from fetch; -1 */
-        int64_t commit_offset; /* last completed + 1 awaiting commit; -1 */
-        int64_t committed;     /* last offset we committed; -1 unknown */
-        int64_t assign_pos;    /* rd_kafka_position() when assigned: maybe
-                                  an earlier assignment's, never committed
-                                  (worker_txn.c, past control records) */
-        rd_kafka_message_t **backlog; /* fetched while busy, in order;
-                                         paused above BACKLOG_HIGH */
-        size_t bl_cnt, bl_cap;
-        drv_job_t *retry;        /* waiting for its retry time / the database */
-        int64_t lag_query_ms;    /* monotonic, last watermark query */
-        int64_t stats_committed; /* committed per statistics; -1 */
-        int64_t restart_due;     /* monotonic: read its committed offset
-                                    and start it (worker_kafka.c); 0 */
-        int restart_logged;
-} drv_part_t;
-
 struct drv_worker_s {
         drv_config_t *conf;      /* not owned */
         rd_kafka_t *rk;          /* consumer */
@@ -211,11 +189,14 @@ struct drv_worker_s {
         drv_jobq_t jobs, outcomes;
         atomic_int cancel; /* see drv_pool_conf_t */
 
-        drv_part_t *parts;
+        drv_part_t *parts; /* written by partition.c only */
         int parts_cnt;
         int assigned_cnt;
-        int ever_assigned;  /* a rebalance callback assigned (maybe none) */
-        int inflight;       /* jobs handed to executors */
+        int ever_assigned; /* a rebalance callback assigned (maybe none) */
+        int inflight;      /* jobs handed to executors: at most
+                              conf->concurrency */
+        uint64_t seq;      /* records fetched: their arrival order */
+        drv_pt_limits_t window;
         drv_job_t *pending; /* outcomes awaiting the next commit */
         drv_job_t *pending_tail;
         int64_t next_commit;  /* monotonic */
@@ -235,13 +216,19 @@ struct drv_worker_s {
 
 /* worker.c */
 drv_part_t *drv_worker_part(drv_worker_t *w, int32_t partition);
+/* Is the partition ours (STARTING or ACTIVE)? */
+int drv_worker_owned(const drv_part_t *p);
 void drv_worker_pause(drv_worker_t *w, int32_t partition);
 void drv_worker_resume(drv_worker_t *w, int32_t partition);
-/* Partition is free again: start its next backlog task or resume it. */
-void drv_worker_settle(drv_worker_t *w, int32_t partition);
-/* Forget partition state (revoke/rewind): drop backlog and retry job,
- * bump the epoch so outcomes still in flight are dropped. */
-void drv_worker_part_reset(drv_worker_t *w, int32_t partition);
+/* Pause or resume a partition's fetcher as its window, the database and
+ * a stop want it. */
+void drv_worker_sync_fetch(drv_worker_t *w, int32_t partition);
+/* Take the partition's jobs no executor has started off the executor
+ * queue (revoke, rewind: they would run behind its next owner). */
+void drv_worker_unqueue(drv_worker_t *w, int32_t partition);
+/* Hand ready records to free executors: the highest priority first, then
+ * the oldest, across partitions. */
+void drv_worker_schedule(drv_worker_t *w);
 
 /* worker_txn.c */
 /* Commit every pending outcome in one transaction.  Returns 0 (committed
@@ -252,8 +239,7 @@ int drv_worker_commit(drv_worker_t *w);
 void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt);
 /* The position of a partition to commit past control records
  * (transaction markers, aborted batches) once every task before it is
- * final: -1 unless it is quiet and its position is past what is
- * committed or pending (see docs/decisions.md, "Committing past
+ * final: -1 unless it is quiet (see docs/decisions.md, "Committing past
  * transaction markers"). */
 int64_t drv_worker_marker_position(drv_worker_t *w, int32_t partition);
 /* rd_kafka_position() of a partition: the offset after the last record
@@ -264,9 +250,11 @@ int64_t drv_worker_position(drv_worker_t *w, int32_t partition);
 int drv_worker_advance_due(drv_worker_t *w, int64_t now);
 
 /* worker_reconcile.c */
-/* Hand the committed offsets of newly assigned partitions to the
- * finalizer, which settles their rows with a pending status. */
-void drv_worker_reconcile(drv_worker_t *w);
+/* Start the STARTING partitions: read their committed offsets and
+ * metadata (drv_pt_start), and hand them to the finalizer, which settles
+ * the task_runs rows whose outcome had committed.  An unreadable offset
+ * is read again a second later; until then the partition runs nothing. */
+void drv_worker_start_tick(drv_worker_t *w);
 
 /* worker_lag.c */
 /* drover_consumer_lag for paused partitions, whose end offsets librdkafka
@@ -296,5 +284,8 @@ void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
 /* Start the waiting partitions at their committed offsets (else at the
  * configured start); unreadable ones wait a second more. */
 void drv_worker_restart_tick(drv_worker_t *w);
+/* A committed offset could not be read: one warning per wait (*logged). */
+void drv_worker_log_unreadable(int32_t partition, rd_kafka_resp_err_t err,
+                               int *logged);
 
 #endif

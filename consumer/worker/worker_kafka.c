@@ -40,7 +40,8 @@ static void stats_partitions(drv_worker_t *w, json_t *parts) {
                 int32_t pn = (int32_t)atoi(key);
                 drv_part_t *dp;
 
-                if (pn < 0 || pn >= w->parts_cnt || !w->parts[pn].assigned)
+                if (pn < 0 || pn >= w->parts_cnt ||
+                    !drv_worker_owned(&w->parts[pn]))
                         continue;
                 dp = &w->parts[pn];
                 /* offsets committed in a transaction are not known to the
@@ -314,25 +315,18 @@ static void on_assign(drv_worker_t *w,
         int i;
 
         for (i = 0; i < parts->cnt; i++) {
-                drv_part_t *p = drv_worker_part(w, parts->elems[i].partition);
-                if (!p || p->assigned)
+                int32_t pn = parts->elems[i].partition;
+                drv_part_t *p = drv_worker_part(w, pn);
+                if (!p || drv_worker_owned(p))
                         continue;
-                drv_worker_part_reset(w, parts->elems[i].partition);
-                p->paused = 0;
-                p->assigned = 1;
-                p->committed = -1;
-                p->assign_pos =
-                    drv_worker_position(w, parts->elems[i].partition);
-                p->stats_committed = -1;
-                p->lag_query_ms = 0;
-                p->restart_due = 0;
-                p->restart_logged = 0;
-                p->reconcile = 1;
+                /* STARTING: nothing runs before its committed offset and
+                 * metadata are read (worker_reconcile.c) */
+                drv_worker_unqueue(w, pn);
+                drv_pt_assign(p, drv_worker_position(w, pn));
                 w->assigned_cnt++;
                 /* new partitions start paused while stopping or while
                  * the database is down */
-                if (w->stopping || w->db_down)
-                        drv_worker_pause(w, parts->elems[i].partition);
+                drv_worker_sync_fetch(w, pn);
         }
         drv_log(DRV_LOG_INFO, "assigned %d partition(s), %d in total",
                 parts->cnt, w->assigned_cnt);
@@ -345,7 +339,7 @@ static void drop_pending_of_unassigned(drv_worker_t *w) {
                 drv_part_t *p = drv_worker_part(w, j->partition);
                 next = j->next;
                 j->next = NULL;
-                if (p && p->assigned && p->epoch == j->epoch) {
+                if (drv_worker_owned(p) && p->epoch == j->epoch) {
                         if (tail)
                                 tail->next = j;
                         else
@@ -372,13 +366,13 @@ static void on_revoke(drv_worker_t *w,
         for (i = 0; i < parts->cnt; i++) {
                 int32_t pn = parts->elems[i].partition;
                 drv_part_t *p = drv_worker_part(w, pn);
-                if (!p || !p->assigned)
+                if (!drv_worker_owned(p))
                         continue;
                 /* an application pause survives re-assignment: undo ours
                  * while the partition is still ours */
                 drv_worker_resume(w, pn);
-                drv_worker_part_reset(w, pn);
-                p->assigned = 0;
+                drv_worker_unqueue(w, pn);
+                drv_pt_revoke(p);
                 w->assigned_cnt--;
                 drv_metrics_set_lag(w->conf->topic, pn, -1);
         }
@@ -467,7 +461,7 @@ static void eager_start_offsets(drv_worker_t *w,
                                 (int)tp->partition, (long long)tp->offset);
                         dst->offset = tp->offset;
                         if (p)
-                                p->next_offset = tp->offset;
+                                drv_pt_seek(p, tp->offset);
                 } else {
                         drv_log(DRV_LOG_INFO,
                                 "partition %d: no committed offset: starting "
@@ -554,7 +548,7 @@ static void restart(drv_worker_t *w, rd_kafka_topic_partition_list_t *list) {
         for (i = 0; i < list->cnt; i++) {
                 drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
                 if (p && list->elems[i].offset >= 0)
-                        p->next_offset = list->elems[i].offset;
+                        drv_pt_seek(p, list->elems[i].offset);
         }
         /* assign resumes: keep paused what we had paused */
         paused = rd_kafka_topic_partition_list_new(list->cnt);
@@ -574,7 +568,7 @@ void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
         drv_part_t *p = drv_worker_part(w, partition);
         rd_kafka_topic_partition_list_t *list;
 
-        if (!p || !p->assigned || w->stopping)
+        if (!drv_worker_owned(p) || w->stopping)
                 return;
         if (err_offset < 0) { /* no committed offset known: we read it */
                 p->restart_due = drv_mono_ms();
@@ -592,6 +586,18 @@ void drv_worker_offset_reset(drv_worker_t *w, int32_t partition,
         rd_kafka_topic_partition_list_destroy(list);
 }
 
+void drv_worker_log_unreadable(int32_t partition, rd_kafka_resp_err_t err,
+                               int *logged) {
+        /* e.g. a transaction holding offsets for it is still open: not
+         * before it ends */
+        if (!*logged)
+                drv_log(DRV_LOG_WARN,
+                        "partition %d: committed offset not readable yet "
+                        "(%s): waiting",
+                        (int)partition, rd_kafka_err2str(err));
+        *logged = 1;
+}
+
 void drv_worker_restart_tick(drv_worker_t *w) {
         rd_kafka_topic_partition_list_t *list = NULL, *ready;
         rd_kafka_resp_err_t err;
@@ -602,7 +608,8 @@ void drv_worker_restart_tick(drv_worker_t *w) {
                 return;
         for (i = 0; i < w->parts_cnt; i++) {
                 drv_part_t *p = &w->parts[i];
-                if (!p->assigned || !p->restart_due || p->restart_due > now)
+                if (!drv_worker_owned(p) || !p->restart_due ||
+                    p->restart_due > now)
                         continue;
                 if (!list)
                         list = rd_kafka_topic_partition_list_new(4);
@@ -619,15 +626,8 @@ void drv_worker_restart_tick(drv_worker_t *w) {
                 int64_t start = tp->offset;
 
                 if (perr) {
-                        /* e.g. a transaction holding offsets for it is
-                         * still open: not before it ends */
-                        if (!p->restart_logged)
-                                drv_log(DRV_LOG_WARN,
-                                        "partition %d: committed offset not "
-                                        "readable yet (%s): waiting",
-                                        (int)tp->partition,
-                                        rd_kafka_err2str(perr));
-                        p->restart_logged = 1;
+                        drv_worker_log_unreadable(tp->partition, perr,
+                                                  &p->restart_logged);
                         p->restart_due = now + RESET_RETRY_MS;
                         continue;
                 }

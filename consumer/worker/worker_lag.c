@@ -50,7 +50,7 @@ static int next_due(drv_worker_t *w, int64_t now) {
 
         for (n = 0; n < w->parts_cnt; n++) {
                 i = (w->lag_cursor + n) % w->parts_cnt;
-                if (w->parts[i].assigned && w->parts[i].paused &&
+                if (drv_worker_owned(&w->parts[i]) && w->parts[i].paused &&
                     now - w->parts[i].lag_query_ms >= w->lag_interval_ms)
                         return i;
         }

@@ -1,7 +1,8 @@
 /*
  * drover - consumer/worker/worker_txn.c: one short Kafka transaction per commit
  * interval: status events, dead letters and the consumer offsets
- * ("last completed offset + 1" per partition), never open while
+ * (per partition the lowest unfinished task, with the final offsets above
+ * it as metadata: partition.h), never open while
  * PostgreSQL work runs.  Every txn API error is routed by
  * drv_dlq_txn_route() (dlq/classify.c): RETRY -> call again with
  * identical arguments (TXN_RETRIES times, then abort); ABORT -> abort,
@@ -155,10 +156,10 @@ static rd_kafka_resp_err_t produce_job(drv_worker_t *w, drv_job_t *job) {
  * reaches the head of the consumer queue (in order, so after every
  * message before it was returned); prefetched messages do not move it,
  * and a seek or a stopped fetcher resets it to INVALID.  Every message
- * returned to this thread is recorded in on_message (dispatched,
- * backlogged, or dropped as a refetch of one seen) except while stopping.
- * So for a quiet partition (nothing in flight, in backlog, waiting to
- * retry or to start, not paused), every offset below its position is a
+ * returned to this thread is recorded in on_message (put in its
+ * partition's window, or dropped as a refetch or as final already) except
+ * while stopping.  So for a quiet partition (nothing unfinished in its
+ * window, started, not paused), every offset below its position is a
  * task already final (committed, or pending in this very commit) or a
  * record no task was read from.  See docs/decisions.md.
  */
@@ -179,12 +180,12 @@ int64_t drv_worker_position(drv_worker_t *w, int32_t partition) {
 
 int64_t drv_worker_marker_position(drv_worker_t *w, int32_t partition) {
         drv_part_t *p = drv_worker_part(w, partition);
-        int64_t pos, base;
+        int64_t pos;
 
         /* stopping: on_message drops what still arrives, yet librdkafka
          * counted it as consumed; the database down: leave it be */
-        if (!p || w->stopping || w->db_down || !p->assigned || p->paused ||
-            p->busy || p->bl_cnt > 0 || p->retry || p->restart_due)
+        if (!p || w->stopping || w->db_down || p->state != DRV_PS_ACTIVE ||
+            p->paused || drv_pt_busy(p) || p->restart_due)
                 return -1;
         pos = drv_worker_position(w, partition);
         /* unknown, possibly left from an earlier assignment, or behind
@@ -192,46 +193,53 @@ int64_t drv_worker_marker_position(drv_worker_t *w, int32_t partition) {
         if (pos < 0 || pos == p->assign_pos ||
             (p->next_offset >= 0 && pos < p->next_offset))
                 return -1;
-        base = p->commit_offset >= 0 ? p->commit_offset : p->committed;
-        return pos > base ? pos : -1;
+        return pos;
 }
 
-int drv_worker_advance_due(drv_worker_t *w, int64_t now) {
-        int i;
-
-        if (now < w->next_advance)
-                return 0;
-        w->next_advance = now + w->conf->commit_interval_ms;
-        for (i = 0; i < w->parts_cnt; i++)
-                if (drv_worker_marker_position(w, i) >= 0)
-                        return 1;
-        return 0;
-}
-
-/* Per assigned partition: its position past control records when quiet,
- * else the last completed task + 1 awaiting commit. */
-static rd_kafka_topic_partition_list_t *pending_offsets(drv_worker_t *w) {
+/* Per active partition with something to commit: the lowest offset whose
+ * task is not final (or its position past control records when quiet),
+ * with the final offsets above it as metadata (partition.h). */
+static rd_kafka_topic_partition_list_t *pending_offsets(drv_worker_t *w,
+                                                        int *movesp) {
         rd_kafka_topic_partition_list_t *offs =
             rd_kafka_topic_partition_list_new(16);
-        int64_t off;
+        char meta[DRV_PT_META_BUDGET + 1];
+        int64_t off, quiet;
         int i;
 
+        *movesp = 0;
         for (i = 0; i < w->parts_cnt; i++) {
-                if (!w->parts[i].assigned)
+                drv_part_t *p = &w->parts[i];
+                rd_kafka_topic_partition_t *tp;
+                if (p->state != DRV_PS_ACTIVE)
                         continue;
-                if ((off = drv_worker_marker_position(w, i)) >= 0)
+                quiet = drv_worker_marker_position(w, i);
+                if (!drv_pt_commit_point(p, quiet, &off, meta, sizeof(meta)))
+                        continue;
+                if (quiet >= 0 && off == quiet)
                         drv_log(DRV_LOG_DEBUG,
                                 "partition %d: committing offset %lld, past "
                                 "control records",
                                 i, (long long)off);
-                else
-                        off = w->parts[i].commit_offset;
-                if (off >= 0)
-                        rd_kafka_topic_partition_list_add(offs, w->conf->topic,
-                                                          i)
-                            ->offset = off;
+                tp = rd_kafka_topic_partition_list_add(offs, w->conf->topic, i);
+                tp->offset = off;
+                tp->metadata = strdup(meta);
+                tp->metadata_size = tp->metadata ? strlen(meta) : 0;
+                *movesp += off > p->committed;
         }
         return offs;
+}
+
+int drv_worker_advance_due(drv_worker_t *w, int64_t now) {
+        rd_kafka_topic_partition_list_t *offs;
+        int moves;
+
+        if (now < w->next_advance)
+                return 0;
+        w->next_advance = now + w->conf->commit_interval_ms;
+        offs = pending_offsets(w, &moves);
+        rd_kafka_topic_partition_list_destroy(offs);
+        return moves > 0;
 }
 
 /* begin; produce; send offsets (retried with identical arguments);
@@ -279,8 +287,8 @@ static txn_res_t txn_run(drv_worker_t *w,
         return r == TXN_OK && retry ? TXN_ABORT : r;
 }
 
-/* The commit of `offs` succeeded: finalize the pending jobs and note
- * what each partition's committed offset now is. */
+/* The commit of `offs` succeeded: finalize the pending jobs and move
+ * each partition's window. */
 static void pending_committed(drv_worker_t *w,
                               const rd_kafka_topic_partition_list_t *offs) {
         drv_job_t *j, *next;
@@ -294,12 +302,6 @@ static void pending_committed(drv_worker_t *w,
                 drv_metrics_step_rows(j->res.rows);
                 if (j->outcome == DRV_OUT_DEAD)
                         drv_metrics_dlq(j->dlq.error_class);
-                drv_part_t *p = drv_worker_part(w, j->partition);
-                if (p && p->epoch == j->epoch) {
-                        p->committed = j->offset + 1;
-                        if (p->commit_offset == j->offset + 1)
-                                p->commit_offset = -1;
-                }
         }
         /* one statement for the final statuses of the whole commit */
         drv_pool_finalize(w->pool, w->pending);
@@ -310,26 +312,23 @@ static void pending_committed(drv_worker_t *w,
         w->pending = w->pending_tail = NULL;
         for (i = 0; i < offs->cnt; i++) {
                 drv_part_t *p = drv_worker_part(w, offs->elems[i].partition);
-                int64_t off = offs->elems[i].offset;
-                /* past control records: beyond the last task */
-                if (!p || !p->assigned || off <= p->committed)
-                        continue;
-                p->committed = off;
-                if (p->commit_offset >= 0 && p->commit_offset <= off)
-                        p->commit_offset = -1;
+                if (p) {
+                        drv_pt_committed(p, offs->elems[i].offset);
+                        drv_worker_sync_fetch(w, offs->elems[i].partition);
+                }
         }
 }
 
 int drv_worker_commit(drv_worker_t *w) {
         rd_kafka_topic_partition_list_t *offs;
         int32_t parts[1024];
-        int cnt = 0, retry, n;
+        int cnt = 0, retry, n, moves;
         drv_job_t *j, *next;
         txn_res_t r;
 
         /* with no outcome pending, a transaction of offsets alone moves
          * quiet partitions past control records */
-        offs = pending_offsets(w);
+        offs = pending_offsets(w, &moves);
         if (!w->pending && offs->cnt == 0) {
                 rd_kafka_topic_partition_list_destroy(offs);
                 return 0;
@@ -373,11 +372,13 @@ void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt) {
 
         for (i = 0; i < cnt; i++) {
                 drv_part_t *p = drv_worker_part(w, parts[i]);
-                if (!p || !p->assigned ||
-                    rd_kafka_topic_partition_list_find(list, w->conf->topic,
-                                                       parts[i]))
+                if (!drv_worker_owned(p) || rd_kafka_topic_partition_list_find(
+                                                list, w->conf->topic, parts[i]))
                         continue;
-                drv_worker_part_reset(w, parts[i]);
+                /* back to STARTING: its committed offset and metadata are
+                 * read again (worker_reconcile.c) before anything runs */
+                drv_worker_unqueue(w, parts[i]);
+                drv_pt_rewind(p, -1);
                 /* resume before seeking: resume restarts the fetcher at
                  * the application position, the seek then wins */
                 drv_worker_resume(w, parts[i]);
@@ -411,7 +412,7 @@ void drv_worker_rewind(drv_worker_t *w, const int32_t *parts, int cnt) {
                 drv_part_t *p = drv_worker_part(w, list->elems[i].partition);
                 /* what arrives from before the seek is dropped */
                 if (!w->fatal && list->elems[i].offset >= 0)
-                        p->next_offset = list->elems[i].offset;
+                        drv_pt_seek(p, list->elems[i].offset);
                 drv_log(DRV_LOG_INFO, "rewound partition %d to offset %lld",
                         (int)list->elems[i].partition,
                         (long long)list->elems[i].offset);

@@ -172,7 +172,7 @@ static void test_reconciled_done_clears_last_error(void **state) {
                                      errstr, sizeof(errstr)))
                 fail_msg("set_pending: %s", errstr);
         assert_int_equal(rows, 1);
-        if (drv_task_runs_reconcile(conn, topic, 0, 8, &rows, errstr,
+        if (drv_task_runs_reconcile(conn, topic, 0, 8, NULL, 0, &rows, errstr,
                                     sizeof(errstr)))
                 fail_msg("reconcile: %s", errstr);
         assert_int_equal(rows, 1);

@@ -7,6 +7,9 @@
 # another client after every transaction, so a task that holds anything
 # across transactions (a session advisory lock) leaks it into other
 # clients' transactions: deadlocks, dead letters, tasks that never finish.
+# Then 4 of the datasets get a batched plan (a backfill in 20 batches),
+# which holds a session for its run: on its own direct connection
+# (DROVER_SESSION_DATABASE_URL), never through the pooler.
 # Checked: every task done within 240 s with exactly one committed status
 # event, every step's effect exactly once, every dataset at version 7, no
 # dead letter, no deadlock in the worker logs, no advisory lock left held
@@ -23,7 +26,8 @@ fi
 
 SCRIPTS=$HERE/../../scripts
 NDS=50 NV=6 # datasets, plans (versions 2..7) per dataset
-NTASKS=$((NDS * NV))
+NBATCHED=4  # datasets with a batched plan to version NV + 2
+NTASKS=$((NDS * NV + NBATCHED))
 
 # our own cluster and pooler, their state in $STACK
 STACK=$WORK/stack
@@ -70,11 +74,22 @@ for ((i = 0; i < NDS; i++)); do
       "{op: sql, sql: \"INSERT INTO $EFFECTS VALUES ('$ds', $v)\"}"
   done
 done
+VB=$((NV + 2))
+for ((i = 0; i < NBATCHED; i++)); do
+  ds="${ID}_ds$i"
+  PLAN_TO=$VB write_plan "$ds" \
+    "{op: sql, sql: \"INSERT INTO ${ds}_t (id) SELECT generate_series(1, 2000)\"}" \
+    "{op: add_column, table: ${ds}_t, column: {name: cb, type: bigint}}" \
+    "{op: backfill, table: ${ds}_t, set: {cb: \"id * 2\"}, batch_size: 100}" \
+    "{op: sql, sql: \"INSERT INTO $EFFECTS VALUES ('$ds', $VB)\"}"
+done
 $CHECK create "$B" "$TOPIC" 12
+export DROVER_SESSION_DATABASE_URL=$DB
 for w in a b c; do start_worker "$ID-$w" --set concurrency=8; done
 t0=$(date +%s)
 # a dataset's tasks in version order: its plans only apply in that order
 for ((v = 2; v <= NV + 1; v++)); do PLAN_TO=$v submit_tasks $NDS 1; done
+PLAN_TO=$VB submit_tasks $NBATCHED 1
 [ "$(wc -l <"$WORK/ids")" = $NTASKS ] || fail "submit printed $(wc -l <"$WORK/ids") ids"
 wait_final $NTASKS 240
 wait_events $NTASKS 60
@@ -93,11 +108,18 @@ n=$(sql "SELECT count(*) FROM drover.task_runs WHERE status = 'done'")
 bad=$(sql "SELECT count(*) FROM (SELECT 1 FROM $EFFECTS GROUP BY dataset, version
            HAVING count(*) <> 1) x")
 [ "$bad" = 0 ] || fail "$bad step(s) ran more than once"
-n=$(sql "SELECT count(*) FROM $EFFECTS WHERE version BETWEEN 2 AND $((NV + 1))")
+n=$(sql "SELECT count(*) FROM $EFFECTS WHERE version BETWEEN 2 AND $VB")
 [ "$n" = $NTASKS ] || fail "effects of $n of $NTASKS tasks"
 n=$(sql "SELECT count(*) FROM drover.datasets WHERE dataset LIKE '${ID}\_%'
          AND version = $((NV + 1))")
-[ "$n" = $NDS ] || fail "$n of $NDS datasets at version $((NV + 1))"
+[ "$n" = $((NDS - NBATCHED)) ] || fail "$n of $((NDS - NBATCHED)) datasets at version $((NV + 1))"
+n=$(sql "SELECT count(*) FROM drover.datasets WHERE dataset LIKE '${ID}\_%'
+         AND version = $VB")
+[ "$n" = $NBATCHED ] || fail "$n of $NBATCHED datasets at version $VB"
+for ((i = 0; i < NBATCHED; i++)); do
+  n=$(sql "SELECT count(*) FROM ${ID}_ds${i}_t WHERE cb IS DISTINCT FROM id * 2")
+  [ "$n" = 0 ] || fail "$n row(s) of ${ID}_ds${i}_t not backfilled"
+done
 n=$(sql "SELECT count(*) FROM information_schema.columns
          WHERE table_name LIKE '${ID}\_ds%\_t' AND column_name ~ '^c[0-9]+$'")
 [ "$n" = $((NDS * (NV - 1))) ] || fail "$n of $((NDS * (NV - 1))) added columns"

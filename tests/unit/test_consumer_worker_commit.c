@@ -56,7 +56,8 @@ static void fetch(fixture_t *f, int64_t from) {
         rd_kafka_message_t *m;
 
         for (i = 0; i < 300 && got < NMSGS; i++) {
-                drv_worker_restart_tick(f->w); /* as the worker's loop */
+                drv_worker_start_tick(f->w); /* as the worker's loop */
+                drv_worker_restart_tick(f->w);
                 if (!(m = rd_kafka_consumer_poll(f->w->rk, 100)))
                         continue;
                 if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
@@ -100,6 +101,8 @@ static int setup(void **state) {
                          DRV_OK);
         f->w = calloc(1, sizeof(*f->w));
         f->w->conf = f->conf;
+        f->w->window.records = 64;
+        f->w->window.bytes = 1 << 20;
         drv_jobq_init(&f->w->jobs);
         drv_jobq_init(&f->w->outcomes);
         if (drv_worker_kafka_new(f->w, errstr, sizeof(errstr)))
@@ -121,30 +124,35 @@ static int teardown(void **state) {
 }
 
 /* The fetched messages become finished jobs awaiting the commit, as the
- * poll loop leaves them. */
+ * poll loop leaves them: in the window, run, final. */
 static void make_pending(fixture_t *f) {
         drv_part_t *p = drv_worker_part(f->w, 0);
         int i;
 
-        assert_true(p->assigned);
+        assert_int_equal(p->state, DRV_PS_ACTIVE);
         for (i = 0; i < NMSGS; i++) {
                 drv_job_t *job = calloc(1, sizeof(*job));
                 job->msg = f->msgs[i];
                 f->msgs[i] = NULL;
                 job->partition = 0;
                 job->offset = job->msg->offset;
+                assert_int_equal(drv_pt_fetched(p, job->offset,
+                                                drv_pt_key_hash("k", 1), 1, 0,
+                                                (uint64_t)i, job),
+                                 0);
+                assert_ptr_equal(drv_pt_dispatch(p, job->offset), job);
                 job->epoch = p->epoch;
                 job->outcome = i == 1 ? DRV_OUT_DEAD : DRV_OUT_DONE;
                 job->res.failed_step = -1;
+                assert_int_equal(drv_pt_final(p, job->offset), 0);
                 if (f->w->pending_tail)
                         f->w->pending_tail->next = job;
                 else
                         f->w->pending = job;
                 f->w->pending_tail = job;
-                p->commit_offset = job->offset + 1;
         }
-        /* outcomes in: the partition is already free for its next task */
-        p->busy = 0;
+        /* outcomes in: nothing of the partition is unfinished */
+        assert_int_equal(drv_pt_busy(p), 0);
 }
 
 static void test_commit_succeeds_after_a_retriable_error(void **state) {
@@ -158,9 +166,8 @@ static void test_commit_succeeds_after_a_retriable_error(void **state) {
         assert_int_equal(drv_worker_commit(f->w), 0);
         p = drv_worker_part(f->w, 0);
         assert_null(f->w->pending);
-        assert_int_equal(p->busy, 0);
         assert_int_equal(p->committed, NMSGS);
-        assert_int_equal(p->commit_offset, -1);
+        assert_int_equal(p->cnt, 0); /* the window moved past them */
         assert_int_equal(f->w->fatal, 0);
 }
 
@@ -178,7 +185,8 @@ static void test_abortable_error_rewinds_and_redelivers(void **state) {
         assert_int_equal(drv_worker_commit(f->w), 1);
         assert_null(f->w->pending);
         assert_int_equal(f->w->fatal, 0);
-        assert_int_equal(p->busy, 0);
+        assert_int_equal(p->state, DRV_PS_STARTING); /* offsets read again */
+        assert_int_equal(p->cnt, 0);
         assert_int_equal(p->paused, 0);
         assert_true(p->epoch != epoch); /* outcomes in flight are dropped */
         /* nothing was committed: the same tasks come again from offset 0 */
