@@ -293,10 +293,6 @@ static enum MHD_Result handle_repair_post(drv_admin_t *admin,
         json_t *body;
         enum MHD_Result ret;
 
-        if (req->too_large)
-                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "request body too large (at most 65536 "
-                                  "bytes)");
         if (drv_admin_parse_repair_body(req->body, req->len, &rc.rp, &body,
                                         errstr, sizeof(errstr)))
                 return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
@@ -427,10 +423,6 @@ static enum MHD_Result handle_submit(drv_admin_t *admin,
         unsigned status;
         enum MHD_Result ret;
 
-        if (req->too_large)
-                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "request body too large (at most 65536 "
-                                  "bytes)");
         if (drv_admin_parse_task_body(req->body, req->len, admin->topic,
                                       admin->token_label, &task, errstr,
                                       sizeof(errstr)))
@@ -529,10 +521,6 @@ handle_rollback(drv_admin_t *admin, struct MHD_Connection *c, request_t *req) {
         drv_err_t err;
         enum MHD_Result ret;
 
-        if (req->too_large)
-                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "request body too large (at most 65536 "
-                                  "bytes)");
         if (drv_admin_parse_rollback_body(req->body, req->len, &rq, &body,
                                           errstr, sizeof(errstr)))
                 return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
@@ -621,6 +609,10 @@ static void body_append(request_t *req, const char *data, size_t len) {
 
 static enum MHD_Result dispatch(drv_admin_t *admin, struct MHD_Connection *c,
                                 const char *url, request_t *req) {
+        if (route_posts(req->route) && req->too_large)
+                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body too large (at most 65536 "
+                                  "bytes)");
         switch (req->route) {
         case DRV_ADMIN_ROUTE_METRICS:
                 return handle_metrics(c);
