@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <curl/curl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,27 @@ void drv_test_exec(PGconn *conn, const char *sql, int n,
             PQresultStatus(res) != PGRES_TUPLES_OK)
                 fail_msg("%s: %s", sql, PQerrorMessage(conn));
         PQclear(res);
+}
+
+const char *drv_test_value(PGconn *conn, const char *fmt, ...) {
+        static char out[4096];
+        char sql[8192];
+        PGresult *res;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof(sql), fmt, ap);
+        va_end(ap);
+        res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK)
+                fail_msg("sql failed: %s: %s", sql, PQerrorMessage(conn));
+        snprintf(out, sizeof(out), "%s",
+                 PQntuples(res) && PQnfields(res) && !PQgetisnull(res, 0, 0)
+                     ? PQgetvalue(res, 0, 0)
+                     : "");
+        PQclear(res);
+        return out;
 }
 
 static size_t on_data(char *p, size_t sz, size_t n, void *arg) {

@@ -47,6 +47,12 @@ int drv_test_cli(const char *fmt, ...);
 void drv_test_exec(PGconn *conn, const char *sql, int n,
                    const char *const *vals);
 
+/* Run the printf-formatted SQL `fmt` (trusted test text, no parameters)
+ * on conn, failing the test unless it succeeds; its first value ("" for
+ * none or NULL) in a static buffer, valid until the next call. */
+const char *drv_test_value(PGconn *conn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* One HTTP request with libcurl (20 s timeout, the path sent as is):
  * `method` "GET", "POST", ...; `auth` the Authorization header's value
  * (NULL: none); `body` of body_len bytes sent as application/json (NULL:

@@ -274,6 +274,14 @@ static const char *const db_migrations[] = {
     " reason text NOT NULL, before jsonb NOT NULL, after jsonb NOT NULL);"
     "CREATE INDEX IF NOT EXISTS repair_audit_dataset_idx"
     " ON drover.repair_audit (dataset, id)",
+    /* 5: what `drover rollback` needs of a done step, recorded with its
+     * ledger row when it ran (transforms/run.c: the plan's ref and
+     * versions, the step, alter_type's old column type), so a rollback
+     * does not depend on the catalog of today; a rolled-back step's row
+     * stays, with status 'rolled_back' (transforms/rollback.c) */
+    "ALTER TABLE drover.step_ledger ADD COLUMN IF NOT EXISTS spec jsonb;"
+    "CREATE INDEX IF NOT EXISTS step_ledger_dataset_idx"
+    " ON drover.step_ledger (dataset) WHERE status = 'done'",
 };
 
 #define DB_MIGRATIONS_CNT (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -12,6 +12,15 @@
  * same lock. */
 #define DRV_RUN_LOCK_CLASS 0x64727673 /* "drvs": dataset locks */
 
+/* In the open transaction of `conn`: the runner lock of `dataset` for
+ * the transaction, waited for (`wait`) or tried, and lock_timeout
+ * `lock_ms` for the rest of it (run.c's one-transaction path and
+ * rollback.c).  DRV_ERR_LOCKED with errstr naming the dataset when tried
+ * and held; a database error with sqlstate (may be NULL) set. */
+drv_err_t drv_dataset_txn_lock(PGconn *conn, const char *dataset, int wait,
+                               long lock_ms, char sqlstate[6], char *errstr,
+                               size_t errstr_size);
+
 /* drv_db_exec without parameters or result. */
 drv_err_t drv_db_cmd(PGconn *conn, const char *sql, char *errstr,
                      size_t errstr_size);
@@ -81,6 +90,10 @@ typedef struct drv_op_ctx_s {
         int dry_run;    /* inside a transaction the runner rolls back */
         int64_t rows;   /* out: rows affected (dry-run: would be) */
         char sqlstate[6];
+        /* out: what a rollback needs that the step does not say,
+         * recorded in the step's ledger spec (alter_type: the column's
+         * type before; "" when none) */
+        char old_type[128];
 } drv_op_ctx_t;
 
 /* A non-batched op: runs inside the step transaction the runner opened

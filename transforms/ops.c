@@ -325,10 +325,37 @@ static drv_err_t op_drop_column(drv_op_ctx_t *ctx, char *errstr,
 
 /*
  * ------------------------------------------------------------------------
- * alter_type {table, column, type, using?}.  USING is an expression; DDL
+ * alter_type {table, column, type, using?, revert_using?}.  USING is an
+ * expression (revert_using is the rollback's, see rollback.c); DDL
  * cannot bind parameters, so $param is refused there.
  * ------------------------------------------------------------------------
  */
+/* The column's type as format_type() spells it, into ctx->old_type, for
+ * the rollback of the step (the only op whose inverse needs what the
+ * step does not say).  Not in check_only; "" for a missing column. */
+static drv_err_t ops_old_type(drv_op_ctx_t *ctx, char *errstr,
+                              size_t errstr_size) {
+        const char *params[2] = {ops_str(ctx, "table"), ops_str(ctx, "column")};
+        PGresult *res;
+        drv_err_t err;
+
+        ctx->old_type[0] = '\0';
+        if (ctx->check_only || ctx->dry_run)
+                return DRV_OK;
+        err = drv_db_exec(ctx->conn,
+                          "SELECT format_type(atttypid, atttypmod) FROM"
+                          " pg_attribute WHERE attrelid = " OPS_REGCLASS_1
+                          " AND attname = $2 AND NOT attisdropped",
+                          2, params, &res, ctx->sqlstate, errstr, errstr_size);
+        if (err)
+                return err;
+        if (PQntuples(res) == 1)
+                snprintf(ctx->old_type, sizeof(ctx->old_type), "%s",
+                         PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return DRV_OK;
+}
+
 static drv_err_t op_alter_type(drv_op_ctx_t *ctx, char *errstr,
                                size_t errstr_size) {
         const char *type = ops_str(ctx, "type"), *use = ops_str(ctx, "using");
@@ -338,6 +365,8 @@ static drv_err_t op_alter_type(drv_op_ctx_t *ctx, char *errstr,
         drv_sql_init(&sql);
         err =
             ops_alter_column(ctx, &sql, " ALTER COLUMN ", errstr, errstr_size);
+        if (!err && ops_str(ctx, "table") && ops_str(ctx, "column"))
+                err = ops_old_type(ctx, errstr, errstr_size);
         if (!err && !drv_sql_type_valid(type))
                 err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PLAN,
                                   "invalid column type \"%.64s\"",
@@ -553,60 +582,69 @@ drv_err_t drv_op_validate(drv_op_ctx_t *ctx, char *errstr, size_t errstr_size);
  * ------------------------------------------------------------------------
  */
 static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
+    /* its inverse drops the table (and what was copied into it) */
     [DRV_OP_CREATE_TABLE] = {.name = "create_table",
                              .fields = {{"table", DRV_F_TABLE, 1},
                                         {"columns", DRV_F_COLDEFS, 1}},
                              .apply = op_create_table,
-                             .inverse = DRV_OP_NONE},
+                             .invert = drv_invert_create_table},
     [DRV_OP_ADD_COLUMN] = {.name = "add_column",
                            .fields = {{"table", DRV_F_TABLE, 1},
                                       {"column", DRV_F_COLDEF, 1}},
                            .apply = op_add_column,
-                           .inverse = DRV_OP_DROP_COLUMN},
+                           .invert = drv_invert_add_column},
     /* its inverse swaps from and to */
     [DRV_OP_RENAME_COLUMN] = {.name = "rename_column",
                               .fields = {{"table", DRV_F_TABLE, 1},
                                          {"from", DRV_F_COLUMN, 1},
                                          {"to", DRV_F_COLUMN, 1}},
                               .apply = op_rename_column,
-                              .inverse = DRV_OP_RENAME_COLUMN},
-    /* the column's type and data are gone: nothing undoes it */
+                              .invert = drv_invert_rename_column},
     [DRV_OP_DROP_COLUMN] = {.name = "drop_column",
                             .fields = {{"table", DRV_F_TABLE, 1},
                                        {"column", DRV_F_COLUMN, 1}},
                             .apply = op_drop_column,
-                            .inverse = DRV_OP_NONE},
-    /* the old type is not in the step */
+                            .irreversible = "the column's data is gone"},
+    /* its inverse converts back to the type recorded when it ran, with
+     * revert_using when given */
     [DRV_OP_ALTER_TYPE] = {.name = "alter_type",
                            .fields = {{"table", DRV_F_TABLE, 1},
                                       {"column", DRV_F_COLUMN, 1},
                                       {"type", DRV_F_TYPE, 1},
-                                      {"using", DRV_F_STATIC_EXPR, 0}},
+                                      {"using", DRV_F_STATIC_EXPR, 0},
+                                      {"revert_using", DRV_F_STATIC_EXPR, 0}},
                            .apply = op_alter_type,
-                           .inverse = DRV_OP_NONE,
+                           .invert = drv_invert_alter_type,
                            .timeout_ms = 30 * 60000},
-    /* key: default "id" */
+    /* key: default "id"; its inverse deletes the rows of `to` matching
+     * revert_where, when the step declares it */
     [DRV_OP_COPY_ROWS] = {.name = "copy_rows",
                           .fields = {{"from", DRV_F_TABLE, 1},
                                      {"to", DRV_F_TABLE, 1},
                                      {"key", DRV_F_COLUMN, 0},
                                      {"columns", DRV_F_EXPRMAP, 1},
                                      {"where", DRV_F_EXPR, 0},
-                                     {"batch_size", DRV_F_POSINT, 0}},
+                                     {"batch_size", DRV_F_POSINT, 0},
+                                     {"revert_where", DRV_F_STATIC_EXPR, 0}},
                           .batched = 1,
-                          .inverse = DRV_OP_NONE,
+                          .invert = drv_invert_copy_rows,
                           .timeout_ms = 10 * 60000},
-    /* key: default "id" */
+    /* key: default "id"; its inverse sets revert_set on the rows
+     * matching revert_where (all when absent), when the step declares
+     * revert_set */
     [DRV_OP_BACKFILL] = {.name = "backfill",
                          .fields = {{"table", DRV_F_TABLE, 1},
                                     {"key", DRV_F_COLUMN, 0},
                                     {"set", DRV_F_EXPRMAP, 1},
                                     {"where", DRV_F_EXPR, 0},
-                                    {"batch_size", DRV_F_POSINT, 0}},
+                                    {"batch_size", DRV_F_POSINT, 0},
+                                    {"revert_set", DRV_F_STATIC_EXPRMAP, 0},
+                                    {"revert_where", DRV_F_STATIC_EXPR, 0}},
                          .batched = 1,
-                         .inverse = DRV_OP_NONE,
+                         .invert = drv_invert_backfill,
                          .timeout_ms = 10 * 60000},
-    /* CREATE INDEX CONCURRENTLY cannot run in a transaction */
+    /* CREATE INDEX CONCURRENTLY cannot run in a transaction; the inverse
+     * drops the index */
     [DRV_OP_CREATE_INDEX] = {.name = "create_index",
                              .fields = {{"table", DRV_F_TABLE, 1},
                                         {"name", DRV_F_COLUMN, 1},
@@ -615,22 +653,22 @@ static const drv_opdef_t drv_ops[DRV_OP__CNT] = {
                                         {"concurrently", DRV_F_BOOL, 0}},
                              .apply = op_create_index,
                              .autocommit = "concurrently",
-                             .inverse = DRV_OP_NONE,
+                             .invert = drv_invert_create_index,
                              .timeout_ms = 60 * 60000},
-    /* only reads: nothing to undo */
+    /* only reads: its inverse does nothing */
     [DRV_OP_VALIDATE] = {.name = "validate",
                          .fields = {{"not_null", DRV_F_NOTNULLS, 0},
                                     {"row_count_equal", DRV_F_TABLEPAIR, 0},
                                     {"checksum_equal", DRV_F_CHECKSUM, 0}},
                          .one_of = 1,
                          .apply = drv_op_validate,
-                         .inverse = DRV_OP_NONE,
+                         .invert = drv_invert_validate,
                          .timeout_ms = 30 * 60000},
-    /* its inverse runs its `revert` */
+    /* its inverse runs its `revert`, when the step has one */
     [DRV_OP_SQL] = {.name = "sql",
                     .fields = {{"sql", DRV_F_SQL, 1}, {"revert", DRV_F_SQL, 0}},
                     .apply = op_sql,
-                    .inverse = DRV_OP_SQL},
+                    .invert = drv_invert_sql},
 };
 
 const drv_opdef_t *drv_op_def(drv_op_t op) {
@@ -694,6 +732,11 @@ int drv_op_needs_autocommit(const drv_step_t *step, int dry_run) {
 
         return def && def->autocommit && !dry_run &&
                json_is_true(json_object_get(step->def, def->autocommit));
+}
+
+drv_err_t drv_ops_run(drv_op_ctx_t *ctx, drv_sql_t *sql, char *errstr,
+                      size_t errstr_size) {
+        return ops_run(ctx, sql, errstr, errstr_size);
 }
 
 /* Used by ops_validate.c. */

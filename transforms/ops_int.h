@@ -38,6 +38,7 @@ typedef enum drv_fkind_e {
         DRV_F_TABLEPAIR, /* [table, table]                      array of str */
         DRV_F_CHECKSUM,  /* {tables: pair, columns: list, key?} object */
         DRV_F_DURATION,  /* "<n>s", "<n>m" or "<n>h", 1 s..24 h string */
+        DRV_F_STATIC_EXPRMAP, /* {column: expression}, no $param  object */
 } drv_fkind_t;
 
 typedef struct drv_field_s {
@@ -47,6 +48,15 @@ typedef struct drv_field_s {
 } drv_field_t;
 
 #define DRV_OP_FIELDS_MAX 8
+
+/* Derive the inverse of a done step (rollback.c): `spec` is what its
+ * ledger row recorded when it ran ({"def": the step, "old_type", ...},
+ * see drv_rollback_inverse).  On DRV_OK *invp is a new action object
+ * {"op": action, fields...} the rollback runner executes (caller
+ * decrefs); DRV_ERR_INVALID_PLAN with errstr saying why the step cannot
+ * be undone (a declared inverse missing, a $param in it). */
+typedef drv_err_t(drv_invert_fn_t)(const json_t *spec, json_t **invp,
+                                   char *errstr, size_t errstr_size);
 
 typedef struct drv_opdef_s {
         const char *name; /* as plans spell it: "add_column" */
@@ -61,14 +71,15 @@ typedef struct drv_opdef_s {
         const char *autocommit; /* boolean field that, when true, makes
                                    the step run outside a transaction
                                    (not in a dry run); NULL: never */
-        drv_op_t inverse;       /* the op that undoes a step of this op
-                                   (data for issue 19's rollback; no code
-                                   reads it yet);
-                                   DRV_OP_NONE when none does */
-        long timeout_ms;        /* statement_timeout of a step of this op
-                                   (of each batch when batched) unless the
-                                   step has a `timeout`; 0: the worker's
-                                   statement_timeout_ms */
+        /* what undoes a step of this op (drover rollback): exactly one
+         * of `invert` (builds the inverse, rollback.c) and
+         * `irreversible` (why nothing can, for the refusal) is set */
+        drv_invert_fn_t *invert;
+        const char *irreversible;
+        long timeout_ms; /* statement_timeout of a step of this op
+                            (of each batch when batched) unless the
+                            step has a `timeout`; 0: the worker's
+                            statement_timeout_ms */
 } drv_opdef_t;
 
 /* The row of `op`; NULL for DRV_OP_NONE and other out-of-range values. */
@@ -81,5 +92,16 @@ long drv_duration_ms(const json_t *v);
 /* The statement_timeout (ms) a step runs with: its `timeout`, else its
  * op's default (timeout_ms), else `worker_ms`. */
 long drv_step_timeout_ms(const drv_step_t *step, long worker_ms);
+
+/* Run `sql` for an op (unless ctx->check_only), adding the rows it
+ * affected to ctx->rows; ops.c's, shared with rollback.c's actions. */
+drv_err_t drv_ops_run(drv_op_ctx_t *ctx, drv_sql_t *sql, char *errstr,
+                      size_t errstr_size);
+
+/* The inverse builders of the op table's rows (rollback.c). */
+drv_invert_fn_t drv_invert_create_table, drv_invert_add_column,
+    drv_invert_rename_column, drv_invert_alter_type, drv_invert_copy_rows,
+    drv_invert_backfill, drv_invert_create_index, drv_invert_validate,
+    drv_invert_sql;
 
 #endif /* DRV_OPS_INT_H */

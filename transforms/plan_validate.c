@@ -204,7 +204,7 @@ static drv_err_t check_coldefs(const drv_vctx_t *vc, const json_t *v,
 }
 
 static drv_err_t check_exprmap(const drv_vctx_t *vc, const json_t *v,
-                               const char *name) {
+                               const char *name, int params_ok) {
         const char *col;
         json_t *expr;
         drv_err_t err;
@@ -217,7 +217,7 @@ static drv_err_t check_exprmap(const drv_vctx_t *vc, const json_t *v,
                         return drv_vfail(vc, expr,
                                          "\"%s\": invalid column \"%.100s\"",
                                          name, col);
-                if ((err = check_expr(vc, expr, col, 1)))
+                if ((err = check_expr(vc, expr, col, params_ok)))
                         return err;
         }
         return DRV_OK;
@@ -269,7 +269,9 @@ static drv_err_t check_field(const drv_vctx_t *vc, const json_t *v,
         case DRV_F_COLLIST:
                 return check_list(vc, v, f->name, ident_simple, "column");
         case DRV_F_EXPRMAP:
-                return check_exprmap(vc, v, f->name);
+                return check_exprmap(vc, v, f->name, 1);
+        case DRV_F_STATIC_EXPRMAP:
+                return check_exprmap(vc, v, f->name, 0);
         case DRV_F_NOTNULLS:
                 return check_list(vc, v, f->name, table_column_valid,
                                   "table.column");

@@ -4,7 +4,8 @@
  *
  * A plan that failed part-way leaves unfinished rows in drover.step_ledger:
  * `running` (a batched step's checkpoint), `superseded` (a checkpoint
- * another task took over), or any other status but done and skipped.  The
+ * another task took over), or any other status but done, skipped and
+ * rolled_back (a step `drover rollback` undid, rollback.c).  The
  * next task of the same plan resumes from them.  When an operator has
  * fixed the data by hand those checkpoints are wrong, and the version in
  * drover.datasets may need to say what the operator did.  A repair:
@@ -32,7 +33,7 @@
 #include <string.h>
 
 /* The ledger rows a repair clears: the one definition of "unfinished". */
-#define REPAIR_UNFINISHED "l.status NOT IN ('done', 'skipped')"
+#define REPAIR_UNFINISHED "l.status NOT IN ('done', 'skipped', 'rolled_back')"
 
 /* The dataset's state as one jsonb: version and unfinished rows. */
 static const char repair_state_sql[] =

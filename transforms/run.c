@@ -94,7 +94,7 @@ static void run_progress(run_t *run, const drv_step_t *step, int64_t done,
  */
 static drv_err_t run_check_step(run_t *run, const drv_step_t *step) {
         drv_op_ctx_t ctx = {run->conn,          step, run->opts, run->plan, 1,
-                            run->opts->dry_run, 0,    ""};
+                            run->opts->dry_run, 0,    "",        ""};
         drv_op_fn_t *fn;
         drv_batch_t b;
         drv_err_t err;
@@ -156,13 +156,20 @@ static drv_err_t run_check(run_t *run) {
  */
 /* A tried dataset lock (first column of `res`, boolean) that was not
  * granted is DRV_ERR_LOCKED; a waited-for one always is. */
-static drv_err_t run_lock_granted(run_t *run, const PGresult *res) {
-        if (run->opts->wait_for_lock || !strcmp(PQgetvalue(res, 0, 0), "t"))
+static drv_err_t lock_granted(const char *dataset, int wait,
+                              const PGresult *res, char *errstr,
+                              size_t errstr_size) {
+        if (wait || !strcmp(PQgetvalue(res, 0, 0), "t"))
                 return DRV_OK;
-        return drv_err_set(run->errstr, sizeof(run->errstr), DRV_ERR_LOCKED,
+        return drv_err_set(errstr, errstr_size, DRV_ERR_LOCKED,
                            "dataset \"%.64s\" is being migrated by another "
                            "runner",
-                           run->plan->dataset);
+                           dataset);
+}
+
+static drv_err_t run_lock_granted(run_t *run, const PGresult *res) {
+        return lock_granted(run->plan->dataset, run->opts->wait_for_lock, res,
+                            run->errstr, sizeof(run->errstr));
 }
 
 static drv_err_t run_lock(run_t *run, int lock) {
@@ -350,7 +357,8 @@ static drv_err_t run_ledger_read(run_t *run, const drv_step_t *step,
                           " coalesce(checkpoint->>'last', ''), rows, task_id"
                           " FROM drover.step_ledger WHERE step = $2::int AND"
                           " (task_id = $1 OR (plan_fingerprint = $3 AND"
-                          " fingerprint = $4)) ORDER BY task_id = $1 DESC,"
+                          " fingerprint = $4)) AND status <> 'rolled_back'"
+                          " ORDER BY task_id = $1 DESC,"
                           " status = 'done' DESC, rows DESC",
                           4, params, &res, run->res->sqlstate, run->errstr,
                           sizeof(run->errstr));
@@ -389,20 +397,43 @@ static drv_err_t run_ledger_read(run_t *run, const drv_step_t *step,
         return err;
 }
 
+/* What a rollback of `step` needs (rollback.c, drv_rollback_inverse),
+ * recorded in the step's done ledger row as spec: the plan's ref and
+ * versions, the step as written, and what the op found before it ran
+ * (`old_type`: alter_type's column type; NULL or "": none).  A new
+ * string (caller frees) or NULL on out of memory. */
+static char *run_step_spec(const run_t *run, const drv_step_t *step,
+                           const char *old_type) {
+        json_t *o = json_pack("{s:i, s:s, s:i, s:i, s:O}", "v", 1, "plan",
+                              run->plan->ref, "from", run->plan->from_version,
+                              "to", run->plan->to_version, "def", step->def);
+        char *s;
+
+        if (!o)
+                return NULL;
+        if (old_type && *old_type)
+                json_object_set_new(o, "old_type", json_string(old_type));
+        s = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        return s;
+}
+
 /* Insert or complete this task's ledger row for `step` (inside the
- * step's transaction); on the last step done, the same statement moves
- * the dataset's version to `to`. */
+ * step's transaction), with the spec a rollback needs ($9); on the last
+ * step done, the same statement moves the dataset's version to `to`. */
 #define RUN_LEDGER_UPSERT                                                      \
         "INSERT INTO drover.step_ledger AS l (task_id, step, op, fingerprint," \
-        " plan_fingerprint, dataset, status, rows, finished_at) VALUES ($1,"   \
-        " $2::int, $3, $4, $5, $6, $7, $8::bigint, CASE WHEN $7 = 'done'"      \
-        " THEN now() END) ON CONFLICT (task_id, step) DO UPDATE SET status ="  \
-        " $7, rows = $8::bigint, finished_at = EXCLUDED.finished_at"
+        " plan_fingerprint, dataset, status, rows, finished_at, spec) VALUES"  \
+        " ($1, $2::int, $3, $4, $5, $6, $7, $8::bigint, CASE WHEN $7 ="        \
+        " 'done' THEN now() END, $9::jsonb) ON CONFLICT (task_id, step) DO"    \
+        " UPDATE SET status = $7, rows = $8::bigint, finished_at ="            \
+        " EXCLUDED.finished_at, spec = EXCLUDED.spec"
 
 static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
-                                  const char *status, int64_t rows) {
-        char idx[16], nrows[24];
-        const char *params[10] = {run->opts->task_id,
+                                  const char *status, int64_t rows,
+                                  const char *old_type) {
+        char idx[16], nrows[24], *spec = run_step_spec(run, step, old_type);
+        const char *params[11] = {run->opts->task_id,
                                   idx,
                                   drv_op_name(step->op),
                                   step->fingerprint,
@@ -410,22 +441,28 @@ static drv_err_t run_ledger_write(run_t *run, const drv_step_t *step,
                                   run->plan->dataset,
                                   status,
                                   nrows,
+                                  spec,
                                   run->to_str,
                                   run->from_str};
         int last = !strcmp(status, "done") &&
                    (size_t)step->index + 1 == run->plan->steps_cnt;
         drv_err_t err;
 
+        if (!spec)
+                return drv_err_set(
+                    run->errstr, sizeof(run->errstr), DRV_ERR_NOMEM,
+                    "out of memory recording step %d", step->index);
         snprintf(idx, sizeof(idx), "%d", step->index);
         snprintf(nrows, sizeof(nrows), "%lld", (long long)rows);
         err = drv_db_exec(run->conn,
                           last ? "WITH step AS (" RUN_LEDGER_UPSERT ")"
                                  " UPDATE drover.datasets SET version ="
-                                 " $9::int, updated_at = now(), task_id = $1"
-                                 " WHERE dataset = $6 AND version = $10::int"
+                                 " $10::int, updated_at = now(), task_id = $1"
+                                 " WHERE dataset = $6 AND version = $11::int"
                                : RUN_LEDGER_UPSERT,
-                          last ? 10 : 8, params, NULL, run->res->sqlstate,
+                          last ? 11 : 9, params, NULL, run->res->sqlstate,
                           run->errstr, sizeof(run->errstr));
+        free(spec);
         if (!err && last)
                 run->version_set = 1;
         return err;
@@ -481,7 +518,8 @@ static drv_err_t run_txn_timeout(run_t *run, long step_ms) {
  * on its own, then the ledger txn. */
 static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                                 const ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0,
+                            0,         0,    "",        ""};
         int autocommit = drv_op_needs_autocommit(step, 0);
         long step_ms = drv_step_timeout_ms(step, run->stmt_ms);
         drv_err_t err;
@@ -498,7 +536,8 @@ static drv_err_t run_plain_step(run_t *run, const drv_step_t *step,
                 drv_db_rollback(run->conn);
                 return run_fail(run, step, err, ctx.sqlstate);
         }
-        if ((err = run_ledger_write(run, step, "done", ctx.rows)) ||
+        if ((err =
+                 run_ledger_write(run, step, "done", ctx.rows, ctx.old_type)) ||
             (!run->one_txn && (err = drv_db_commit(run->conn, run->errstr,
                                                    sizeof(run->errstr))))) {
                 drv_db_rollback(run->conn);
@@ -632,7 +671,8 @@ static void run_crash_point(int batches) {
 
 static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
                                   ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0, 0, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0,
+                            0,         0,    "",        ""};
         int64_t total, start_rows;
         drv_batch_t b;
         drv_err_t err;
@@ -668,7 +708,7 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
         }
         if ((err = drv_db_begin(run->conn, run->lock_ms, run->stmt_ms,
                                 run->errstr, sizeof(run->errstr))) ||
-            (err = run_ledger_write(run, step, "done", lg->rows)) ||
+            (err = run_ledger_write(run, step, "done", lg->rows, NULL)) ||
             (err = drv_db_commit(run->conn, run->errstr, sizeof(run->errstr))))
                 goto fail;
         /* progress first: its listener adds this step's rows to the rows
@@ -832,7 +872,8 @@ static drv_err_t run_dry_tables(run_t *run, const drv_step_t *step) {
 
 static drv_err_t run_dry_step(run_t *run, const drv_step_t *step,
                               const ledger_t *lg) {
-        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 1, 1, 0, ""};
+        drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 1,
+                            1,         0,    "",        ""};
         int unchecked = 0;
         drv_sql_t *sql;
         drv_batch_t b;
@@ -939,32 +980,41 @@ int drv_plan_one_txn(const drv_plan_t *plan, int dry_run) {
 }
 
 /* BEGIN (no lock_timeout yet: the dataset lock is waited for as the
- * session lock is), then the dataset's lock for the transaction, waited
- * for or tried, together with the run's lock_timeout for what follows.
- * A transaction-scoped advisory lock conflicts with the session-level
- * one of the same key, so both paths exclude each other. */
+ * session lock is), then the dataset's lock for the transaction
+ * (drv_dataset_txn_lock).  A transaction-scoped advisory lock conflicts
+ * with the session-level one of the same key, so both paths exclude
+ * each other. */
 static drv_err_t run_txn_begin(run_t *run) {
-        char sql[160], lock_ms[24];
-        const char *params[2] = {run->plan->dataset, lock_ms};
-        PGresult *res;
         drv_err_t err;
 
         if ((err = drv_db_begin(run->conn, 0, run->stmt_ms, run->errstr,
                                 sizeof(run->errstr))))
                 return err;
         run->txn_stmt_ms = run->stmt_ms;
-        snprintf(lock_ms, sizeof(lock_ms), "%ld", run->lock_ms);
+        return drv_dataset_txn_lock(
+            run->conn, run->plan->dataset, run->opts->wait_for_lock,
+            run->lock_ms, run->res->sqlstate, run->errstr, sizeof(run->errstr));
+}
+
+drv_err_t drv_dataset_txn_lock(PGconn *conn, const char *dataset, int wait,
+                               long lock_ms, char sqlstate[6], char *errstr,
+                               size_t errstr_size) {
+        char sql[160], ms[24];
+        const char *params[2] = {dataset, ms};
+        PGresult *res;
+        drv_err_t err;
+
+        snprintf(ms, sizeof(ms), "%ld", lock_ms);
         snprintf(sql, sizeof(sql),
                  "SELECT %s(%d, hashtext($1)), set_config("
                  "'lock_timeout', $2, true)",
-                 run->opts->wait_for_lock ? "pg_advisory_xact_lock"
-                                          : "pg_try_advisory_xact_lock",
+                 wait ? "pg_advisory_xact_lock" : "pg_try_advisory_xact_lock",
                  DRV_RUN_LOCK_CLASS);
-        err = drv_db_exec(run->conn, sql, 2, params, &res, run->res->sqlstate,
-                          run->errstr, sizeof(run->errstr));
+        err = drv_db_exec(conn, sql, 2, params, &res, sqlstate, errstr,
+                          errstr_size);
         if (err)
                 return err;
-        err = run_lock_granted(run, res);
+        err = lock_granted(dataset, wait, res, errstr, errstr_size);
         PQclear(res);
         return err;
 }

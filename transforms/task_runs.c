@@ -441,6 +441,12 @@ drv_err_t drv_task_run_exists(PGconn *conn, const char *task_id, int *existsp,
  * Listings (drover status, GET /api/migrations)
  * ------------------------------------------------------------------------
  */
+/* A row's kind: "rollback" for a rollback task (its entity ref's kind,
+ * DRV_ROLLBACK_KIND, as drover writes it), else "migrate". */
+#define TR_KIND_SQL                                                \
+        "CASE WHEN entity_ref LIKE '" DRV_ROLLBACK_KIND ":%' THEN" \
+        " 'rollback' ELSE 'migrate' END"
+
 /* drover status: the columns of the table (transforms.h). */
 static const char tr_status_sql[] =
     "SELECT dataset, status,"
@@ -451,7 +457,7 @@ static const char tr_status_sql[] =
     " coalesce(steps_done, 0), coalesce(steps_total, 0), rows_done,"
     " coalesce(last_error->>'class', ''),"
     " coalesce(last_error->>'message', ''), task_id, attempts,"
-    " coalesce(worker, '')"
+    " coalesce(worker, ''), " TR_KIND_SQL
     " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)"
     " ORDER BY coalesce(started_at, updated_at) DESC, task_id"
     " LIMIT CASE WHEN $2::int > 0 THEN $2::int END";
@@ -466,7 +472,7 @@ static const char tr_counts_sql[] =
 /* GET /api/migrations: whole rows, unfinished first, as one JSON array. */
 static const char tr_json_sql[] =
     "SELECT coalesce(json_agg(r), '[]'::json)::text FROM ("
-    " SELECT * FROM drover.task_runs"
+    " SELECT *, " TR_KIND_SQL " AS kind FROM drover.task_runs"
     " WHERE ($1::text IS NULL OR dataset = $1::text)"
     "   AND ($2::text IS NULL OR status = $2::text)"
     " ORDER BY (status IN ('running', 'retrying', 'queued')) DESC,"

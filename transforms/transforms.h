@@ -471,7 +471,8 @@ drv_err_t drv_task_run_exists(PGconn *conn, const char *task_id, int *existsp,
  *   0 dataset  1 status  2 started_at  3 completed_at (UTC "YYYY-MM-DD
  *   HH24:MI:SS", "" when NULL)  4 steps_done  5 steps_total  6 rows_done
  *   7 error class  8 error message ("" when none)  9 task_id
- *   10 attempts  11 worker ("" when NULL). */
+ *   10 attempts  11 worker ("" when NULL)  12 kind ("migrate", or
+ *   "rollback" for a rollback task). */
 drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
                                PGresult **resp, char *errstr,
                                size_t errstr_size);
@@ -482,7 +483,8 @@ drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
 drv_err_t drv_task_runs_counts(PGconn *conn, const char *dataset, long *activep,
                                long *finalp, char *errstr, size_t errstr_size);
 
-/* GET /api/migrations: at most `limit` whole rows as one JSON array text
+/* GET /api/migrations: at most `limit` whole rows, each with its "kind"
+ * (as drv_task_runs_status's), as one JSON array text
  * (unfinished first, then by completion, newest first), filtered by
  * `dataset` and `status` (each NULL: any).  On DRV_OK *jsonp is
  * malloc'ed (caller frees); "[]" when schema drover or the table does
@@ -654,6 +656,111 @@ drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
 drv_err_t drv_plan_done_steps(PGconn *conn, const drv_plan_t *plan, int *donep,
                               char sqlstate[6], char *errstr,
                               size_t errstr_size);
+
+/*
+ * ------------------------------------------------------------------------
+ * Rollback (rollback.c): undo a dataset's migrations down to a version
+ * through each done step's inverse, derived from what its ledger row
+ * recorded when it ran (drover.step_ledger.spec).  `drover rollback`,
+ * POST /api/rollback and the worker (a rollback task) call these.
+ * ------------------------------------------------------------------------
+ */
+/* A task is a rollback when its params carry DRV_ROLLBACK_TO_PARAM (the
+ * target version, decimal); DRV_ROLLBACK_FROM_PARAM (optional) is the
+ * version it was made at: a worker refuses it (version_conflict) when
+ * the dataset is elsewhere by then.  drover's own rollback tasks name
+ * entity ref "rollback:default/<dataset>" (DRV_ROLLBACK_KIND), so the
+ * status shows their kind; the worker reads only the params. */
+#define DRV_ROLLBACK_TO_PARAM   "drover.rollback_to"
+#define DRV_ROLLBACK_FROM_PARAM "drover.rollback_from"
+#define DRV_ROLLBACK_KIND       "rollback"
+
+typedef struct drv_rollback_step_s {
+        char task_id[128]; /* the forward task that ran it */
+        int step;          /* its index in its plan */
+        char op[32];
+        char fingerprint[65];
+        char plan_fingerprint[80];
+        char plan[400];      /* the plan's ref ("fingerprint ..." when the
+                                row has no spec) */
+        int from, to;        /* the plan's versions */
+        json_t *spec;        /* what it recorded; NULL: nothing (ran before
+                                rollback support) */
+        json_t *inverse;     /* {"op": action, ...}; NULL: irreversible */
+        char why[256];       /* irreversible: why */
+        char finished[32];   /* finished_at, sortable text */
+        int nospec_in_chain; /* spec-less step of a plan being undone */
+} drv_rollback_step_t;
+
+typedef struct drv_rollback_s {
+        char dataset[DRV_DATASET_MAX + 1];
+        long version;    /* the dataset's; -1: no drover.datasets row */
+        long to_version; /* the target */
+        /* the steps above the target, newest plan and last step first:
+         * the first undo_cnt have a spec and are undone, in this order;
+         * the others are spec-less rows of unknown version */
+        drv_rollback_step_t *steps;
+        size_t steps_cnt, undo_cnt;
+        char refusal[512]; /* why no rollback to the target can run
+                              (versions, a gap in the recorded plans) */
+} drv_rollback_t;
+
+/* The inverse of a done step of op `op` from the spec its ledger row
+ * recorded, by the op table's `invert` (transforms/ops.c): a new action
+ * object in *invp (caller decrefs).  DRV_ERR_INVALID_PLAN with errstr
+ * saying why when it has none (an irreversible op, a declared inverse
+ * missing, no spec).  Pure: no SQL. */
+drv_err_t drv_rollback_inverse(const char *op, const json_t *spec,
+                               json_t **invp, char *errstr, size_t errstr_size);
+
+/* Read what rolling `dataset` back to `to_version` undoes (reads only).
+ * On DRV_OK *rbp is new (drv_rollback_destroy) and may still be refused:
+ * see drv_rollback_check.  A bad dataset or version is
+ * DRV_ERR_INVALID_PARAM; a database error its drv_db_error error. */
+drv_err_t drv_rollback_plan(PGconn *conn, const char *dataset, long to_version,
+                            drv_rollback_t **rbp, char *errstr,
+                            size_t errstr_size);
+void drv_rollback_destroy(drv_rollback_t *rb);
+
+/* DRV_OK when `rb` can run; DRV_ERR_VERSION_CONFLICT for rb->refusal
+ * (target not below the version, a gap in the recorded plans);
+ * DRV_ERR_INVALID_PLAN naming the dataset, the plan and the first
+ * (newest) step index:op that cannot be undone. */
+drv_err_t drv_rollback_check(const drv_rollback_t *rb, char *errstr,
+                             size_t errstr_size);
+
+/* `rb` as a new JSON object (caller decrefs; NULL on out of memory):
+ * {"dataset", "version", "to_version", "refusal" (absent when none),
+ *  "steps": [{"plan", "task_id", "step", "op", "from", "to",
+ *  "inverse" | "irreversible"}] in undo order}. */
+json_t *drv_rollback_json(const drv_rollback_t *rb);
+
+/* The entity ref of a rollback task for `rb`: the newest undone plan's
+ * ref with kind DRV_ROLLBACK_KIND ("rollback:default/orders-v3"), into
+ * out.  DRV_ERR_INVALID_PARAM when rb undoes nothing. */
+drv_err_t drv_rollback_entity_ref(const drv_rollback_t *rb, char *out,
+                                  size_t out_size, char *errstr,
+                                  size_t errstr_size);
+
+/* Whether `task` is a rollback: 1 with *top (the target) and *fromp
+ * (the version it was made at, -1 when not given) from its params; 0
+ * when it is not one; -1 when a param is not a version (0 to
+ * 2147483647). */
+int drv_rollback_task_versions(const drv_task_t *task, long *top, long *fromp);
+
+/* Run a rollback task: opts->task_id, opts->dataset, to `to_version`,
+ * refused when the dataset is not at `expect_from` (-1: any version).
+ * One transaction: the dataset's runner lock (transaction-scoped),
+ * drv_rollback_plan + drv_rollback_check, each inverse newest first with
+ * its ledger row under opts->task_id (the forward row marked
+ * rolled_back), the version moved, opts->on_commit, COMMIT.  A task
+ * whose rollback rows exist is DONE at once (a redelivery).  A dry run
+ * plans and checks only.  res as drv_plan_run's (res->one_txn unless a
+ * dry run);
+ * returns res->err. */
+drv_err_t drv_rollback_run(PGconn *conn, const drv_run_opts_t *opts,
+                           long to_version, long expect_from,
+                           drv_run_result_t *res);
 
 /*
  * ------------------------------------------------------------------------

@@ -15,6 +15,7 @@
  *   GET  /api/repair       a dataset's repair dry run (?dataset=)
  *   POST /api/repair       repair a dataset (bearer token), audited
  *   GET  /api/repair/audit the repair audit rows (?dataset=&limit=)
+ *   POST /api/rollback     a rollback's dry run, or its task (bearer token)
  *   GET  /                 the status page (embedded consumer/admin/web/)
  */
 #include "admin_db.h"
@@ -292,10 +293,6 @@ static enum MHD_Result handle_repair_post(drv_admin_t *admin,
         json_t *body;
         enum MHD_Result ret;
 
-        if (req->too_large)
-                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "request body too large (at most 65536 "
-                                  "bytes)");
         if (drv_admin_parse_repair_body(req->body, req->len, &rc.rp, &body,
                                         errstr, sizeof(errstr)))
                 return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
@@ -425,34 +422,18 @@ static void submit_queue(drv_admin_t *admin, const drv_task_t *task,
                         task->task_id, unqueue ? "delete" : "write", errstr);
 }
 
-/* The complete POST /api/tasks body is in req: parse, check, encode,
- * produce. */
-static enum MHD_Result handle_submit(drv_admin_t *admin,
-                                     struct MHD_Connection *c, request_t *req) {
+/* Encode and produce a checked task (key: its dataset); 202 with its id,
+ * dataset and topic, or the error. */
+static enum MHD_Result submit_produce(drv_admin_t *admin,
+                                      struct MHD_Connection *c,
+                                      const drv_task_t *task) {
         char errstr[512];
-        drv_task_t *task = NULL;
         void *buf = NULL;
         size_t len = 0;
-        unsigned status;
         enum MHD_Result ret;
 
-        if (req->too_large)
-                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                                  "request body too large (at most 65536 "
-                                  "bytes)");
-        if (drv_admin_parse_task_body(req->body, req->len, admin->topic,
-                                      admin->token_label, &task, errstr,
-                                      sizeof(errstr)))
-                return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
-        if (!admin->kafka || !admin->store)
-                ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                 "kafka is not configured for submissions");
-        else if ((status =
-                      submit_resolve(admin, task, errstr, sizeof(errstr))) ||
-                 (status = submit_task_id(admin, task, errstr, sizeof(errstr))))
-                ret = send_error(c, status, errstr);
-        else if (drv_task_encode(admin->store, task, &buf, &len, errstr,
-                                 sizeof(errstr)))
+        if (drv_task_encode(admin->store, task, &buf, &len, errstr,
+                            sizeof(errstr)))
                 ret = send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
         else if (submit_queue(admin, task, 0),
                  drv_admin_kafka_produce(admin->kafka, task->dataset, buf, len,
@@ -471,11 +452,145 @@ static enum MHD_Result handle_submit(drv_admin_t *admin,
                                           admin->topic));
         }
         free(buf);
+        return ret;
+}
+
+/* The complete POST /api/tasks body is in req: parse, check, encode,
+ * produce. */
+static enum MHD_Result handle_submit(drv_admin_t *admin,
+                                     struct MHD_Connection *c, request_t *req) {
+        char errstr[512];
+        drv_task_t *task = NULL;
+        unsigned status;
+        enum MHD_Result ret;
+
+        if (drv_admin_parse_task_body(req->body, req->len, admin->topic,
+                                      admin->token_label, &task, errstr,
+                                      sizeof(errstr)))
+                return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+        if (!admin->kafka || !admin->store)
+                ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "kafka is not configured for submissions");
+        else if ((status =
+                      submit_resolve(admin, task, errstr, sizeof(errstr))) ||
+                 (status = submit_task_id(admin, task, errstr, sizeof(errstr))))
+                ret = send_error(c, status, errstr);
+        else
+                ret = submit_produce(admin, c, task);
         drv_task_destroy(task);
         return ret;
 }
 
-/* First call of a POST (/api/tasks, /api/repair): refuse before reading
+/*
+ * ------------------------------------------------------------------------
+ * Rollback (transforms/rollback.c): POST the dry run, or with "execute"
+ * the rollback task, produced as POST /api/tasks produces a task.
+ * ------------------------------------------------------------------------
+ */
+typedef struct rollback_call_s {
+        const drv_admin_rollback_t *rq;
+        json_t *out;       /* drv_rollback_json */
+        drv_err_t refused; /* drv_rollback_check's (why) */
+        char why[512];
+        char ref[400]; /* execute: the task's entity ref */
+        long version;  /* the dataset's */
+} rollback_call_t;
+
+static drv_err_t rollback_fn(PGconn *conn, void *arg, char *errstr,
+                             size_t errstr_size) {
+        rollback_call_t *rc = arg;
+        drv_rollback_t *rb = NULL;
+        drv_err_t err;
+
+        if ((err = drv_rollback_plan(conn, rc->rq->dataset, rc->rq->to_version,
+                                     &rb, errstr, errstr_size)))
+                return err;
+        rc->out = drv_rollback_json(rb);
+        rc->version = rb->version;
+        rc->refused = drv_rollback_check(rb, rc->why, sizeof(rc->why));
+        if (!rc->refused && rc->rq->execute)
+                rc->refused = drv_rollback_entity_ref(
+                    rb, rc->ref, sizeof(rc->ref), rc->why, sizeof(rc->why));
+        drv_rollback_destroy(rb);
+        return DRV_OK;
+}
+
+/* The rollback task of rc: params drover.rollback_to / _from. */
+static enum MHD_Result rollback_submit(drv_admin_t *admin,
+                                       struct MHD_Connection *c,
+                                       const rollback_call_t *rc) {
+        char errstr[512], to[24], from[24];
+        drv_task_t *task = drv_task_new();
+        unsigned status;
+        enum MHD_Result ret;
+
+        snprintf(to, sizeof(to), "%ld", rc->rq->to_version);
+        snprintf(from, sizeof(from), "%ld", rc->version);
+        if (!admin->kafka || !admin->store) {
+                drv_task_destroy(task);
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "kafka is not configured for submissions");
+        }
+        if (!task || !(task->entity_ref = strdup(rc->ref)) ||
+            !(task->dataset = strdup(rc->rq->dataset)) ||
+            !(task->requested_by = strdup(admin->token_label)) ||
+            (rc->rq->task_id && !(task->task_id = strdup(rc->rq->task_id))) ||
+            drv_task_add_param(task, DRV_ROLLBACK_TO_PARAM, to) ||
+            drv_task_add_param(task, DRV_ROLLBACK_FROM_PARAM, from)) {
+                drv_task_destroy(task);
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "out of memory");
+        }
+        task->requested_at = drv_now_ms();
+        if ((status = submit_task_id(admin, task, errstr, sizeof(errstr))))
+                ret = send_error(c, status, errstr);
+        else
+                ret = submit_produce(admin, c, task);
+        drv_task_destroy(task);
+        return ret;
+}
+
+/* The complete POST /api/rollback body is in req: 200 the dry run, 202
+ * the submitted task, 409 a refusal (with the dry run), 400 a bad
+ * request, 503 no database or kafka. */
+static enum MHD_Result
+handle_rollback(drv_admin_t *admin, struct MHD_Connection *c, request_t *req) {
+        drv_admin_rollback_t rq;
+        rollback_call_t rc = {.rq = &rq};
+        char errstr[512];
+        json_t *body;
+        drv_err_t err;
+        enum MHD_Result ret;
+
+        if (drv_admin_parse_rollback_body(req->body, req->len, &rq, &body,
+                                          errstr, sizeof(errstr)))
+                return send_error(c, MHD_HTTP_BAD_REQUEST, errstr);
+        if (!admin->db)
+                ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 "no database configured");
+        else if ((err = drv_admin_db_call(admin->db, rollback_fn, &rc, errstr,
+                                          sizeof(errstr))))
+                ret = send_error(c,
+                                 err == DRV_ERR_INVALID_PARAM
+                                     ? MHD_HTTP_BAD_REQUEST
+                                     : MHD_HTTP_SERVICE_UNAVAILABLE,
+                                 errstr);
+        else if (rc.refused) {
+                ret = send_json(c, MHD_HTTP_CONFLICT,
+                                json_pack("{s:s, s:O}", "error", rc.why,
+                                          "rollback", rc.out));
+        } else if (!rq.execute) {
+                ret = send_json(c, MHD_HTTP_OK, json_incref(rc.out));
+        } else {
+                ret = rollback_submit(admin, c, &rc);
+        }
+        json_decref(rc.out);
+        json_decref(body);
+        return ret;
+}
+
+/* First call of a POST (/api/tasks, /api/repair, /api/rollback): refuse
+ * before reading
  * the body when the token or the declared length is wrong.  MHD_YES with
  * *donep set when a response was queued. */
 static enum MHD_Result post_precheck(drv_admin_t *admin,
@@ -488,6 +603,9 @@ static enum MHD_Result post_precheck(drv_admin_t *admin,
                 return send_error(c, MHD_HTTP_FORBIDDEN,
                                   route == DRV_ADMIN_ROUTE_REPAIR
                                       ? "repairs are disabled (no admin "
+                                        "token configured)"
+                                  : route == DRV_ADMIN_ROUTE_ROLLBACK
+                                      ? "rollbacks are disabled (no admin "
                                         "token configured)"
                                       : "submissions are disabled (no admin "
                                         "token configured)");
@@ -504,6 +622,13 @@ static enum MHD_Result post_precheck(drv_admin_t *admin,
                                   "bytes)");
         *donep = 0;
         return MHD_YES;
+}
+
+/* 1 for the routes that take a POST body behind the bearer token. */
+static int route_posts(drv_admin_route_t route) {
+        return route == DRV_ADMIN_ROUTE_TASKS ||
+               route == DRV_ADMIN_ROUTE_REPAIR ||
+               route == DRV_ADMIN_ROUTE_ROLLBACK;
 }
 
 /* Append upload data to req, up to the cap. */
@@ -525,6 +650,10 @@ static void body_append(request_t *req, const char *data, size_t len) {
 
 static enum MHD_Result dispatch(drv_admin_t *admin, struct MHD_Connection *c,
                                 const char *url, request_t *req) {
+        if (route_posts(req->route) && req->too_large)
+                return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                  "request body too large (at most 65536 "
+                                  "bytes)");
         switch (req->route) {
         case DRV_ADMIN_ROUTE_METRICS:
                 return handle_metrics(c);
@@ -542,6 +671,8 @@ static enum MHD_Result dispatch(drv_admin_t *admin, struct MHD_Connection *c,
                 return handle_repair_get(admin, c, req->route);
         case DRV_ADMIN_ROUTE_REPAIR:
                 return handle_repair_post(admin, c, req);
+        case DRV_ADMIN_ROUTE_ROLLBACK:
+                return handle_rollback(admin, c, req);
         case DRV_ADMIN_ROUTE_STATIC:
                 return handle_static(c, url);
         case DRV_ADMIN_ROUTE_METHOD_NOT_ALLOWED:
@@ -574,8 +705,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                         return MHD_NO;
                 req->route = drv_admin_route(method, url);
                 *con_cls = req;
-                if (req->route != DRV_ADMIN_ROUTE_TASKS &&
-                    req->route != DRV_ADMIN_ROUTE_REPAIR)
+                if (!route_posts(req->route))
                         return MHD_YES;
                 ret = post_precheck(admin, c, req->route, &done);
                 req->answered = done;
@@ -586,8 +716,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                 return MHD_YES;
         }
         if (*upload_size) {
-                if (req->route == DRV_ADMIN_ROUTE_TASKS ||
-                    req->route == DRV_ADMIN_ROUTE_REPAIR)
+                if (route_posts(req->route))
                         body_append(req, upload, *upload_size);
                 *upload_size = 0; /* consumed (or discarded) */
                 return MHD_YES;

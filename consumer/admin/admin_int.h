@@ -34,6 +34,7 @@ typedef enum drv_admin_route_e {
         DRV_ADMIN_ROUTE_REPAIR_SHOW,  /* GET /api/repair: the dry run */
         DRV_ADMIN_ROUTE_REPAIR,       /* POST /api/repair (bearer token) */
         DRV_ADMIN_ROUTE_REPAIR_AUDIT, /* GET /api/repair/audit */
+        DRV_ADMIN_ROUTE_ROLLBACK,     /* POST /api/rollback (bearer token) */
         DRV_ADMIN_ROUTE_STATIC,       /* GET of a file of the status page */
 } drv_admin_route_t;
 
@@ -80,6 +81,26 @@ drv_err_t drv_admin_parse_task_body(const char *body, size_t len,
 drv_err_t drv_admin_parse_repair_body(const char *body, size_t len,
                                       drv_repair_t *rp, json_t **rootp,
                                       char *errstr, size_t errstr_size);
+
+/* A POST /api/rollback request. */
+typedef struct drv_admin_rollback_s {
+        const char *dataset; /* drv_dataset_valid */
+        long to_version;     /* 0 .. INT32_MAX */
+        int execute;         /* 0: the dry run */
+        const char *task_id; /* execute: the task's id; NULL: a new one */
+} drv_admin_rollback_t;
+
+/* Parse a POST /api/rollback body (len bytes, need not be
+ * NUL-terminated):
+ *   {"dataset": D, "to_version": N, "execute"?: bool, "task_id"?: UUID}
+ * and no other field.  On DRV_OK *rootp is the parsed body (caller
+ * decrefs) and rq's strings point into it.  On failure
+ * DRV_ERR_INVALID_PARAM (or DRV_ERR_NOMEM) with errstr naming the field
+ * and the rule it breaks; *rootp NULL. */
+drv_err_t drv_admin_parse_rollback_body(const char *body, size_t len,
+                                        drv_admin_rollback_t *rq,
+                                        json_t **rootp, char *errstr,
+                                        size_t errstr_size);
 
 /* The requested_by of tasks submitted with `token`: "token:" and the
  * first 8 hex digits of its SHA-256, a stable label that names the token

@@ -31,6 +31,7 @@ static const struct {
     {"/api/repair", DRV_ADMIN_ROUTE_REPAIR_SHOW, 0},
     {"/api/repair", DRV_ADMIN_ROUTE_REPAIR, 1},
     {"/api/repair/audit", DRV_ADMIN_ROUTE_REPAIR_AUDIT, 0},
+    {"/api/rollback", DRV_ADMIN_ROUTE_ROLLBACK, 1},
     {"/", DRV_ADMIN_ROUTE_STATIC, 0},
     {"/index.html", DRV_ADMIN_ROUTE_STATIC, 0},
     {"/app.js", DRV_ADMIN_ROUTE_STATIC, 0},
@@ -314,6 +315,32 @@ out:
         return err;
 }
 
+/* DRV_OK when every key of `root` is one of known[0..n), else
+ * DRV_ERR_INVALID_PARAM naming the first other one and the known ones. */
+static drv_err_t known_fields(json_t *root, const char *const *known, size_t n,
+                              char *errstr, size_t errstr_size) {
+        char want[256] = "";
+        const char *key;
+        json_t *v;
+        size_t i;
+
+        json_object_foreach(root, key, v) {
+                for (i = 0; i < n; i++)
+                        if (!strcmp(key, known[i]))
+                                break;
+                if (i < n)
+                        continue;
+                for (i = 0; i < n; i++)
+                        snprintf(want + strlen(want),
+                                 sizeof(want) - strlen(want), "%s%s",
+                                 i ? ", " : "", known[i]);
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "unknown field \"%.64s\" (want %s)", key,
+                                   want);
+        }
+        return DRV_OK;
+}
+
 /*
  * ------------------------------------------------------------------------
  * POST /api/repair body
@@ -325,29 +352,17 @@ drv_err_t drv_admin_parse_repair_body(const char *body, size_t len,
         static const char *const known[] = {"dataset", "reason", "clear_failed",
                                             "set_version"};
         const json_t *clear, *ver;
-        const char *key;
-        json_t *root, *v;
+        json_t *root;
         drv_err_t err;
-        size_t i;
 
         memset(rp, 0, sizeof(*rp));
         *rootp = NULL;
         if ((err = load_object(body, len, &root, errstr, errstr_size)))
                 return err;
         /* a misspelt action must not turn into a repair without it */
-        json_object_foreach(root, key, v) {
-                for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-                        if (!strcmp(key, known[i]))
-                                break;
-                if (i == sizeof(known) / sizeof(known[0])) {
-                        err = drv_err_set(
-                            errstr, errstr_size, DRV_ERR_INVALID_PARAM,
-                            "unknown field \"%.64s\" (want dataset, reason, "
-                            "clear_failed, set_version)",
-                            key);
-                        goto out;
-                }
-        }
+        if ((err = known_fields(root, known, sizeof(known) / sizeof(known[0]),
+                                errstr, errstr_size)))
+                goto out;
         clear = json_object_get(root, "clear_failed");
         ver = json_object_get(root, "set_version");
         if ((err = get_text(root, "dataset", 1, &rp->dataset, errstr,
@@ -386,6 +401,66 @@ out:
         json_decref(root);
         memset(rp, 0, sizeof(*rp));
         return err == DRV_ERR_USAGE ? DRV_ERR_INVALID_PARAM : err;
+}
+
+/*
+ * ------------------------------------------------------------------------
+ * POST /api/rollback body
+ * ------------------------------------------------------------------------
+ */
+drv_err_t drv_admin_parse_rollback_body(const char *body, size_t len,
+                                        drv_admin_rollback_t *rq,
+                                        json_t **rootp, char *errstr,
+                                        size_t errstr_size) {
+        static const char *const known[] = {"dataset", "to_version", "execute",
+                                            "task_id"};
+        const json_t *to, *exe;
+        json_t *root;
+        drv_err_t err;
+
+        memset(rq, 0, sizeof(*rq));
+        *rootp = NULL;
+        if ((err = load_object(body, len, &root, errstr, errstr_size)))
+                return err;
+        if ((err = known_fields(root, known, sizeof(known) / sizeof(known[0]),
+                                errstr, errstr_size)))
+                goto out;
+        to = json_object_get(root, "to_version");
+        exe = json_object_get(root, "execute");
+        if ((err = get_text(root, "dataset", 1, &rq->dataset, errstr,
+                            errstr_size)) ||
+            (err = get_text(root, "task_id", 0, &rq->task_id, errstr,
+                            errstr_size)) ||
+            (err = drv_dataset_check(rq->dataset, errstr, errstr_size)))
+                goto out;
+        if (rq->task_id && !drv_uuid_valid(rq->task_id)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "invalid task id \"%.64s\": want a uuid "
+                                  "(8-4-4-4-12 hex digits)",
+                                  rq->task_id);
+                goto out;
+        }
+        if (!json_is_integer(to) || json_integer_value(to) < 0 ||
+            json_integer_value(to) > INT32_MAX) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "field \"to_version\" must be an integer "
+                                  "from 0 to %d",
+                                  INT32_MAX);
+                goto out;
+        }
+        if (exe && !json_is_boolean(exe)) {
+                err = drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                  "field \"execute\" must be a boolean");
+                goto out;
+        }
+        rq->to_version = (long)json_integer_value(to);
+        rq->execute = json_is_true(exe);
+        *rootp = root;
+        return DRV_OK;
+out:
+        json_decref(root);
+        memset(rq, 0, sizeof(*rq));
+        return err;
 }
 
 void drv_admin_token_label(const char *token, char out[15]) {

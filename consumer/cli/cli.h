@@ -26,6 +26,7 @@ int drv_cmd_dlq(int argc, char **argv);
 int drv_cmd_decode(int argc, char **argv);
 int drv_cmd_plan(int argc, char **argv);
 int drv_cmd_repair(int argc, char **argv);
+int drv_cmd_rollback(int argc, char **argv);
 /* 'drover plan run ...' (argv[0] is "run"), called by drv_cmd_plan. */
 int drv_cmd_plan_run(int argc, char **argv);
 

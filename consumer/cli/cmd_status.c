@@ -52,8 +52,9 @@ static void on_int(int sig) {
 static void print_table(PGresult *res) {
         int i, n = PQntuples(res);
 
-        printf("%-24s %-9s %-19s %-19s %7s %10s  %s\n", "DATASET", "STATUS",
-               "STARTED", "COMPLETED", "STEPS", "ROWS", "LAST ERROR");
+        printf("%-24s %-9s %-8s %-19s %-19s %7s %10s  %s\n", "DATASET",
+               "STATUS", "KIND", "STARTED", "COMPLETED", "STEPS", "ROWS",
+               "LAST ERROR");
         for (i = 0; i < n; i++) {
                 /* task- and error-derived text: escaped for the terminal */
                 char steps[32], err[128], e_err[512], e_ds[512], e_st[64];
@@ -63,11 +64,11 @@ static void print_table(PGresult *res) {
                          *PQgetvalue(res, i, 7) ? ": " : "",
                          PQgetvalue(res, i, 8));
                 printf(
-                    "%-24.24s %-9s %-19s %-19s %7s %10s  %s\n",
+                    "%-24.24s %-9s %-8s %-19s %-19s %7s %10s  %s\n",
                     drv_text_escape(PQgetvalue(res, i, 0), e_ds, sizeof(e_ds)),
                     drv_text_escape(PQgetvalue(res, i, 1), e_st, sizeof(e_st)),
-                    PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), steps,
-                    PQgetvalue(res, i, 6),
+                    PQgetvalue(res, i, 12), PQgetvalue(res, i, 2),
+                    PQgetvalue(res, i, 3), steps, PQgetvalue(res, i, 6),
                     drv_text_escape(err, e_err, sizeof(e_err)));
         }
         if (n == 0)
@@ -78,14 +79,15 @@ static void print_json(PGresult *res) {
         static const char *names[] = {
             "dataset",    "status",      "started_at", "completed_at",
             "steps_done", "steps_total", "rows",       "error_class",
-            "error",      "task_id",     "attempts",   "worker"};
+            "error",      "task_id",     "attempts",   "worker",
+            "kind"};
         json_t *arr = json_array();
         char *s;
         int i, c;
 
         for (i = 0; i < PQntuples(res); i++) {
                 json_t *o = json_object();
-                for (c = 0; c < 12; c++) {
+                for (c = 0; c < 13; c++) {
                         const char *v = PQgetvalue(res, i, c);
                         if ((c == 4 || c == 5 || c == 6 || c == 10))
                                 json_object_set_new(

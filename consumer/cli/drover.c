@@ -20,6 +20,7 @@ static const struct {
     {"decode", drv_cmd_decode, "print a task record (stdin) as JSON"},
     {"plan", drv_cmd_plan, "check, show or run a migration plan"},
     {"repair", drv_cmd_repair, "fix a dataset's failed ledger rows, audited"},
+    {"rollback", drv_cmd_rollback, "undo a dataset's migrations to a version"},
 };
 
 static void usage(FILE *fp) {

@@ -528,14 +528,72 @@ static drv_err_t exec_plan_run(drv_exec_t *ex, const drv_plan_t *plan,
         return err;
 }
 
-/* Resolve the plan and run it.  Returns the error (job->res filled). */
+/* The run options of a job, from the worker's config. */
+static void job_opts(drv_exec_t *ex, drv_job_t *job, drv_run_opts_t *opts) {
+        const drv_pool_conf_t *pc = &ex->pool->pc;
+
+        job->exec = ex;
+        job->steps_ran = 0;
+        job->progress_ms = drv_mono_ms();
+        memset(opts, 0, sizeof(*opts));
+        opts->task_id = job->task->task_id;
+        opts->dataset = job->task->dataset;
+        opts->dry_run = job->task->dry_run;
+        opts->params = job->task->params;
+        opts->params_cnt = job->task->params_cnt;
+        opts->allow_sql = pc->conf->allow_sql;
+        opts->worker = pc->conf->instance;
+        opts->lock_timeout_ms = pc->conf->lock_timeout_ms;
+        opts->statement_timeout_ms = pc->conf->statement_timeout_ms;
+        opts->batch_pause_ms = pc->conf->batch_pause_ms;
+        opts->wait_for_lock = 1;
+        opts->cancel = pc->cancel;
+        opts->progress = on_progress;
+        opts->progress_opaque = job;
+        opts->on_commit = job_commit;
+        opts->commit_opaque = job;
+}
+
+/* A rollback task (params drover.rollback_to / drover.rollback_from,
+ * docs/plans.md): no plan to resolve, the inverses of the ledger's steps
+ * run by drv_rollback_run in one transaction with the pending status
+ * (job_commit).  Refusals are dead letters: version_conflict (the
+ * version moved, the target is not below it), invalid_plan (a step that
+ * cannot be undone), invalid_param (a param that is not a version). */
+static drv_err_t job_run_rollback(drv_exec_t *ex, drv_job_t *job, int kind,
+                                  long to, long from, char *errstr,
+                                  size_t errstr_size) {
+        drv_run_opts_t opts;
+        drv_err_t err;
+
+        job_upsert(ex, job, "running");
+        if (kind < 0)
+                return drv_err_set(errstr, errstr_size, DRV_ERR_INVALID_PARAM,
+                                   "params \"%s\" and \"%s\" must be "
+                                   "versions (0 to 2147483647)",
+                                   DRV_ROLLBACK_TO_PARAM,
+                                   DRV_ROLLBACK_FROM_PARAM);
+        job_opts(ex, job, &opts);
+        err = drv_rollback_run(ex->conn, &opts, to, from, &job->res);
+        if (err)
+                snprintf(errstr, errstr_size, "%s", job->res.errmsg);
+        return err;
+}
+
+/* Resolve the plan and run it (a rollback task: job_run_rollback).
+ * Returns the error (job->res filled). */
 static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
                               size_t errstr_size) {
         const drv_pool_conf_t *pc = &ex->pool->pc;
         drv_plan_t *plan = NULL;
         drv_run_opts_t opts;
         drv_err_t err;
+        long to, from;
+        int kind;
 
+        if ((kind = drv_rollback_task_versions(job->task, &to, &from)))
+                return job_run_rollback(ex, job, kind, to, from, errstr,
+                                        errstr_size);
         err = drv_catalog_resolve(pc->catalog, job->task->entity_ref, &plan,
                                   errstr, errstr_size);
         /* running, with the plan's step count when it is known; a run in
@@ -558,26 +616,7 @@ static drv_err_t job_run_plan(drv_exec_t *ex, drv_job_t *job, char *errstr,
                 drv_plan_release(plan);
         if (err)
                 return err;
-        job->exec = ex;
-        job->steps_ran = 0;
-        job->progress_ms = drv_mono_ms();
-        memset(&opts, 0, sizeof(opts));
-        opts.task_id = job->task->task_id;
-        opts.dataset = job->task->dataset;
-        opts.dry_run = job->task->dry_run;
-        opts.params = job->task->params;
-        opts.params_cnt = job->task->params_cnt;
-        opts.allow_sql = pc->conf->allow_sql;
-        opts.worker = pc->conf->instance;
-        opts.lock_timeout_ms = pc->conf->lock_timeout_ms;
-        opts.statement_timeout_ms = pc->conf->statement_timeout_ms;
-        opts.batch_pause_ms = pc->conf->batch_pause_ms;
-        opts.wait_for_lock = 1;
-        opts.cancel = pc->cancel;
-        opts.progress = on_progress;
-        opts.progress_opaque = job;
-        opts.on_commit = job_commit;
-        opts.commit_opaque = job;
+        job_opts(ex, job, &opts);
         if (drv_plan_one_txn(plan, opts.dry_run)) {
                 pthread_mutex_lock(&ex->watch_lock);
                 ex->watching = 1;

@@ -2,7 +2,7 @@
  * tests/fuzz/fuzz_http_request.c: libFuzzer target for the admin server's
  * request-handling helpers (consumer/admin/admin_req.c): routing of method +
  * path + query, text validation of query values, the bearer check, and
- * the JSON body of POST /api/tasks.
+ * the JSON bodies of POST /api/tasks, /api/repair and /api/rollback.
  *
  * Input: [mode u8][data].  Mode 0: "METHOD\nURL"; 1: a query value; 2: an
  * Authorization header checked against a fixed token; else: a task body.
@@ -73,6 +73,26 @@ static void fuzz_repair_body(const char *d, size_t n) {
         json_decref(root);
 }
 
+/* The same bytes as a POST /api/rollback body: accepted means every rule
+ * holds. */
+static void fuzz_rollback_body(const char *d, size_t n) {
+        char errstr[512];
+        drv_admin_rollback_t rq;
+        json_t *root;
+
+        if (drv_admin_parse_rollback_body(d, n, &rq, &root, errstr,
+                                          sizeof(errstr))) {
+                if (root || !errstr[0])
+                        abort();
+                return;
+        }
+        if (!root || !drv_dataset_valid(rq.dataset) || rq.to_version < 0 ||
+            rq.to_version > INT32_MAX ||
+            (rq.task_id && !drv_uuid_valid(rq.task_id)))
+                abort();
+        json_decref(root);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *s;
 
@@ -97,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         default:
                 fuzz_body((const char *)data + 1, size - 1);
                 fuzz_repair_body((const char *)data + 1, size - 1);
+                fuzz_rollback_body((const char *)data + 1, size - 1);
         }
         free(s);
         return 0;

@@ -2,8 +2,9 @@
  * drover - tests/integration/test_admin_status_page.c: the status page in
  * a real browser.  task_runs holds rows (some running, with progress);
  * headless Chromium loads http://.../ and runs its JavaScript; the DOM it
- * dumps must show every row and the running ones' progress bars, and the
- * dataset's repairs from drover.repair_audit.  A
+ * dumps must show every row and the running ones' progress bars, a
+ * rollback task's kind, and the dataset's repairs from
+ * drover.repair_audit.  A
  * screenshot is kept as tests/artifacts/status_page.png.
  */
 #include "admin.h"
@@ -68,6 +69,20 @@ static void seed(void) {
                         fail_msg("insert: %s", PQerrorMessage(conn));
                 PQclear(res);
         }
+        /* a rollback task of the dataset: its kind shows */
+        snprintf(id, sizeof(id), "%s-rollback", dataset);
+        v[0] = id;
+        v[1] = dataset;
+        res = PQexecParams(conn,
+                           "INSERT INTO drover.task_runs (task_id, entity_ref,"
+                           " dataset, status, attempts, started_at,"
+                           " completed_at, steps_total, steps_done) VALUES"
+                           " ($1, 'rollback:default/customer-dataset-v2-"
+                           "migration', $2, 'done', 1, now(), now(), 3, 3)",
+                           2, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                fail_msg("insert: %s", PQerrorMessage(conn));
+        PQclear(res);
         /* a repair of the dataset (drover.repair_audit, as
          * transforms/repair.c writes it): version 1 -> 2, two rows
          * cleared */
@@ -157,7 +172,11 @@ static void test_page_shows_rows_and_progress_after_js_ran(void **state) {
         assert_non_null(strstr(dom, "width: 50%"));
         assert_non_null(strstr(dom, "12,345"));
         assert_non_null(strstr(dom, "version_conflict: dataset at version 3"));
-        assert_non_null(strstr(dom, "4 migrations"));
+        assert_non_null(strstr(dom, "5 migrations"));
+        /* the rollback task is marked as one */
+        assert_non_null(strstr(dom, "plan kind-rollback"));
+        assert_non_null(
+            strstr(dom, "title=\"rollback task: rollback:default/"));
         assert_null(strstr(dom, "cannot load migrations"));
         /* the repairs table, from /api/repair/audit (filtered by the
          * page's dataset) */

@@ -33,27 +33,8 @@ static void setup_names(void) {
         snprintf(tbl, sizeof(tbl), "t%d_%d", (int)getpid(), ++n);
 }
 
-/* Run SQL that must succeed; returns the first value (static buffer). */
-static const char *q(const char *fmt, ...) {
-        static char out[256];
-        char sql[4096];
-        PGresult *res;
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(sql, sizeof(sql), fmt, ap);
-        va_end(ap);
-        res = PQexec(conn, sql);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-            PQresultStatus(res) != PGRES_TUPLES_OK)
-                fail_msg("sql failed: %s: %s", sql, PQerrorMessage(conn));
-        snprintf(out, sizeof(out), "%s",
-                 PQntuples(res) && PQnfields(res) && !PQgetisnull(res, 0, 0)
-                     ? PQgetvalue(res, 0, 0)
-                     : "");
-        PQclear(res);
-        return out;
-}
+/* Run SQL that must succeed; returns the first value (drv_test_value). */
+#define q(...) drv_test_value(conn, __VA_ARGS__)
 
 /* A plan from a steps JSON text (tables named with %1$s = tbl). */
 static drv_plan_t *mkplan(const char *dataset, int from, int to,

@@ -224,22 +224,24 @@ check_exactly_once() {
   log "exactly once: $ntasks tasks, $ndatasets datasets, offsets at the end"
 }
 
-# produce_task ENTITY DATASET: one task written without drover (the Avro
-# writer of tests/chaos, single-object encoding) keyed by DATASET, its id
-# in $WORK/ids: how a producer that skips `drover submit`'s checks (e.g. of
-# the entity ref) reaches the worker.
+# produce_task ENTITY DATASET [PARAMS_JSON]: one task written without
+# drover (the Avro writer of tests/chaos, single-object encoding, schema
+# v1) keyed by DATASET, with the params of PARAMS_JSON (default none), its
+# id in $WORK/ids: how a producer that skips `drover submit`'s checks (e.g.
+# of the entity ref), or another language's, reaches the worker.
 produce_task() {
-  local id
-  id=$(/usr/bin/python3 - "$HERE/../.." "$1" "$2" "$WORK/task.bin" <<'PY'
-import os, sys, time, uuid
-root, ref, ds, out = sys.argv[1:5]
+  local id params='{}'
+  [ $# -lt 3 ] || params=$3
+  id=$(/usr/bin/python3 - "$HERE/../.." "$1" "$2" "$WORK/task.bin" "$params" <<'PY'
+import json, os, sys, time, uuid
+root, ref, ds, out, params = sys.argv[1:6]
 sys.path.insert(0, os.path.join(root, "tests", "chaos"))
 import avro_task
 w = avro_task.TaskWriter(os.path.join(root, "schema", "avro",
                                       "MigrationTask.v1.avsc"))
 tid = str(uuid.uuid4())
 open(out, "wb").write(w.encode(tid, ref, ds, int(time.time() * 1000),
-                               "another-producer", {}))
+                               "another-producer", json.loads(params)))
 print(tid)
 PY
   ) || fail "encode a task for $1"

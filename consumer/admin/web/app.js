@@ -49,7 +49,9 @@ function row(m) {
   tr.className = "row status-row-" + m.status;
   cell(tr, String(m.task_id || "").slice(0, 8), "mono").title = m.task_id;
   cell(tr, m.dataset);
-  cell(tr, m.entity_ref, "mono plan").title = m.entity_ref || "";
+  /* a rollback task (kind "rollback") shows its kind with its plan */
+  cell(tr, m.entity_ref, "mono plan kind-" + (m.kind || "migrate")).title =
+    (m.kind === "rollback" ? "rollback task: " : "") + (m.entity_ref || "");
   cell(tr, m.status, "status status-" + m.status);
   progressCell(tr, m);
   cell(tr, Number(m.rows_done || 0).toLocaleString("en-US"));
