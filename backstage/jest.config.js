@@ -28,7 +28,11 @@ module.exports = {
       roots: ['<rootDir>/plugins/drover/src'],
       setupFilesAfterEnv: ['<rootDir>/plugins/drover/src/setupTests.ts'],
       transform,
+      // Backstage's packages ship ES modules and import their assets
       transformIgnorePatterns: [],
+      moduleNameMapper: {
+        '\\.(css|svg|png|jpe?g|gif|woff2?|ttf|eot)$': '<rootDir>/jest/fileStub.js',
+      },
     },
   ],
 };

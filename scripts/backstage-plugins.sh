@@ -49,6 +49,7 @@ install() {
   fi
   # the sources, fresh every time (the workspace links point into plugins/)
   cp "$SRC/tsconfig.json" "$SRC/jest.config.js" "$INST/"
+  rm -rf "$INST/jest" && cp -r "$SRC/jest" "$INST/"
   for p in "${PLUGINS[@]}"; do
     find "$INST/plugins/$p" -mindepth 1 -maxdepth 1 ! -name node_modules \
       ! -name package.json -exec rm -rf {} +
