@@ -30,7 +30,7 @@ manifest_hash() {
 }
 
 install() {
-  local want have p
+  local want have p d
   command -v node >/dev/null || die "node is not installed: run scripts/deps.sh"
   want=$(manifest_hash)
   have=$(cat "$INST/.lock-sha256" 2>/dev/null || true)
@@ -49,7 +49,10 @@ install() {
   fi
   # the sources, fresh every time (the workspace links point into plugins/)
   cp "$SRC/tsconfig.json" "$SRC/jest.config.js" "$INST/"
-  rm -rf "$INST/jest" && cp -r "$SRC/jest" "$INST/"
+  for d in jest e2e; do
+    rm -rf "${INST:?}/$d"
+    cp -r "$SRC/$d" "$INST/"
+  done
   for p in "${PLUGINS[@]}"; do
     find "$INST/plugins/$p" -mindepth 1 -maxdepth 1 ! -name node_modules \
       ! -name package.json -exec rm -rf {} +

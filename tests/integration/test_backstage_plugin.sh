@@ -93,8 +93,23 @@ echo "ok - drover worker ready at $A"
 
 DROVER_PLUGIN_TEST_ADMIN_URL=$A DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
   DROVER_PLUGIN_TEST_PLAN=$work/catalog/plan.yaml \
-  "$ROOT/scripts/backstage-plugins.sh" test --ci --runInBand ||
+  "$ROOT/scripts/backstage-plugins.sh" test --ci --runInBand \
+  --selectProjects drover-backend drover ||
   fail "jest suites of the backstage plugins"
 # every test above ran against the worker: none was skipped
 ! grep -q '"token"\|'"$TOKEN" "$work/worker.err" || fail "the admin token reached the worker's log"
 echo "ok - backend plugin against the real worker, frontend plugin rendered"
+
+# The browser check (scripts/test.sh --full): the Migrations tab in
+# headless Chromium shows the seed's task done; screenshot in
+# tests/artifacts/backstage-migrations-tab.png.
+if [ "${DROVER_BACKSTAGE_E2E:-}" = 1 ]; then
+  CHROMIUM=${CHROMIUM:-$(command -v chromium || true)}
+  [ -x "$CHROMIUM" ] || fail "no chromium for the browser check (apt-get install chromium)"
+  CHROMIUM=$CHROMIUM DROVER_E2E_ARTIFACTS=$ROOT/tests/artifacts \
+    DROVER_PLUGIN_TEST_ADMIN_URL=$A DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
+    DROVER_PLUGIN_TEST_PLAN=$work/catalog/plan.yaml \
+    "$ROOT/scripts/backstage-plugins.sh" test --ci --runInBand \
+    --selectProjects e2e || fail "browser check of the Migrations tab"
+  echo "ok - Migrations tab in headless chromium: $ROOT/tests/artifacts/backstage-migrations-tab.png"
+fi
