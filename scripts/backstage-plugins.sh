@@ -6,6 +6,9 @@
 #   scripts/backstage-plugins.sh install     npm ci (cached), copy the sources
 #   scripts/backstage-plugins.sh tsc         tsc --noEmit over both plugins
 #   scripts/backstage-plugins.sh test [ARGS] jest (ARGS go to jest)
+#   scripts/backstage-plugins.sh bundle OUT  the backend plugin as one CommonJS
+#                                            file (Backstage and express left
+#                                            to the backend that loads it)
 #   scripts/backstage-plugins.sh dir         print the install directory
 #
 # npm ci runs into $DROVER_CACHE_DIR/backstage-plugins (git-ignored), again
@@ -18,7 +21,7 @@ SRC=$DROVER_ROOT/backstage
 INST=$DROVER_CACHE_DIR/backstage-plugins
 PLUGINS=(drover-backend drover)
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # The hash of everything npm ci reads.
 manifest_hash() {
@@ -65,6 +68,17 @@ case ${1:-} in
   install) install ;;
   tsc) install; cd "$INST" && exec node_modules/.bin/tsc --noEmit -p tsconfig.json ;;
   test) shift; install; cd "$INST" && exec node_modules/.bin/jest "$@" ;;
+  bundle)
+    [ -n "${2:-}" ] || die "bundle: name the output file"
+    out=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+    install
+    cd "$INST" && node -e '
+      require("esbuild").buildSync({
+        entryPoints: ["plugins/drover-backend/src/index.ts"],
+        outfile: process.argv[1], bundle: true, platform: "node",
+        format: "cjs", target: "node20", logLevel: "error",
+        external: ["@backstage/*", "express", "express-promise-router"],
+      });' "$out" ;;
   dir) echo "$INST" ;;
   *) usage; exit 2 ;;
 esac

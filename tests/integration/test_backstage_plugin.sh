@@ -40,12 +40,16 @@ ID=bp$$_$RANDOM
 DS=${ID}_customer
 TOKEN=bp-token-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 work=$(mktemp -d "/tmp/drover-$ID.XXXXXX")
-wpid=
+WPIDS=()
 cleanup() {
-  if [ -n "$wpid" ]; then
-    kill -9 "$wpid" 2>/dev/null
-    wait "$wpid" 2>/dev/null || true
-  fi
+  local p
+  for p in "${WPIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    kill -9 "$p" 2>/dev/null
+    wait "$p" 2>/dev/null || true
+  done
+  psql "$DROVER_TEST_DATABASE_URL" -X -q -c \
+    "DROP TABLE IF EXISTS $DS, ${DS}2" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,42 +58,53 @@ trap cleanup EXIT
 "$ROOT/scripts/backstage-plugins.sh" tsc || fail "tsc --noEmit"
 echo "ok - tsc --noEmit over both plugins"
 
-# The seed's plan under its own name, on a dataset of this run only, as
-# JSON (YAML's subset): the worker reads it, the jest suite's mock catalog
-# holds the same entity.  No drover.io/queue annotation: the worker's topic
-# is this run's own, not the seed's "dataset-migrations" the request names.
-psql "$DROVER_TEST_DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c \
-  "CREATE TABLE $DS AS SELECT g AS id, 'user' || g || '@example.org' AS email FROM generate_series(1, 2000) g; ALTER TABLE $DS ADD PRIMARY KEY (id)" ||
-  fail "create table $DS"
-mkdir -p "$work/catalog"
-cat >"$work/catalog/plan.yaml" <<JSON
+# plan DATASET DIR: a table DATASET and the seed's plan under its own name
+# on it, in DIR/plan.yaml, as JSON (YAML's subset): the worker reads it,
+# the jest suite's mock catalog holds the same entity.  No drover.io/queue
+# annotation: the worker's topic is this run's own, not the seed's
+# "dataset-migrations" the request names.
+plan() {
+  psql "$DROVER_TEST_DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c \
+    "CREATE TABLE $1 AS SELECT g AS id, 'user' || g || '@example.org' AS email FROM generate_series(1, 2000) g; ALTER TABLE $1 ADD PRIMARY KEY (id)" ||
+    fail "create table $1"
+  mkdir -p "$2"
+  cat >"$2/plan.yaml" <<JSON
 {"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
  "metadata": {"name": "customer-dataset-v2-migration"},
  "spec": {"type": "migration-plan", "lifecycle": "test", "owner": "tests",
-   "dataset": "$DS", "schemaVersion": {"from": 1, "to": 2},
+   "dataset": "$1", "schemaVersion": {"from": 1, "to": 2},
    "steps": [
-     {"op": "add_column", "table": "$DS", "column": {"name": "email_domain", "type": "text"}},
-     {"op": "backfill", "table": "$DS", "set": {"email_domain": "split_part(email, '@', 2)"}, "batch_size": 500},
-     {"op": "validate", "not_null": ["$DS.email_domain"]}]}}
+     {"op": "add_column", "table": "$1", "column": {"name": "email_domain", "type": "text"}},
+     {"op": "backfill", "table": "$1", "set": {"email_domain": "split_part(email, '@', 2)"}, "batch_size": 500},
+     {"op": "validate", "not_null": ["$1.email_domain"]}]}}
 JSON
-"$DROVER" plan check "$work/catalog/plan.yaml" >/dev/null || fail "plan check"
+  "$DROVER" plan check "$2/plan.yaml" >/dev/null || fail "plan check"
+}
 
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-A=http://127.0.0.1:$PORT
-DROVER_BROKERS=$DROVER_TEST_BROKERS DATABASE_URL=$DROVER_TEST_DATABASE_URL \
-  DROVER_TOPIC=drv-$ID DROVER_GROUP=drv-$ID DROVER_INSTANCE=$ID \
-  DROVER_CATALOG_DIR=$work/catalog DROVER_HTTP_LISTEN=127.0.0.1:$PORT \
-  DROVER_ADMIN_TOKEN=$TOKEN "$DROVER" worker --set topic_partitions=1 \
-  >"$work/worker.out" 2>"$work/worker.err" &
-wpid=$!
-for _ in $(seq 300); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/readyz")" = 200 ] && break
-  kill -0 "$wpid" 2>/dev/null || fail "the worker exited"
-  sleep 0.2
-done
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$A/readyz")" = 200 ] ||
-  fail "worker never ready: $(curl -s "$A/readyz")"
-echo "ok - drover worker ready at $A"
+# worker NAME CATALOG: a worker on a topic of its own with its admin
+# server; sets A to its URL once it is ready.
+worker() {
+  local port
+  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  A=http://127.0.0.1:$port
+  DROVER_BROKERS=$DROVER_TEST_BROKERS DATABASE_URL=$DROVER_TEST_DATABASE_URL \
+    DROVER_TOPIC=drv-$1 DROVER_GROUP=drv-$1 DROVER_INSTANCE=$1 \
+    DROVER_CATALOG_DIR=$2 DROVER_HTTP_LISTEN=127.0.0.1:$port \
+    DROVER_ADMIN_TOKEN=$TOKEN "$DROVER" worker --set topic_partitions=1 \
+    >"$work/worker.out" 2>>"$work/worker.err" &
+  WPIDS+=($!)
+  for _ in $(seq 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/readyz")" = 200 ] && break
+    kill -0 "${WPIDS[-1]}" 2>/dev/null || fail "the worker exited"
+    sleep 0.2
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/readyz")" = 200 ] ||
+    fail "worker never ready: $(curl -s "$A/readyz")"
+  echo "ok - drover worker $1 ready at $A"
+}
+
+plan "$DS" "$work/catalog"
+worker "$ID" "$work/catalog"
 
 DROVER_PLUGIN_TEST_ADMIN_URL=$A DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
   DROVER_PLUGIN_TEST_PLAN=$work/catalog/plan.yaml \
@@ -100,14 +115,64 @@ DROVER_PLUGIN_TEST_ADMIN_URL=$A DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
 ! grep -q '"token"\|'"$TOKEN" "$work/worker.err" || fail "the admin token reached the worker's log"
 echo "ok - backend plugin against the real worker, frontend plugin rendered"
 
-# The browser check (scripts/test.sh --full): the Migrations tab in
-# headless Chromium shows the seed's task done; screenshot in
+# scripts/test.sh --full: (1) the example wiring, a real Backstage backend
+# (scripts/backstage.sh: catalog + drover's plugin, its own database and
+# stack dir) serving this run's plan: the seed's curl with a static token
+# answered 202 and the task done; (2) the browser check: the Migrations tab
+# in headless Chromium shows the seed's task done; screenshot in
 # tests/artifacts/backstage-migrations-tab.png.
 if [ "${DROVER_BACKSTAGE_E2E:-}" = 1 ]; then
+  A1=$A
+  # (1) a second worker and dataset: the seed's plan not run yet
+  plan "${DS}2" "$work/catalog2"
+  worker "${ID}b" "$work/catalog2"
+  BS=$work/backstage-stack
+  BSDB=drover_bs_$ID
+  stop_backstage() {
+    DROVER_STACK_DIR=$BS "$ROOT/scripts/backstage.sh" stop >/dev/null 2>&1 || true
+    psql "$DROVER_TEST_DATABASE_URL" -X -q -d postgres \
+      -c "DROP DATABASE IF EXISTS $BSDB" >/dev/null 2>&1 || true
+  }
+  trap 'stop_backstage; cleanup' EXIT
+  BURL=$(DROVER_STACK_DIR=$BS BACKSTAGE_DATABASE_URL=$DROVER_TEST_DATABASE_URL \
+    BACKSTAGE_DB_NAME=$BSDB BACKSTAGE_CATALOG_DIR=$work/catalog2 \
+    DROVER_ADMIN_URL=$A DROVER_ADMIN_TOKEN=$TOKEN \
+    "$ROOT/scripts/backstage.sh" start | tail -n 1) || fail "scripts/backstage.sh start"
+  BTOKEN=$(cat "$BS/backstage.token")
+  seed='{"queue": "dataset-migrations", "payload": {"entity_ref": "component:default/customer-dataset-v2-migration"}}'
+  # 404 until the catalog has ingested the plan (nothing is submitted then)
+  for _ in $(seq 300); do
+    code=$(curl -s -o "$work/seed.json" -w '%{http_code}' \
+      -H "Authorization: Bearer $BTOKEN" -H 'Content-Type: application/json' \
+      -d "$seed" "$BURL/api/drover/tasks")
+    [ "$code" = 404 ] || break
+    sleep 1
+  done
+  [ "$code" = 202 ] || fail "seed's curl against backstage: $code $(cat "$work/seed.json")"
+  tid=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["taskId"])' "$work/seed.json")
+  done=0
+  for _ in $(seq 300); do
+    curl -s -H "Authorization: Bearer $BTOKEN" \
+      "$BURL/api/drover/migrations?dataset=${DS}2" >"$work/m.json"
+    if /usr/bin/python3 - "$work/m.json" "$tid" <<'PY'; then
+import json, sys
+rows = json.load(open(sys.argv[1]))["migrations"]
+sys.exit(0 if any(r["task_id"] == sys.argv[2] and r["status"] == "done" for r in rows) else 1)
+PY
+      done=1
+      break
+    fi
+    sleep 0.5
+  done
+  [ $done = 1 ] || fail "task $tid never done: $(cat "$work/m.json")"
+  ! grep -q "$TOKEN" "$work/seed.json" "$work/m.json" || fail "the admin token reached a response"
+  echo "ok - the seed's curl against a real Backstage backend: 202, task $tid done"
+  stop_backstage
+
   CHROMIUM=${CHROMIUM:-$(command -v chromium || true)}
   [ -x "$CHROMIUM" ] || fail "no chromium for the browser check (apt-get install chromium)"
   CHROMIUM=$CHROMIUM DROVER_E2E_ARTIFACTS=$ROOT/tests/artifacts \
-    DROVER_PLUGIN_TEST_ADMIN_URL=$A DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
+    DROVER_PLUGIN_TEST_ADMIN_URL=$A1 DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
     DROVER_PLUGIN_TEST_PLAN=$work/catalog/plan.yaml \
     "$ROOT/scripts/backstage-plugins.sh" test --ci --runInBand \
     --selectProjects e2e || fail "browser check of the Migrations tab"
