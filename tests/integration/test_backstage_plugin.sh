@@ -16,14 +16,7 @@ set -euo pipefail
 ROOT=${DROVER_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 DROVER=${DROVER_BIN:-$ROOT/build/consumer/drover}
 
-skip() {
-  if [ "${DROVER_REQUIRE_STACK:-}" = 1 ]; then
-    echo "not ok - $*" >&2
-    exit 1
-  fi
-  echo "skip: $*" >&2
-  exit 77
-}
+. "$ROOT/tests/integration/tap_lib.sh"
 fail() {
   echo "not ok - $*" >&2
   [ -f "${work:-}/worker.err" ] && tail -20 "$work/worker.err" >&2
@@ -31,7 +24,7 @@ fail() {
 }
 
 command -v node >/dev/null && command -v npm >/dev/null ||
-  skip "node or npm is not installed (scripts/deps.sh installs them)"
+  skip "node or npm is not installed (Node.js 20 with npm: README, Prerequisites)"
 [ -n "${DROVER_TEST_BROKERS:-}" ] && [ -n "${DROVER_TEST_DATABASE_URL:-}" ] ||
   skip "DROVER_TEST_BROKERS / DROVER_TEST_DATABASE_URL not set"
 [ -x "$DROVER" ] || fail "drover binary not found at $DROVER"
