@@ -11,7 +11,8 @@
 # dataset card.
 #
 # Skips (77) without node/npm or the stack, fails instead under
-# DROVER_REQUIRE_STACK=1; skips (77) on a sanitizer build of drover.  npm ci is cached by scripts/backstage-plugins.sh.
+# DROVER_REQUIRE_STACK=1; skips (77) on a sanitizer build of drover.  npm
+# ci is cached by scripts/backstage-plugins.sh.
 set -euo pipefail
 ROOT=${DROVER_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 DROVER=${DROVER_BIN:-$ROOT/build/consumer/drover}
@@ -108,10 +109,16 @@ worker "$ID" "$work/catalog"
 DROVER_PLUGIN_TEST_ADMIN_URL=$A DROVER_PLUGIN_TEST_ADMIN_TOKEN=$TOKEN \
   DROVER_PLUGIN_TEST_PLAN=$work/catalog/plan.yaml \
   "$ROOT/scripts/backstage-plugins.sh" test --ci --runInBand \
-  --selectProjects drover-backend drover ||
-  fail "jest suites of the backstage plugins"
-# every test above ran against the worker: none was skipped
-! grep -q '"token"\|'"$TOKEN" "$work/worker.err" || fail "the admin token reached the worker's log"
+  --selectProjects drover-backend drover --json \
+  --outputFile="$work/jest.json" || fail "jest suites of the backstage plugins"
+# every test ran, the backend's against the worker: none was skipped
+/usr/bin/python3 - "$work/jest.json" <<'PY' || fail "jest skipped tests"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["numPendingTests"] == 0 and r["numTodoTests"] == 0, r["numPendingTests"]
+assert r["numPassedTests"] >= 18, r["numPassedTests"]
+PY
+! grep -q "$TOKEN" "$work/worker.err" || fail "the admin token reached the worker's log"
 echo "ok - backend plugin against the real worker, frontend plugin rendered"
 
 # scripts/test.sh --full: (1) the example wiring, a real Backstage backend
