@@ -146,12 +146,13 @@ if [ "${DROVER_BACKSTAGE_E2E:-}" = 1 ]; then
     "$ROOT/scripts/backstage.sh" start | tail -n 1) || fail "scripts/backstage.sh start"
   BTOKEN=$(cat "$BS/backstage.token")
   seed='{"queue": "dataset-migrations", "payload": {"entity_ref": "component:default/customer-dataset-v2-migration"}}'
-  # 404 until the catalog has ingested the plan (nothing is submitted then)
+  # 503 while the catalog starts, 404 until it has ingested the plan
+  # (nothing is submitted then)
   for _ in $(seq 300); do
     code=$(curl -s -o "$work/seed.json" -w '%{http_code}' \
       -H "Authorization: Bearer $BTOKEN" -H 'Content-Type: application/json' \
       -d "$seed" "$BURL/api/drover/tasks")
-    [ "$code" = 404 ] || break
+    [ "$code" = 404 ] || [ "$code" = 503 ] || break
     sleep 1
   done
   [ "$code" = 202 ] || fail "seed's curl against backstage: $code $(cat "$work/seed.json")"

@@ -194,6 +194,29 @@ live('drover backend plugin against a real drover worker', () => {
     expect(res.body).toEqual({ run: true });
   });
 
+  it('answers 503 while the catalog fails, and submits nothing', async () => {
+    const { server: down } = await startTestBackend({
+      features: [
+        droverPlugin,
+        mockServices.rootConfig.factory({ data: { drover: { baseUrl: ADMIN, token: TOKEN } } }),
+        catalogServiceMock.mock({
+          getEntityByRef: async () => {
+            throw new Error('Request failed with 503 Service Unavailable');
+          },
+        }).factory,
+      ],
+    });
+    const res = await request(down)
+      .post('/api/drover/tasks')
+      .set('Authorization', user())
+      .send({ queue: 'dataset-migrations', payload: { entity_ref: SEED_REF } });
+    expect(res.status).toBe(503);
+    expect(res.body.error).toEqual({
+      name: 'ServiceUnavailable',
+      message: 'the catalog is unavailable: Request failed with 503 Service Unavailable',
+    });
+  });
+
   it('answers 403 when the permission policy denies drover.task.create', async () => {
     const denied = await backend(plan, AuthorizeResult.DENY);
     const before = await fetch(`${ADMIN}/api/migrations?dataset=${dataset}`);

@@ -103,7 +103,13 @@ export async function createRouter(opts: RouterOptions): Promise<express.Router>
   router.use(express.json({ limit: '64kb' }));
 
   const entity = async (ref: string, credentials: BackstageCredentials) => {
-    const e = await catalog.getEntityByRef(ref, { credentials });
+    let e: Entity | undefined;
+    try {
+      e = await catalog.getEntityByRef(ref, { credentials });
+    } catch (err) {
+      // the catalog failing (starting, down) is not the caller's error
+      throw new Refusal(503, `the catalog is unavailable: ${(err as Error).message}`);
+    }
     if (!e) throw new Refusal(404, `no entity "${ref}" in the catalog`);
     return e;
   };
@@ -210,8 +216,12 @@ export async function createRouter(opts: RouterOptions): Promise<express.Router>
       else if ((err as any).type === 'entity.parse.failed') status = 400;
       else if ((err as any).type === 'entity.too.large') status = 413;
       if (status >= 500) logger.warn(`drover request failed: ${err.message}`);
+      let name = 'InternalError';
+      if (status < 500) name = 'RequestRefused';
+      else if (status === 503) name = 'ServiceUnavailable';
+      else if (status === 502) name = 'BadGateway';
       res.status(status).json({
-        error: { name: status < 500 ? 'RequestRefused' : 'DroverError', message: err.message },
+        error: { name, message: err.message },
         response: { statusCode: status },
       });
     },
