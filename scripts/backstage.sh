@@ -11,7 +11,12 @@
 # into $DROVER_CACHE_DIR/backstage (git-ignored), again only when
 # package-lock.json changed.  Writes $DROVER_STACK_DIR/backstage.url and
 # backstage.token (a random static token, mode 600).
-# BACKSTAGE_CATALOG_DIR overrides the directory of entities served.
+# BACKSTAGE_CATALOG_DIR overrides the directory of entities served,
+# BACKSTAGE_DB_NAME the database (default drover_backstage).
+# With DROVER_ADMIN_URL (a worker's admin server) and DROVER_ADMIN_TOKEN
+# set, the backend also runs drover's backend plugin
+# (backstage/plugins/drover-backend, bundled by scripts/backstage-plugins.sh):
+# POST /api/drover/tasks and GET /api/drover/migrations next to that worker.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -21,7 +26,7 @@ BDIR=$DROVER_STACK_DIR/backstage
 URLFILE=$DROVER_STACK_DIR/backstage.url
 TOKFILE=$DROVER_STACK_DIR/backstage.token
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 install() {
   local want have
@@ -36,7 +41,12 @@ install() {
       >"$INST/npm.log" 2>&1) || die "npm ci failed: $(tail -n 5 "$INST/npm.log")"
     echo "$want" >"$INST/.lock-sha256"
   fi
-  cp "$SRC/index.js" "$SRC/app-config.yaml" "$INST/"
+  cp "$SRC/index.js" "$SRC/app-config.yaml" "$SRC/app-config.drover.yaml" "$INST/"
+  rm -f "$INST/drover-backend.js"
+  if [ -n "${DROVER_ADMIN_URL:-}" ]; then
+    "$DROVER_ROOT/scripts/backstage-plugins.sh" bundle "$INST/drover-backend.js" ||
+      die "could not bundle the drover backend plugin"
+  fi
 }
 
 # Split the PostgreSQL URL of scripts/pg.sh into the BACKSTAGE_DB_* vars
@@ -55,7 +65,7 @@ for k, v in (("HOST", u.hostname or "127.0.0.1"), ("PORT", u.port or 5432),
     print("export BACKSTAGE_DB_%s=%s" % (k, shlex.quote(str(v))))
 PY
 )"
-  export BACKSTAGE_DB_NAME=drover_backstage
+  export BACKSTAGE_DB_NAME=${BACKSTAGE_DB_NAME:-drover_backstage}
   PGPASSWORD=$BACKSTAGE_DB_PASSWORD psql -qAt -h "$BACKSTAGE_DB_HOST" \
     -p "$BACKSTAGE_DB_PORT" -U "$BACKSTAGE_DB_USER" -d postgres -c \
     "SELECT 1 FROM pg_database WHERE datname = '$BACKSTAGE_DB_NAME'" |
@@ -79,9 +89,16 @@ cmd_start() {
   BACKSTAGE_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   BACKSTAGE_CATALOG_DIR=${BACKSTAGE_CATALOG_DIR:-$DROVER_ROOT/tests/fixtures/catalog}
   export BACKSTAGE_PORT BACKSTAGE_TOKEN BACKSTAGE_CATALOG_DIR
+  local extra=()
+  if [ -n "${DROVER_ADMIN_URL:-}" ]; then
+    export DROVER_ADMIN_URL DROVER_ADMIN_TOKEN=${DROVER_ADMIN_TOKEN:?DROVER_ADMIN_TOKEN must be set with DROVER_ADMIN_URL}
+    export DROVER_BACKSTAGE_PLUGIN=$INST/drover-backend.js
+    extra=(--config app-config.drover.yaml)
+  fi
   (
     cd "$INST"
-    exec setsid node index.js --config app-config.yaml >"$BDIR/backend.log" 2>&1
+    exec setsid node index.js --config app-config.yaml "${extra[@]}" \
+      >"$BDIR/backend.log" 2>&1
   ) &
   pid_write "$BDIR/pid" $!
   if ! wait_port "$BACKSTAGE_PORT" 180; then

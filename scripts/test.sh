@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # drover - scripts/test.sh: everything from a fresh Debian 12 box.
 #
-#   scripts/test.sh [--quick] [--no-asan] [--keep-stack]
+#   scripts/test.sh [--quick] [--full] [--no-asan] [--keep-stack]
 #
 # Installs dependencies, builds (plain with -Werror, and with
 # ASan+UBSan), starts the real stack (Kafka, PostgreSQL, and the Backstage
@@ -9,16 +9,20 @@
 # (unit + integration) on both builds, the short fuzz runs, the chaos
 # smoke run, the unit tests under valgrind and the benchmark smoke run,
 # then stops everything it started.  Exits non-zero on any failure.
+# --full adds what does not fit CI's time: the Backstage plugins' browser
+# check (the Migrations tab in headless Chromium, screenshot in
+# tests/artifacts/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-QUICK=0 ASAN=1 KEEP=0
+QUICK=0 FULL=0 ASAN=1 KEEP=0
 for a in "$@"; do
   case $a in
   --quick) QUICK=1 ;;
+  --full) FULL=1 ;;
   --no-asan) ASAN=0 ;;
   --keep-stack) KEEP=1 ;;
-  -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "test.sh: unknown option \"$a\"" >&2; exit 2 ;;
   esac
 done
@@ -98,6 +102,11 @@ ctest_label() {
 
 run "unit tests" ctest_label build unit -j "$JOBS"
 run "integration tests" ctest_label build integration
+if [ $FULL = 1 ]; then
+  run "backstage plugins: the tab in headless chromium" env \
+    DROVER_BACKSTAGE_E2E=1 DROVER_BIN="$ROOT/build/consumer/drover" \
+    DROVER_SOURCE_DIR="$ROOT" bash tests/integration/test_backstage_plugin.sh
+fi
 if [ $ASAN = 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

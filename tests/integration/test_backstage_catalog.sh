@@ -14,14 +14,7 @@ DROVER=${DROVER_BIN:-$ROOT/build/consumer/drover}
 FIX=$ROOT/tests/fixtures/catalog
 OWN=""
 
-skip() {
-  if [ "${DROVER_REQUIRE_STACK:-}" = 1 ]; then
-    echo "not ok - $*" >&2
-    exit 1
-  fi
-  echo "skip: $*" >&2
-  exit 77
-}
+. "$ROOT/tests/integration/tap_lib.sh"
 fail() { echo "not ok - $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
 
