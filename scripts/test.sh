@@ -112,7 +112,9 @@ if [ $ASAN = 1 ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp
   run "unit tests (ASan+UBSan)" ctest_label build-asan unit -j "$JOBS"
-  [ $QUICK = 1 ] || run "integration tests (ASan+UBSan)" ctest_label build-asan integration
+  # two at a time: the tests mostly wait on Kafka and PostgreSQL, and
+  # the one that pauses the shared PostgreSQL runs alone (RUN_SERIAL)
+  [ $QUICK = 1 ] || run "integration tests (ASan+UBSan)" ctest_label build-asan integration -j "$JOBS"
   unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 if [ -x tests/valgrind.sh ]; then
