@@ -92,6 +92,10 @@ void drv_throttle_merge(const drv_throttle_t *worker,
  * spec.throttle of a plan
  * ------------------------------------------------------------------------
  */
+/* The node a message points at: the value, or its mapping for null,
+ * true and false (singletons without a line of their own). */
+#define THROTTLE_NODE(v, obj) \
+        (json_is_null(v) || json_is_boolean(v) ? (obj) : (v))
 drv_err_t drv_throttle_from_json(const drv_vctx_t *vc, const json_t *spec,
                                  drv_throttle_t *out) {
         const json_t *obj = json_object_get(spec, "throttle"), *v;
@@ -116,7 +120,7 @@ drv_err_t drv_throttle_from_json(const drv_vctx_t *vc, const json_t *spec,
                         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                             json_integer_value(v) > throttle_nums[i].max)
                                 return drv_vfail(
-                                    vc, json_is_integer(v) ? v : obj,
+                                    vc, THROTTLE_NODE(v, obj),
                                     "spec.throttle.%s must be an integer "
                                     "from 1 to %ld",
                                     key, throttle_nums[i].max);
@@ -125,7 +129,7 @@ drv_err_t drv_throttle_from_json(const drv_vctx_t *vc, const json_t *spec,
                                     (long)json_integer_value(v);
                 } else if (!strcmp(key, "query")) {
                         if (!json_is_string(v))
-                                return drv_vfail(vc, obj,
+                                return drv_vfail(vc, THROTTLE_NODE(v, obj),
                                                  "spec.throttle.query must be "
                                                  "a string");
                         if (!drv_throttle_query_valid(json_string_value(v), why,
