@@ -147,7 +147,7 @@ static const struct {
     {THROTTLE("    query: true\n"), 9, "spec.throttle.query must be a string"},
     {THROTTLE("    max_lag: 5\n"), 9,
      "spec.throttle: unknown field \"max_lag\""},
-    {THROTTLE("    - 5\n"), 8, "spec.throttle must be a mapping"},
+    {THROTTLE("    - 5\n"), 9, "spec.throttle must be a mapping"},
 };
 
 static void test_bad_plans_name_file_line_and_reason(void **state) {
