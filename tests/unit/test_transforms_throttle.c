@@ -15,19 +15,7 @@
         "    - {op: backfill, table: t, set: {a: \"1\"}, batch_size: 10}\n"
 
 static drv_plan_t *load(const char *extra) {
-        char yaml[1024], errstr[512];
-        drv_plan_t **plans;
-        drv_plan_t *plan;
-        size_t cnt;
-
-        snprintf(yaml, sizeof(yaml), DOC, extra);
-        if (drv_plan_load_buf(yaml, strlen(yaml), "t.yaml", &plans, &cnt,
-                              errstr, sizeof(errstr)))
-                fail_msg("\"%s\": %s", extra, errstr);
-        assert_int_equal(cnt, 1);
-        plan = drv_plan_retain(plans[0]);
-        drv_plan_array_free(plans, cnt);
-        return plan;
+        return drv_test_plan(DOC, extra);
 }
 
 static void test_plan_throttle_is_read_and_not_fingerprinted(void **state) {
