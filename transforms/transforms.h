@@ -239,6 +239,7 @@ int drv_entity_is_plan(const json_t *entity);
 
 /* The plan as JSON for `drover plan show --json` and the admin API:
  * {ref, dataset, from, to, fingerprint, requires_staging, etag, source,
+ * throttle (spec.throttle as written, null when none),
  * steps:[{index, op, fingerprint, line, def}]}.  New reference, caller
  * json_decref()s; NULL on out of memory. */
 json_t *drv_plan_to_json(const drv_plan_t *plan);

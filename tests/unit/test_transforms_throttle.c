@@ -24,6 +24,7 @@ static void test_plan_throttle_is_read_and_not_fingerprinted(void **state) {
                                 "\"SELECT paused FROM flags\"}\n");
         drv_plan_t *other =
             load("  throttle:\n    max_active_connections: 7\n");
+        json_t *json;
 
         (void)state;
         assert_false(drv_throttle_is_set(&none->throttle));
@@ -36,6 +37,16 @@ static void test_plan_throttle_is_read_and_not_fingerprinted(void **state) {
          * throttle mid-run keeps its ledger rows */
         assert_string_equal(some->fingerprint, none->fingerprint);
         assert_string_equal(other->fingerprint, none->fingerprint);
+        /* plan show --json shows it as written */
+        json = drv_plan_to_json(some);
+        assert_int_equal(
+            json_integer_value(json_object_get(
+                json_object_get(json, "throttle"), "max_replica_lag_ms")),
+            2000);
+        json_decref(json);
+        json = drv_plan_to_json(none);
+        assert_true(json_is_null(json_object_get(json, "throttle")));
+        json_decref(json);
         drv_plan_release(none);
         drv_plan_release(some);
         drv_plan_release(other);
