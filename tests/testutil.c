@@ -223,3 +223,19 @@ drv_test_resp_t drv_test_http(const char *method, const char *url,
                 r.body = strdup("");
         return r;
 }
+
+drv_plan_t *drv_test_plan(const char *doc_fmt, const char *extra) {
+        char yaml[2048], errstr[512];
+        drv_plan_t **plans;
+        drv_plan_t *plan;
+        size_t cnt;
+
+        snprintf(yaml, sizeof(yaml), doc_fmt, extra);
+        if (drv_plan_load_buf(yaml, strlen(yaml), "t.yaml", &plans, &cnt,
+                              errstr, sizeof(errstr)))
+                fail_msg("\"%s\": %s", extra, errstr);
+        assert_int_equal(cnt, 1);
+        plan = drv_plan_retain(plans[0]);
+        drv_plan_array_free(plans, cnt);
+        return plan;
+}

@@ -75,4 +75,9 @@ drv_test_resp_t drv_test_http(const char *method, const char *url,
 rd_kafka_mock_cluster_t *
 drv_test_mock_cluster(rd_kafka_t **ownerp, const char *topic, int partitions);
 
+/* The one plan of YAML `doc_fmt` (a printf format with one %s) with
+ * `extra` spliced in, loaded as "t.yaml"; fails the test unless it loads
+ * as exactly one plan.  The caller releases it (drv_plan_release). */
+drv_plan_t *drv_test_plan(const char *doc_fmt, const char *extra);
+
 #endif

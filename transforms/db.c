@@ -282,6 +282,10 @@ static const char *const db_migrations[] = {
     "ALTER TABLE drover.step_ledger ADD COLUMN IF NOT EXISTS spec jsonb;"
     "CREATE INDEX IF NOT EXISTS step_ledger_dataset_idx"
     " ON drover.step_ledger (dataset) WHERE status = 'done'",
+    /* 6: why a `throttled` task waits (which check, its value and its
+     * limit; transforms/throttle.c), NULL in every other status */
+    "ALTER TABLE drover.task_runs ADD COLUMN IF NOT EXISTS throttle_reason"
+    " text",
 };
 
 #define DB_MIGRATIONS_CNT (sizeof(db_migrations) / sizeof(db_migrations[0]))

@@ -90,12 +90,16 @@ drv_err_t drv_plan_queue_check(const drv_plan_t *plan, const char *queue,
 /* spec.requiresStaging: a production run needs a completed staging run
  * of the same fingerprint first (docs/plans.md, "Staging"). */
 #define PLAN_STAGING_KEY "requiresStaging"
+/* spec.throttle: when batched steps wait (docs/plans.md, "Throttling") */
+#define PLAN_THROTTLE_KEY "throttle"
 
 /* The plan's fingerprint: sha256 of the canonical spec without
- * requiresStaging.  The flag says where the plan must have run first, not
- * what it does: setting it on a plan that already ran (on staging or in
- * production) must not make its done steps another plan's
- * (docs/decisions.md, "Staging gate").  -1 on out of memory. */
+ * requiresStaging and throttle.  The flag says where the plan must have
+ * run first, not what it does: setting it on a plan that already ran (on
+ * staging or in production) must not make its done steps another plan's
+ * (docs/decisions.md, "Staging gate"); the throttle says how fast, and an
+ * operator loosening it mid-run must not restart the plan's steps.  -1
+ * on out of memory. */
 static int plan_fingerprint(const json_t *spec, char out[65]) {
         json_t *copy = json_copy((json_t *)spec); /* shallow: keys only */
         int rc;
@@ -103,12 +107,14 @@ static int plan_fingerprint(const json_t *spec, char out[65]) {
         if (!copy)
                 return -1;
         json_object_del(copy, PLAN_STAGING_KEY);
+        json_object_del(copy, PLAN_THROTTLE_KEY);
         rc = canon_fingerprint(copy, out);
         json_decref(copy);
         return rc;
 }
 
-/* kind, spec.type, dataset, versions, staging flag, steps list. */
+/* kind, spec.type, dataset, versions, staging flag, throttle, steps
+ * list. */
 static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                              const json_t **stepsp) {
         const json_t *spec = json_object_get(entity, "spec"), *sv, *from, *to;
@@ -150,6 +156,8 @@ static drv_err_t plan_header(const drv_vctx_t *vc, const json_t *entity,
                 return drv_vfail(vc, json_is_null(staging) ? spec : staging,
                                  "spec." PLAN_STAGING_KEY
                                  " must be true or false");
+        if (drv_throttle_from_json(vc, spec, NULL))
+                return DRV_ERR_INVALID_PLAN;
         steps = json_object_get(spec, "steps");
         if (!json_is_array(steps) || json_array_size(steps) == 0 ||
             json_array_size(steps) > PLAN_MAX_STEPS)
@@ -201,6 +209,7 @@ static void plan_free(drv_plan_t *plan) {
         free(plan->dataset);
         free(plan->etag);
         free(plan->source);
+        free(plan->throttle.query);
         json_decref(plan->entity);
         free(plan);
 }
@@ -211,6 +220,8 @@ static int plan_fill(drv_plan_t *plan, const drv_linemap_t *lines,
         json_t *spec = json_object_get(plan->entity, "spec");
         json_t *steps = json_object_get(spec, "steps");
         json_t *sv = json_object_get(spec, "schemaVersion");
+        char ignore[256];
+        drv_vctx_t vc = {plan->source, NULL, doc_line, ignore, sizeof(ignore)};
         size_t i;
 
         plan->dataset =
@@ -225,6 +236,7 @@ static int plan_fill(drv_plan_t *plan, const drv_linemap_t *lines,
         plan->steps_cnt = json_array_size(steps);
         plan->steps = calloc(plan->steps_cnt, sizeof(*plan->steps));
         if (!plan->dataset || !plan->steps ||
+            drv_throttle_from_json(&vc, spec, &plan->throttle) ||
             plan_fingerprint(spec, plan->fingerprint))
                 return -1;
         for (i = 0; i < plan->steps_cnt; i++) {

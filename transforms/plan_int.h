@@ -63,6 +63,13 @@ drv_err_t drv_plan_tables_validate(const drv_vctx_t *vc, const json_t *tables);
  * (spec.tables) each must be in it and sql steps are refused. */
 drv_err_t drv_step_tables_check(const drv_vctx_t *vc, const json_t *step,
                                 int index, drv_op_t op, const json_t *allow);
+/* spec.throttle of `spec` (absent: no checks): a mapping of
+ * max_replica_lag_ms and max_active_connections (integers from 1) and
+ * query (drv_throttle_query_valid); anything else fails naming
+ * spec.throttle.<field>.  With `out` (may be NULL) the values are copied
+ * into it (out->query malloc'ed, the caller frees it). */
+drv_err_t drv_throttle_from_json(const drv_vctx_t *vc, const json_t *spec,
+                                 drv_throttle_t *out);
 drv_err_t drv_vfail(const drv_vctx_t *vc, const json_t *node, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
 

@@ -175,11 +175,12 @@ json_t *drv_plan_to_json(const drv_plan_t *plan) {
                                      "fingerprint", st->fingerprint, "line",
                                      st->line, "def", st->def));
         }
-        out = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:s?, s:s?, s:o}",
-                        "ref", plan->ref, "dataset", plan->dataset, "from",
-                        plan->from_version, "to", plan->to_version,
-                        "fingerprint", plan->fingerprint, "requires_staging",
-                        plan->requires_staging, "etag", plan->etag, "source",
-                        plan->source, "steps", steps);
+        out = json_pack(
+            "{s:s, s:s, s:i, s:i, s:s, s:b, s:O?, s:s?, s:s?, s:o}", "ref",
+            plan->ref, "dataset", plan->dataset, "from", plan->from_version,
+            "to", plan->to_version, "fingerprint", plan->fingerprint,
+            "requires_staging", plan->requires_staging, "throttle",
+            json_object_get(json_object_get(plan->entity, "spec"), "throttle"),
+            "etag", plan->etag, "source", plan->source, "steps", steps);
         return out;
 }

@@ -44,6 +44,7 @@ typedef struct run_s {
         int one_txn;      /* every step in the caller's open transaction */
         long txn_stmt_ms; /* one_txn: the statement_timeout in force */
         int version_set;  /* datasets.version moved to `to` */
+        drv_throttle_t throttle; /* the worker's, overridden by the plan's */
         char from_str[16], to_str[16];
         char errstr[512];
 } run_t;
@@ -669,6 +670,72 @@ static void run_crash_point(int batches) {
 #define run_crash_point(n) ((void)(n))
 #endif
 
+/* 1 when the caller asked the run to stop. */
+static int run_cancelled(const run_t *run) {
+        return run->opts->cancel && atomic_load(run->opts->cancel);
+}
+
+static drv_err_t run_cancel_err(run_t *run, const ledger_t *lg) {
+        return drv_err_set(run->errstr, sizeof(run->errstr), DRV_ERR_TIMEOUT,
+                           "cancelled after %lld rows (resumes from the "
+                           "checkpoint)",
+                           (long long)lg->rows);
+}
+
+static void run_throttle_cb(run_t *run, const drv_throttle_state_t *st,
+                            const char *waited_kind, double waited_s) {
+        if (run->opts->on_throttle)
+                run->opts->on_throttle(
+                    run->opts->throttle_opaque, st ? st->kind : NULL,
+                    st ? st->reason : NULL, waited_kind, waited_s);
+}
+
+/* Sleep up to `ms`, waking every 100 ms to look at the cancel flag. */
+static void run_throttle_sleep(const run_t *run, long ms) {
+        for (; ms > 0 && !run_cancelled(run); ms -= 100)
+                run_sleep_ms(ms < 100 ? ms : 100);
+}
+
+/* Before a batch, with no transaction open: while a throttle check says
+ * so, report it (on_throttle) and wait, polling every
+ * DRV_THROTTLE_POLL_MS; the cancel flag ends the wait.  A failed check
+ * fails the step (its error names the throttle query).  Nothing is
+ * held between the polls: each check's transaction is closed. */
+static drv_err_t run_throttle(run_t *run, const ledger_t *lg) {
+        drv_throttle_state_t st;
+        char kind[32] = "";
+        int64_t since = 0, t0 = 0;
+        double waited = 0;
+        drv_err_t err;
+
+        if (!drv_throttle_is_set(&run->throttle))
+                return DRV_OK;
+        for (;;) {
+                err = drv_throttle_check(run->conn, &run->throttle, &st,
+                                         run->res->sqlstate, run->errstr,
+                                         sizeof(run->errstr));
+                if (err || !st.throttled || run_cancelled(run))
+                        break;
+                if (!kind[0]) {
+                        since = drv_mono_ms();
+                        drv_log(DRV_LOG_INFO, "throttled: %s", st.reason);
+                }
+                run_throttle_cb(run, &st, kind[0] ? kind : NULL, waited);
+                snprintf(kind, sizeof(kind), "%s", st.kind);
+                t0 = drv_mono_ms();
+                run_throttle_sleep(run, DRV_THROTTLE_POLL_MS);
+                waited = (double)(drv_mono_ms() - t0) / 1000.0;
+        }
+        if (kind[0]) {
+                run_throttle_cb(run, NULL, kind, waited);
+                drv_log(DRV_LOG_INFO, "throttle cleared after %.1f s",
+                        (double)(drv_mono_ms() - since) / 1000.0);
+        }
+        if (err)
+                return err;
+        return run_cancelled(run) ? run_cancel_err(run, lg) : DRV_OK;
+}
+
 static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
                                   ledger_t *lg) {
         drv_op_ctx_t ctx = {run->conn, step, run->opts, run->plan, 0,
@@ -686,15 +753,12 @@ static drv_err_t run_batched_step(run_t *run, const drv_step_t *step,
         total = run_count(run, &b);
         start_rows = lg->rows;
         while (more) {
-                if (run->opts->cancel && atomic_load(run->opts->cancel)) {
-                        err = drv_err_set(run->errstr, sizeof(run->errstr),
-                                          DRV_ERR_TIMEOUT,
-                                          "cancelled after %lld rows (resumes "
-                                          "from the checkpoint)",
-                                          (long long)lg->rows);
+                if (run_cancelled(run)) {
+                        err = run_cancel_err(run, lg);
                         goto fail;
                 }
-                if ((err = run_one_batch(
+                if ((err = run_throttle(run, lg)) ||
+                    (err = run_one_batch(
                          run, &b, lg, drv_step_timeout_ms(step, run->stmt_ms),
                          &more)))
                         goto fail;
@@ -1041,7 +1105,7 @@ static drv_err_t run_one_txn(run_t *run) {
 
 drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
                        const drv_run_opts_t *opts, drv_run_result_t *res) {
-        run_t run = {conn, plan, opts, res, 0, 0, 0, 0, 0, "", "", ""};
+        run_t run = {.conn = conn, .plan = plan, .opts = opts, .res = res};
         drv_err_t err;
 
         memset(res, 0, sizeof(*res));
@@ -1054,6 +1118,7 @@ drv_err_t drv_plan_run(PGconn *conn, const drv_plan_t *plan,
             opts->statement_timeout_ms > 0 ? opts->statement_timeout_ms : 60000;
         snprintf(run.from_str, sizeof(run.from_str), "%d", plan->from_version);
         snprintf(run.to_str, sizeof(run.to_str), "%d", plan->to_version);
+        drv_throttle_merge(opts->throttle, &plan->throttle, &run.throttle);
         if ((err = run_check(&run)))
                 return res->outcome == DRV_RUN_FAILED
                            ? err

@@ -97,7 +97,7 @@
         " EXCLUDED.first_failure_at),"                                         \
         " committed_status = coalesce(EXCLUDED.committed_status,"              \
         " r.committed_status),"                                                \
-        " updated_at = now()"
+        " throttle_reason = NULL, updated_at = now()"
 
 static const char tr_upsert_sql[] = TR_UPSERT_HEAD
     "(VALUES ($1, $2, $3, $4, $5::int, $6::int, $7::int, $8::bigint, $9,"
@@ -283,6 +283,20 @@ drv_err_t drv_task_run_progress(PGconn *conn, const char *task_id,
                            3, params, NULL, NULL, errstr, errstr_size);
 }
 
+drv_err_t drv_task_run_throttle(PGconn *conn, const char *task_id,
+                                const char *reason, char *errstr,
+                                size_t errstr_size) {
+        const char *params[2] = {task_id, reason};
+
+        return drv_db_exec(conn,
+                           "UPDATE drover.task_runs SET status = CASE WHEN"
+                           " $2::text IS NULL THEN 'running' ELSE"
+                           " 'throttled' END, throttle_reason = $2,"
+                           " updated_at = now() WHERE task_id = $1 AND"
+                           " status IN ('running', 'throttled')",
+                           2, params, NULL, NULL, errstr, errstr_size);
+}
+
 /* An UPDATE whose parameters are the `nlead` values of `lead`, then the
  * Kafka partition and offset; *rowsp (when not NULL) the rows it
  * changed. */
@@ -455,8 +469,10 @@ static const char tr_status_sql[] =
     " coalesce(to_char(completed_at AT TIME ZONE 'UTC',"
     "  'YYYY-MM-DD HH24:MI:SS'), ''),"
     " coalesce(steps_done, 0), coalesce(steps_total, 0), rows_done,"
-    " coalesce(last_error->>'class', ''),"
-    " coalesce(last_error->>'message', ''), task_id, attempts,"
+    " CASE WHEN status = 'throttled' THEN 'throttled' ELSE"
+    "  coalesce(last_error->>'class', '') END,"
+    " CASE WHEN status = 'throttled' THEN coalesce(throttle_reason, '')"
+    "  ELSE coalesce(last_error->>'message', '') END, task_id, attempts,"
     " coalesce(worker, ''), " TR_KIND_SQL
     " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)"
     " ORDER BY coalesce(started_at, updated_at) DESC, task_id"
@@ -464,7 +480,7 @@ static const char tr_status_sql[] =
 
 static const char tr_counts_sql[] =
     "SELECT count(*) FILTER (WHERE status IN"
-    " ('queued', 'running', 'retrying')),"
+    " ('queued', 'running', 'throttled', 'retrying')),"
     " count(*) FILTER (WHERE status IN"
     " ('done', 'skipped', 'dry_run', 'dead'))"
     " FROM drover.task_runs WHERE ($1::text IS NULL OR dataset = $1)";
@@ -475,7 +491,8 @@ static const char tr_json_sql[] =
     " SELECT *, " TR_KIND_SQL " AS kind FROM drover.task_runs"
     " WHERE ($1::text IS NULL OR dataset = $1::text)"
     "   AND ($2::text IS NULL OR status = $2::text)"
-    " ORDER BY (status IN ('running', 'retrying', 'queued')) DESC,"
+    " ORDER BY (status IN ('running', 'throttled', 'retrying', 'queued'))"
+    "          DESC,"
     "          coalesce(completed_at, started_at) DESC NULLS FIRST, task_id"
     " LIMIT $3::int) r";
 

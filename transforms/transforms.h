@@ -101,6 +101,66 @@ typedef struct drv_step_s {
         int line;             /* source line, 0 when unknown */
 } drv_step_t;
 
+/*
+ * Throttling (throttle.c): gh-ost's throttle for batched steps.  Between
+ * two batches of backfill / copy_rows the runner reads the checks that are
+ * set (0 / NULL: off) and waits, polling every DRV_THROTTLE_POLL_MS, while
+ * one says throttle:
+ *   max_replica_lag_ms      greatest replay_lag of pg_stat_replication
+ *                           above it (no replica: never);
+ *   max_active_connections  more sessions of the database in state
+ *                           'active' than it (the checking one not
+ *                           counted);
+ *   query                   a single SELECT (drv_throttle_query_valid)
+ *                           returning one row, one boolean: true.
+ * They run in one READ ONLY transaction with DRV_THROTTLE_STMT_MS of
+ * statement_timeout, closed before the wait.
+ */
+#define DRV_THROTTLE_LAG_MAX  86400000L /* 24 h */
+#define DRV_THROTTLE_CONN_MAX 100000L
+#define DRV_THROTTLE_POLL_MS  1000
+#define DRV_THROTTLE_STMT_MS  5000
+#define DRV_THROTTLE_LOCK_MS  1000
+
+typedef struct drv_throttle_s {
+        long max_replica_lag_ms;     /* 0: no check */
+        long max_active_connections; /* 0: no check */
+        char *query;                 /* NULL: no check; owned by whoever
+                                        filled the struct */
+} drv_throttle_t;
+
+/* 1 when `query` may be a throttle query: starts with SELECT, one
+ * statement by the expression rules (drv_expr_valid: no ';' outside
+ * quotes, no comments) and no $param.  Else 0 and `why` (may not be NULL)
+ * holds the reason. */
+int drv_throttle_query_valid(const char *query, char *why, size_t why_size);
+
+/* 1 when `t` (may be NULL) has at least one check. */
+int drv_throttle_is_set(const drv_throttle_t *t);
+
+/* The throttle a plan runs with: each field the plan sets (> 0, non-NULL)
+ * wins over the worker's, the others are the worker's.  `worker` and
+ * `plan` may be NULL; out->query is borrowed from one of them. */
+void drv_throttle_merge(const drv_throttle_t *worker,
+                        const drv_throttle_t *plan, drv_throttle_t *out);
+
+/* What one round of checks found. */
+typedef struct drv_throttle_state_s {
+        int throttled;
+        char kind[32];    /* the check: "max_replica_lag_ms",
+                             "max_active_connections" or "query" */
+        char reason[320]; /* the value and the limit, one line */
+} drv_throttle_state_t;
+
+/* Run the checks of `t` on `conn` (which must have no transaction open)
+ * in a READ ONLY transaction, rolled back before returning; the first
+ * that says throttle fills *st.  A failed check (a throttle query's SQL
+ * error, a result that is not one boolean) is its drv_db_error error
+ * with errstr naming the throttle query; st->throttled is 0 then. */
+drv_err_t drv_throttle_check(PGconn *conn, const drv_throttle_t *t,
+                             drv_throttle_state_t *st, char sqlstate[6],
+                             char *errstr, size_t errstr_size);
+
 /* A parsed plan.  Plans are shared (catalog cache, executor threads):
  * reference-counted, immutable after creation. */
 typedef struct drv_plan_s {
@@ -110,15 +170,16 @@ typedef struct drv_plan_s {
         int to_version;   /* spec.schemaVersion.to */
         drv_step_t *steps;
         size_t steps_cnt;
-        char *etag;           /* metadata.etag, may be NULL */
-        char fingerprint[65]; /* sha256 hex of the whole spec but
-                                 requiresStaging */
-        int requires_staging; /* spec.requiresStaging: a production run
-                                 needs this fingerprint done on staging */
-        char *source;         /* file path or URL it came from */
-        int line;             /* line of the document in source, or 0 */
-        json_t *entity;       /* the whole entity (owned) */
-        int refcnt;           /* atomic: drv_plan_retain / _release only */
+        char *etag;              /* metadata.etag, may be NULL */
+        char fingerprint[65];    /* sha256 hex of the whole spec but
+                                    requiresStaging */
+        int requires_staging;    /* spec.requiresStaging: a production run
+                                    needs this fingerprint done on staging */
+        drv_throttle_t throttle; /* spec.throttle (query owned) */
+        char *source;            /* file path or URL it came from */
+        int line;                /* line of the document in source, or 0 */
+        json_t *entity;          /* the whole entity (owned) */
+        int refcnt;              /* atomic: drv_plan_retain / _release only */
 } drv_plan_t;
 
 /* Build a plan from an entity JSON object (Backstage shape).  Does not
@@ -178,6 +239,7 @@ int drv_entity_is_plan(const json_t *entity);
 
 /* The plan as JSON for `drover plan show --json` and the admin API:
  * {ref, dataset, from, to, fingerprint, requires_staging, etag, source,
+ * throttle (spec.throttle as written, null when none),
  * steps:[{index, op, fingerprint, line, def}]}.  New reference, caller
  * json_decref()s; NULL on out of memory. */
 json_t *drv_plan_to_json(const drv_plan_t *plan);
@@ -378,7 +440,7 @@ drv_err_t drv_db_sqlstate_err(const char *sqlstate, int conn_ok);
  */
 
 /* task_runs: status of one task.  Status is one of "queued", "running",
- * "retrying", "done", "skipped", "dry_run", "dead". */
+ * "throttled", "retrying", "done", "skipped", "dry_run", "dead". */
 typedef struct drv_task_run_s {
         const char *task_id;
         const char *entity_ref;
@@ -427,6 +489,15 @@ drv_err_t drv_task_run_progress(PGconn *conn, const char *task_id,
                                 int steps_done, int64_t rows_done, char *errstr,
                                 size_t errstr_size);
 
+/* A running task waits for its throttle (`reason`: which check, its
+ * value and its limit; drv_throttle_state_t): status `throttled` with
+ * throttle_reason; `reason` NULL: back to `running`, no reason.  Rows in
+ * other statuses are left alone.  Every drv_task_run_upsert clears the
+ * reason. */
+drv_err_t drv_task_run_throttle(PGconn *conn, const char *task_id,
+                                const char *reason, char *errstr,
+                                size_t errstr_size);
+
 /* Record the final status `pending` a task is about to commit to Kafka,
  * with the topic, partition and offset of its delivery.  *rowsp (may be
  * NULL): rows changed (0: no row yet). */
@@ -470,7 +541,8 @@ drv_err_t drv_task_run_exists(PGconn *conn, const char *task_id, int *existsp,
  * caller PQclear()s, every value text, in these columns:
  *   0 dataset  1 status  2 started_at  3 completed_at (UTC "YYYY-MM-DD
  *   HH24:MI:SS", "" when NULL)  4 steps_done  5 steps_total  6 rows_done
- *   7 error class  8 error message ("" when none)  9 task_id
+ *   7 error class  8 error message ("" when none; a throttled row:
+ *   "throttled" and its throttle reason)  9 task_id
  *   10 attempts  11 worker ("" when NULL)  12 kind ("migrate", or
  *   "rollback" for a rollback task). */
 drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
@@ -478,7 +550,7 @@ drv_err_t drv_task_runs_status(PGconn *conn, const char *dataset, long limit,
                                size_t errstr_size);
 
 /* Rows of `dataset` (NULL: all) still active (queued, running,
- * retrying) in *activep and final (done, skipped, dry_run, dead) in
+ * throttled, retrying) in *activep and final (done, skipped, dry_run, dead) in
  * *finalp; both 0 on failure. */
 drv_err_t drv_task_runs_counts(PGconn *conn, const char *dataset, long *activep,
                                long *finalp, char *errstr, size_t errstr_size);
@@ -582,6 +654,16 @@ typedef enum drv_run_outcome_e {
         DRV_RUN_FAILED, /* see result.err / sqlstate */
 } drv_run_outcome_t;
 
+/* Throttle: called from the running thread while it waits between two
+ * batches, once per poll.  `kind` and `reason` (drv_throttle_state_t)
+ * say why it waits now; kind NULL: the wait is over (the checks cleared,
+ * the run was cancelled or a check failed).  `waited_s` seconds were
+ * just waited because of check `waited_kind` (NULL and 0 at the first
+ * call of a wait). */
+typedef void(drv_throttle_cb_t)(void *opaque, const char *kind,
+                                const char *reason, const char *waited_kind,
+                                double waited_s);
+
 /* Progress: called after each batch / step from the running thread. */
 typedef void(drv_progress_cb_t)(void *opaque, int step, const char *op,
                                 int64_t rows_done, int64_t rows_total);
@@ -616,6 +698,11 @@ typedef struct drv_run_opts_s {
         void *progress_opaque;
         drv_run_commit_cb_t *on_commit; /* may be NULL */
         void *commit_opaque;
+        /* the worker's throttle (may be NULL); the plan's spec.throttle
+         * overrides it per field (drv_throttle_merge) */
+        const drv_throttle_t *throttle;
+        drv_throttle_cb_t *on_throttle; /* may be NULL */
+        void *throttle_opaque;
 } drv_run_opts_t;
 
 typedef struct drv_run_result_s {

@@ -34,6 +34,10 @@ void drv_metrics_task(const char *outcome, double seconds);
 void drv_metrics_step_rows(int64_t rows);
 /* A dead letter of `error_class` was committed (drover_dlq_total). */
 void drv_metrics_dlq(const char *error_class);
+/* `seconds` a batched step waited for its throttle check `kind`
+ * ("max_replica_lag_ms", "max_active_connections", "query"):
+ * drover_throttled_seconds_total{reason="<kind>"}. */
+void drv_metrics_throttled(const char *kind, double seconds);
 /* A Kafka transaction committed / aborted. */
 void drv_metrics_txn_commit(void);
 void drv_metrics_txn_abort(void);

@@ -45,6 +45,8 @@ static struct {
         size_t outcomes_cnt;
         counter_series_t dlq[SERIES_MAX];
         size_t dlq_cnt;
+        counter_series_t throttled_ms[SERIES_MAX]; /* by check kind */
+        size_t throttled_cnt;
         lag_series_t *lag;
         size_t lag_cnt;
         size_t lag_size;
@@ -120,6 +122,15 @@ void drv_metrics_dlq(const char *error_class) {
         pthread_mutex_unlock(&m.lock);
 }
 
+void drv_metrics_throttled(const char *kind, double seconds) {
+        if (!(seconds > 0))
+                return;
+        pthread_mutex_lock(&m.lock);
+        counter_add(m.throttled_ms, &m.throttled_cnt, kind,
+                    (uint64_t)(seconds * 1000.0 + 0.5));
+        pthread_mutex_unlock(&m.lock);
+}
+
 void drv_metrics_txn_commit(void) {
         __atomic_add_fetch(&txn_commits_total, 1, __ATOMIC_RELAXED);
 }
@@ -182,7 +193,7 @@ void drv_metrics_reset(void) {
         free(m.lag);
         m.lag = NULL;
         m.lag_cnt = m.lag_size = 0;
-        m.outcomes_cnt = m.dlq_cnt = 0;
+        m.outcomes_cnt = m.dlq_cnt = m.throttled_cnt = 0;
         memset(m.dur_buckets, 0, sizeof(m.dur_buckets));
         m.dur_count = 0;
         m.dur_sum = 0;
@@ -320,6 +331,9 @@ static void render_lag(out_t *o) {
 /* Everything behind m.lock, rendered while holding it (a copy would cost
  * as much as the formatting). */
 static void render_locked(out_t *o) {
+        char esc[LABEL_MAX * 2 + 1];
+        size_t i;
+
         pthread_mutex_lock(&m.lock);
         render_header(o, "drover_tasks_total", "counter",
                       "Tasks by outcome (done, skipped, dry_run, dead, "
@@ -330,6 +344,17 @@ static void render_locked(out_t *o) {
         render_header(o, "drover_dlq_total", "counter",
                       "Dead letters committed, by error class.");
         render_labelled(o, "drover_dlq_total", "class", m.dlq, m.dlq_cnt);
+        render_header(o, "drover_throttled_seconds_total", "counter",
+                      "Seconds batched steps waited for their throttle, by "
+                      "the check that said throttle.");
+        for (i = 0; i < m.throttled_cnt; i++) {
+                drv_metrics_escape_label(m.throttled_ms[i].label, esc,
+                                         sizeof(esc));
+                out_printf(o,
+                           "drover_throttled_seconds_total{reason=\"%s\"} "
+                           "%.3f\n",
+                           esc, (double)m.throttled_ms[i].value / 1000.0);
+        }
         render_lag(o);
         pthread_mutex_unlock(&m.lock);
 }

@@ -138,7 +138,8 @@ static int plan_check(int argc, char **argv) {
  */
 static void plan_print(const drv_plan_t *plan) {
         /* catalog text is escaped for the terminal */
-        char e[4096], e2[256];
+        char e[4096], e2[256], *thr;
+        const json_t *throttle;
         size_t i;
 
         printf("plan         %s\n", drv_text_escape(plan->ref, e, sizeof(e)));
@@ -158,6 +159,13 @@ static void plan_print(const drv_plan_t *plan) {
                drv_text_escape(plan->etag ? plan->etag : "-", e, sizeof(e)));
         printf("staging      %s\n",
                plan->requires_staging ? "required" : "not required");
+        throttle =
+            json_object_get(json_object_get(plan->entity, "spec"), "throttle");
+        thr = throttle ? json_dumps(throttle, JSON_SORT_KEYS | JSON_COMPACT)
+                       : NULL;
+        printf("throttle     %s\n",
+               thr ? drv_text_escape(thr, e, sizeof(e)) : "the worker's");
+        free(thr);
         printf("fingerprint  %s\n", plan->fingerprint);
         printf("steps        %zu\n", plan->steps_cnt);
         for (i = 0; i < plan->steps_cnt; i++) {

@@ -260,7 +260,8 @@ static void print_show(const json_t *st) {
         print_rows(json_object_get(st, "rows"));
         if (active)
                 printf("warning: %lld task(s) of this dataset are queued, "
-                       "running or retrying: a repair may race them\n",
+                       "running, throttled or retrying: a repair may race "
+                       "them\n",
                        active);
         if (json_is_true(json_object_get(would, "nothing"))) {
                 printf("nothing to repair\n");

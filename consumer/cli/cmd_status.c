@@ -4,8 +4,8 @@
  * The migration table from drover.task_runs: Dataset | Status | Started |
  * Completed, plus steps, rows and the last error.  --watch redraws every
  * second (in place on a terminal); --until-done stops once nothing is
- * queued, running or retrying (and, with --expect N, at least N tasks
- * have reached a final status).  The table ends with the dataset's last
+ * queued, running, throttled or retrying (and, with --expect N, at least N
+ * tasks have reached a final status).  The table ends with the dataset's last
  * repairs, if any ('drover repair').
  */
 #include "cli.h"
@@ -26,7 +26,7 @@ static void usage(FILE *fp) {
                     "last repairs.\n"
                     "  --watch        redraw every second until interrupted\n"
                     "  --until-done   with --watch: exit once nothing is "
-                    "queued/running/retrying\n"
+                    "queued/running/throttled/retrying\n"
                     "  --expect N     with --until-done: also wait for N final "
                     "tasks\n"
                     "  --json         JSON rows instead of the table\n"

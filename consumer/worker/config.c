@@ -65,6 +65,16 @@ static const struct key_s {
      offsetof(drv_config_t, statement_timeout_ms), 1, INT_MAX},
     {"batch_pause_ms", K_LONG, offsetof(drv_config_t, batch_pause_ms), 0,
      600000},
+    {"throttle.max_replica_lag_ms", K_LONG,
+     offsetof(drv_config_t, throttle) +
+         offsetof(drv_throttle_t, max_replica_lag_ms),
+     0, DRV_THROTTLE_LAG_MAX},
+    {"throttle.max_active_connections", K_LONG,
+     offsetof(drv_config_t, throttle) +
+         offsetof(drv_throttle_t, max_active_connections),
+     0, DRV_THROTTLE_CONN_MAX},
+    {"throttle.query", K_STR,
+     offsetof(drv_config_t, throttle) + offsetof(drv_throttle_t, query), 0, 0},
     {"backoff.initial_ms", K_I64,
      offsetof(drv_config_t, backoff) + offsetof(drv_backoff_conf_t, initial_ms),
      1, 86400000},
@@ -306,10 +316,21 @@ static const char *enum_check(const char *key, const char *value) {
         return NULL;
 }
 
+/* Keys whose text has rules of its own: NULL if `value` follows them
+ * (or `key` has none), else why not in `why`. */
+static const char *text_check(const char *key, const char *value, char *why,
+                              size_t why_size) {
+        if (!strcmp(key, "throttle.query"))
+                return drv_throttle_query_valid(value, why, why_size) ? NULL
+                                                                      : why;
+        return NULL;
+}
+
 drv_err_t drv_config_set(drv_config_t *conf, const char *key, const char *value,
                          const char *origin, char *errstr, size_t errstr_size) {
         const struct key_s *k;
         const char *expected;
+        char why[256];
         int b;
 
         if (!strncmp(key, "kafka.", 6) && key[6])
@@ -326,6 +347,10 @@ drv_err_t drv_config_set(drv_config_t *conf, const char *key, const char *value,
                                            "%s: invalid value \"%s\" for "
                                            "\"%s\" (expected %s)",
                                            origin, value, key, expected);
+                if ((expected = text_check(key, value, why, sizeof(why))))
+                        return drv_err_set(errstr, errstr_size, DRV_ERR_CONFIG,
+                                           "%s: invalid value for \"%s\": %s",
+                                           origin, key, expected);
                 if (set_str((char **)((char *)conf + k->off), value))
                         return drv_err_set(errstr, errstr_size, DRV_ERR_NOMEM,
                                            "out of memory");

@@ -70,6 +70,11 @@ typedef struct drv_config_s {
         long lock_timeout_ms;       /* per statement, default 5000 */
         long statement_timeout_ms;  /* per statement, default 60000 */
         long batch_pause_ms;        /* default 0 */
+        drv_throttle_t throttle;    /* `throttle:` (docs/plans.md,
+                                       "Throttling"): every field off by
+                                       default (0, NULL); a plan's
+                                       spec.throttle overrides it per
+                                       field */
         drv_backoff_conf_t backoff;
         drv_kafka_prop_t *kafka;
         size_t kafka_cnt;

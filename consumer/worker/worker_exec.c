@@ -468,6 +468,25 @@ static void on_progress(void *opaque, int step, const char *op,
                 drv_crash_point("between_steps");
 }
 
+/* drv_throttle_cb_t: the seconds waited count in
+ * drover_throttled_seconds_total; the row shows `throttled` and why while
+ * the runner waits, `running` again after (written between the run's
+ * transactions, as progress is). */
+static void on_throttle(void *opaque, const char *kind, const char *reason,
+                        const char *waited_kind, double waited_s) {
+        drv_job_t *job = opaque;
+        drv_exec_t *ex = job->exec;
+        char errstr[256];
+
+        if (waited_kind)
+                drv_metrics_throttled(waited_kind, waited_s);
+        if (ex && ex->conn &&
+            drv_task_run_throttle(ex->conn, job->task->task_id,
+                                  kind ? reason : NULL, errstr, sizeof(errstr)))
+                drv_log(DRV_LOG_WARN, "could not record task throttle: %s",
+                        errstr);
+}
+
 /* The outcome of a run that succeeded (res: DONE, SKIPPED or DRY_RUN).
  * A replayed task whose work was done and committed before: this
  * delivery changed nothing (a crash redelivery stays done). */
@@ -550,6 +569,9 @@ static void job_opts(drv_exec_t *ex, drv_job_t *job, drv_run_opts_t *opts) {
         opts->cancel = pc->cancel;
         opts->progress = on_progress;
         opts->progress_opaque = job;
+        opts->throttle = &pc->conf->throttle;
+        opts->on_throttle = on_throttle;
+        opts->throttle_opaque = job;
         opts->on_commit = job_commit;
         opts->commit_opaque = job;
 }

@@ -108,4 +108,33 @@ run 65 plan show broken-dataset-migration --catalog "$FIX/catalog"
 grep -q 'broken-dataset-migration.yaml:15: ' "$ERR" || fail "invalid"
 run 2 plan show customer-dataset-v2-migration
 ok "plan show: unknown 65, invalid 65, no catalog 2"
+
+# spec.throttle: a query that is not a single SELECT is refused with its
+# line and path; a valid block is shown as written
+throttled() {
+  cat >"$TMPD/throttle.yaml" <<YAML
+kind: Component
+metadata: {name: throttled}
+spec:
+  type: migration-plan
+  dataset: customer
+  schemaVersion: {from: 1, to: 2}
+  throttle:
+    max_replica_lag_ms: 2000
+    query: "$1"
+  steps:
+    - {op: backfill, table: customer, set: {tier: "'gold'"}, batch_size: 100}
+YAML
+}
+throttled "UPDATE flags SET paused = false"
+run 65 plan check "$TMPD/throttle.yaml"
+grep -qxF "$TMPD/throttle.yaml:9: spec.throttle.query: must be a single SELECT" "$ERR" ||
+  fail "throttle.yaml: want the line and spec.throttle.query"
+throttled "SELECT paused FROM flags"
+run 0 plan show "$TMPD/throttle.yaml"
+grep -qxF 'throttle     {"max_replica_lag_ms":2000,"query":"SELECT paused FROM flags"}' "$OUT" ||
+  fail "plan show: no throttle line"
+run 0 plan show "$TMPD/throttle.yaml" --json
+grep -qF '"throttle": {' "$OUT" || grep -qF '"throttle":{' "$OUT" || fail "plan show --json: no throttle"
+ok "plan check / show: spec.throttle"
 echo "$n passed, 0 failed"

@@ -121,6 +121,18 @@ static void test_bad_files_name_file_and_line(void **state) {
              "kafka.partitioner is set by drover (\"murmur2_random\""},
             {"brokers: [a, b]\n", 1, "a list is not a valid value"},
             {"topic: t\n  bad: indentation\n", 2, ""},
+            {"throttle:\n  max_replica_lag_ms: -1\n", 2,
+             "\"throttle.max_replica_lag_ms\" (expected a number from 0 to "
+             "86400000)"},
+            {"throttle: {max_active_connections: lots}\n", 1,
+             "\"throttle.max_active_connections\""},
+            {"throttle:\n  query: \"DELETE FROM t\"\n", 2,
+             "invalid value for \"throttle.query\": must be a single "
+             "SELECT"},
+            {"throttle:\n  query: \"SELECT 1; SELECT 2\"\n", 2,
+             "invalid value for \"throttle.query\""},
+            {"throttle:\n  max_lag_ms: 5\n", 2,
+             "unknown configuration key \"throttle.max_lag_ms\""},
         };
         char errstr[512], path[64], want[96];
         drv_config_t *conf;
@@ -292,6 +304,27 @@ static void test_staging_database_url(void **state) {
 }
 
 /* The shipped example must load as it is. */
+static void test_throttle_block(void **state) {
+        drv_config_t *conf = drv_config_new();
+        char errstr[512], path[64];
+
+        (void)state;
+        /* off by default */
+        assert_false(drv_throttle_is_set(&conf->throttle));
+        drv_config_destroy(conf);
+        assert_int_equal(load("throttle: {max_replica_lag_ms: 1500,"
+                              " max_active_connections: 40,"
+                              " query: \"SELECT paused FROM ops.flags\"}\n",
+                              &conf, errstr, sizeof(errstr), path),
+                         DRV_OK);
+        assert_int_equal(conf->throttle.max_replica_lag_ms, 1500);
+        assert_int_equal(conf->throttle.max_active_connections, 40);
+        assert_string_equal(conf->throttle.query,
+                            "SELECT paused FROM ops.flags");
+        assert_true(drv_throttle_is_set(&conf->throttle));
+        drv_config_destroy(conf);
+}
+
 static void test_example_config_loads(void **state) {
         const char *src = getenv("DROVER_SOURCE_DIR");
         drv_config_t *conf = drv_config_new();
@@ -320,6 +353,7 @@ int main(void) {
             cmocka_unit_test(test_passthrough_applies_to_librdkafka),
             cmocka_unit_test(test_static_membership_follows_explicit_instance),
             cmocka_unit_test(test_staging_database_url),
+            cmocka_unit_test(test_throttle_block),
             cmocka_unit_test(test_example_config_loads),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

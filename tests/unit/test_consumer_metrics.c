@@ -41,6 +41,7 @@ test_empty_registry_has_help_and_type_for_every_metric(void **state) {
             "drover_inflight_tasks gauge",
             "drover_consumer_lag gauge",
             "drover_paused_partitions gauge",
+            "drover_throttled_seconds_total counter",
         };
         char line[128];
         char *text;
@@ -212,6 +213,28 @@ static void test_concurrent_updates_are_not_lost(void **state) {
         free(text);
 }
 
+static void test_throttled_seconds_add_up_by_check(void **state) {
+        char *text;
+
+        (void)state;
+        drv_metrics_reset();
+        drv_metrics_throttled("query", 1.0);
+        drv_metrics_throttled("query", 0.25);
+        drv_metrics_throttled("max_replica_lag_ms", 2.5);
+        drv_metrics_throttled("max_active_connections", 0); /* no wait */
+        text = render();
+        assert_true(has_line(
+            text, "drover_throttled_seconds_total{reason=\"query\"} 1.250"));
+        assert_true(has_line(text, "drover_throttled_seconds_total{reason="
+                                   "\"max_replica_lag_ms\"} 2.500"));
+        assert_null(strstr(text, "max_active_connections"));
+        free(text);
+        drv_metrics_reset();
+        text = render();
+        assert_null(strstr(text, "drover_throttled_seconds_total{"));
+        free(text);
+}
+
 static void test_readiness_round_trips(void **state) {
         int a = -1, d = -1;
 
@@ -235,6 +258,7 @@ int main(void) {
             cmocka_unit_test(test_label_values_are_escaped),
             cmocka_unit_test(test_label_cardinality_is_bounded),
             cmocka_unit_test(test_concurrent_updates_are_not_lost),
+            cmocka_unit_test(test_throttled_seconds_add_up_by_check),
             cmocka_unit_test(test_readiness_round_trips),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

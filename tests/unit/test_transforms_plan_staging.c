@@ -19,19 +19,7 @@
 /* The plan of DOC with `flag` (a spec line, or "") spliced in; fails the
  * test when it does not load. */
 static drv_plan_t *load(const char *flag) {
-        char yaml[1024], errstr[512];
-        drv_plan_t **plans;
-        drv_plan_t *plan;
-        size_t cnt;
-
-        snprintf(yaml, sizeof(yaml), DOC, flag);
-        if (drv_plan_load_buf(yaml, strlen(yaml), "s.yaml", &plans, &cnt,
-                              errstr, sizeof(errstr)))
-                fail_msg("\"%s\": %s", flag, errstr);
-        assert_int_equal(cnt, 1);
-        plan = drv_plan_retain(plans[0]);
-        drv_plan_array_free(plans, cnt);
-        return plan;
+        return drv_test_plan(DOC, flag);
 }
 
 static void test_flag_is_read_and_left_out_of_the_fingerprint(void **state) {

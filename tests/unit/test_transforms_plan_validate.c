@@ -117,6 +117,37 @@ static const struct {
     /* null is a singleton without a line of its own: spec's */
     {STAGING(" null"), 4, STAGING_MSG},
     {STAGING(""), 4, STAGING_MSG},
+/* spec.throttle: each field's rule, pointing at the field's line (an
+ * invalid type at the throttle block's) */
+#define THROTTLE(v)                                                   \
+        "kind: Component\nmetadata: {name: p}\nspec:\n  type: "       \
+        "migration-plan\n  dataset: d\n  schemaVersion: {from: 1, "   \
+        "to: 2}\n  steps: [{op: drop_column, table: t, column: a}]\n" \
+        "  throttle:\n" v
+    {THROTTLE("    max_replica_lag_ms: 0\n"), 9,
+     "spec.throttle.max_replica_lag_ms must be an integer from 1 to "
+     "86400000"},
+    {THROTTLE("    query: \"SELECT true\"\n    max_replica_lag_ms: "
+              "86400001\n"),
+     10, "spec.throttle.max_replica_lag_ms must be an integer"},
+    {THROTTLE("    max_active_connections: many\n"), 9,
+     "spec.throttle.max_active_connections must be an integer from 1 to "
+     "100000"},
+    {THROTTLE("    max_active_connections: -3\n"), 9,
+     "spec.throttle.max_active_connections must be"},
+    {THROTTLE("    query: \"UPDATE t SET a = 1\"\n"), 9,
+     "spec.throttle.query: must be a single SELECT"},
+    {THROTTLE("    query: \"SELECT 1; DROP TABLE t\"\n"), 9,
+     "spec.throttle.query: "},
+    {THROTTLE("    query: \"SELECT paused FROM t -- x\"\n"), 9,
+     "spec.throttle.query: "},
+    {THROTTLE("    query: \"SELECT $param:x\"\n"), 9,
+     "spec.throttle.query: cannot use task params"},
+    {THROTTLE("    query: 1\n"), 9, "spec.throttle.query must be a string"},
+    {THROTTLE("    query: true\n"), 9, "spec.throttle.query must be a string"},
+    {THROTTLE("    max_lag: 5\n"), 9,
+     "spec.throttle: unknown field \"max_lag\""},
+    {THROTTLE("    - 5\n"), 9, "spec.throttle must be a mapping"},
 };
 
 static void test_bad_plans_name_file_line_and_reason(void **state) {

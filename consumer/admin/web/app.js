@@ -58,7 +58,9 @@ function row(m) {
   cell(tr, m.attempts);
   cell(tr, m.worker);
   cell(tr, m.started_at ? String(m.started_at).replace("T", " ").slice(0, 19) : "");
-  cell(tr, errorText(m.last_error), "err");
+  /* a throttled task says why it waits (which check, value and limit) */
+  cell(tr, m.status === "throttled" ? "throttled: " + (m.throttle_reason || "")
+    : errorText(m.last_error), "err");
   return tr;
 }
 
