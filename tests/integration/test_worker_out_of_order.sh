@@ -19,7 +19,6 @@
 A="${ID}_a"
 GATE="${ID}_gate"
 sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
-sql "CREATE TABLE $GATE (id int)"
 write_plan "$A" \
   "{op: sql, sql: \"SELECT count(*) FROM $GATE\"}" \
   "{op: sql, sql: \"INSERT INTO $EFFECTS VALUES ('$A-v2', clock_timestamp())\"}"
@@ -30,18 +29,7 @@ for x in b c d; do
     "{op: sql, sql: \"INSERT INTO $EFFECTS (dataset) VALUES ('${ID}_$x')\"}"
 done
 
-# the gate: an open transaction holding the table's lock
-psql "$DB" -X -q -v ON_ERROR_STOP=1 \
-  -c "SET application_name = '$GATE'" \
-  -c "BEGIN" -c "LOCK TABLE $GATE IN ACCESS EXCLUSIVE MODE" \
-  -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-PIDS+=($!)
-for ((i = 0; i < 100; i++)); do
-  [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-            WHERE a.application_name = '$GATE' AND l.mode = 'AccessExclusiveLock'
-            AND l.granted")" -ge 1 ] && break
-  sleep 0.1
-done
+hold_gate "$GATE"
 
 submit() { # ENTITY_NAME DATASET
   "$DROVER_BIN" submit --brokers "$B" --topic "$TOPIC" \
@@ -91,7 +79,7 @@ wait_log "$WORK/$ID-w3.log" "range(s) of final tasks above it" 1 60
 [ "$(effects)" = "${ID}_b,${ID}_c,${ID}_d" ] || fail "effects after two handovers: $(effects)"
 
 # release A
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$GATE'" >/dev/null
+release_gate "$GATE"
 wait_events 5 90
 [ "$(effects)" = "$A-v2,$A-v3,${ID}_b,${ID}_c,${ID}_d" ] || fail "effects: $(effects)"
 [ "$(sql "SELECT (SELECT at FROM $EFFECTS WHERE dataset = '$A-v2') <

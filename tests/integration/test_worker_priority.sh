@@ -8,22 +8,12 @@
 
 GATE="${ID}_gate"
 sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
-sql "CREATE TABLE $GATE (id int)"
 write_plan "${ID}_g" "{op: sql, sql: \"SELECT count(*) FROM $GATE\"}"
 for x in l1 l2 l3 h; do
   write_plan "${ID}_$x" \
     "{op: sql, sql: \"INSERT INTO $EFFECTS VALUES ('$x', clock_timestamp())\"}"
 done
-psql "$DB" -X -q -v ON_ERROR_STOP=1 -c "SET application_name = '$GATE'" \
-  -c "BEGIN" -c "LOCK TABLE $GATE IN ACCESS EXCLUSIVE MODE" \
-  -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-PIDS+=($!)
-for ((i = 0; i < 100; i++)); do
-  [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-            WHERE a.application_name = '$GATE' AND l.granted
-            AND l.mode = 'AccessExclusiveLock'")" -ge 1 ] && break
-  sleep 0.1
-done
+hold_gate "$GATE"
 
 submit() { # NAME PRIORITY
   "$DROVER_BIN" submit --brokers "$B" --topic "$TOPIC" --priority "$2" \
@@ -47,7 +37,7 @@ submit l3 0
 submit h 5
 # the worker has all four in its window while the executor is held
 wait_log "$WORK/$ID-w.log" "partition 0 offset 4: fetched" 1 30
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$GATE'" >/dev/null
+release_gate "$GATE"
 wait_events 5 60
 order=$(sql "SELECT string_agg(dataset, ',' ORDER BY at) FROM $EFFECTS")
 [ "$order" = "h,l1,l2,l3" ] || fail "run order $order, expected h,l1,l2,l3"

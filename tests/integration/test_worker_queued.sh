@@ -12,7 +12,6 @@
 
 GATE="${ID}_gate"
 sql "CREATE TABLE IF NOT EXISTS $EFFECTS (dataset text NOT NULL, at timestamptz DEFAULT now())"
-sql "CREATE TABLE $GATE (id int)"
 write_plan "${ID}_g" "{op: sql, sql: \"SELECT count(*) FROM $GATE\"}"
 for x in s u; do
   write_plan "${ID}_$x" "{op: sql, sql: \"INSERT INTO $EFFECTS (dataset) VALUES ('$x')\"}"
@@ -33,16 +32,7 @@ S=$(cat "$WORK/s")
 cat "$WORK/g" "$WORK/s" >>"$WORK/ids"
 
 # 2 and 3
-psql "$DB" -X -q -v ON_ERROR_STOP=1 -c "SET application_name = '$GATE'" \
-  -c "BEGIN" -c "LOCK TABLE $GATE IN ACCESS EXCLUSIVE MODE" \
-  -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
-PIDS+=($!)
-for ((i = 0; i < 100; i++)); do
-  [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-            WHERE a.application_name = '$GATE' AND l.granted
-            AND l.mode = 'AccessExclusiveLock'")" -ge 1 ] && break
-  sleep 0.1
-done
+hold_gate "$GATE"
 start_worker "$ID-w" --set concurrency=1 --set lock_timeout_ms=600000 \
   --set statement_timeout_ms=600000
 produce_task "component:default/${ID//_/-}-u-v2" "${ID}_u"
@@ -65,7 +55,7 @@ UNTIL=$!
 PIDS+=($UNTIL)
 sleep 2
 kill -0 "$UNTIL" 2>/dev/null || fail "status --until-done returned while a task was queued: $(tail -n 3 "$WORK/until")"
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$GATE'" >/dev/null
+release_gate "$GATE"
 wait "$UNTIL" || fail "status --until-done exited $?"
 wait_events 3 60
 check_events

@@ -248,3 +248,27 @@ PY
   $CHECK produce "$B" "$TOPIC" "$2" "$WORK/task.bin"
   echo "$id" >>"$WORK/ids"
 }
+
+# hold_gate TABLE: a background session holds TABLE (created if missing)
+# in ACCESS EXCLUSIVE mode, so a plan step that reads it waits, until
+# release_gate TABLE.  Returns once the lock is granted.
+hold_gate() {
+  local i
+  sql "CREATE TABLE IF NOT EXISTS $1 (id int)"
+  psql "$DB" -X -q -v ON_ERROR_STOP=1 -c "SET application_name = '$1'" \
+    -c "BEGIN" -c "LOCK TABLE $1 IN ACCESS EXCLUSIVE MODE" \
+    -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+  PIDS+=($!)
+  for ((i = 0; i < 100; i++)); do
+    [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+              WHERE a.application_name = '$1' AND l.granted
+              AND l.mode = 'AccessExclusiveLock'")" -ge 1 ] && return 0
+    sleep 0.1
+  done
+  fail "could not lock $1"
+}
+
+release_gate() {
+  sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE application_name = '$1'" >/dev/null
+}
