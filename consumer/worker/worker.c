@@ -260,7 +260,8 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         job->started_ms = drv_mono_ms();
         peek_task(w, job);
         prio = job->task ? job->task->priority : 0;
-        /* 1: dropped (a refetch of one seen, or final per the metadata) */
+        /* 1: dropped (a refetch of one seen, or final per the metadata);
+         * then the job and its message are freed: m is not read after */
         switch (drv_pt_fetched(p, m->offset,
                                drv_pt_key_hash(m->key, m->key_len), m->len,
                                prio, ++w->seq, job)) {
@@ -277,7 +278,7 @@ static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
         default:
                 break;
         }
-        drv_worker_sync_fetch(w, m->partition);
+        drv_worker_sync_fetch(w, p->pn);
 }
 
 /*

@@ -31,6 +31,7 @@ WORK=$(mktemp -d "/tmp/drover-$ID.XXXXXX")
 CAT=$WORK/catalog
 EFFECTS="${ID}_effects"
 PIDS=()
+GATES=() # hold_gate's sessions, ended by cleanup
 mkdir -p "$CAT"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -47,9 +48,12 @@ require_test_hooks() {
 log() { echo "# $*" >&2; }
 
 cleanup() {
-  local p
+  local p g
   for p in "${PIDS[@]:-}"; do
     [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+  done
+  for g in "${GATES[@]:-}"; do
+    [ -n "$g" ] && release_gate "$g" 2>/dev/null || true
   done
   if [ "${KEEP_WORK:-}" != 1 ]; then rm -rf "$WORK"; fi
 }
@@ -255,10 +259,14 @@ PY
 hold_gate() {
   local i
   sql "CREATE TABLE IF NOT EXISTS $1 (id int)"
+  # at most 3 minutes, and ended by cleanup: an open transaction left
+  # behind would hold up every CREATE INDEX CONCURRENTLY of other tests
   psql "$DB" -X -q -v ON_ERROR_STOP=1 -c "SET application_name = '$1'" \
+    -c "SET statement_timeout = '180s'" \
     -c "BEGIN" -c "LOCK TABLE $1 IN ACCESS EXCLUSIVE MODE" \
-    -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
+    -c "SELECT pg_sleep(180)" >/dev/null 2>&1 &
   PIDS+=($!)
+  GATES+=("$1")
   for ((i = 0; i < 100; i++)); do
     [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
               WHERE a.application_name = '$1' AND l.granted
