@@ -415,6 +415,12 @@ static int ent_final(const drv_ent_t *e) {
         return e->state == DRV_ES_FINAL || e->state == DRV_ES_COMMITTED;
 }
 
+int drv_pt_waiting(const drv_part_t *p, int64_t offset) {
+        const drv_ent_t *e = ent_find(p, offset);
+
+        return p->state != DRV_PS_UNASSIGNED && e && e->state == DRV_ES_WAITING;
+}
+
 int drv_pt_busy(const drv_part_t *p) {
         size_t i;
 

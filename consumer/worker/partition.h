@@ -173,6 +173,8 @@ void drv_pt_seek(drv_part_t *p, int64_t offset);
  * max, in offset order.  Nothing unless ACTIVE. */
 size_t drv_pt_ready(const drv_part_t *p, int64_t now, drv_pt_cand_t *out,
                     size_t max);
+/* Is the record at `offset` still waiting for its first run? */
+int drv_pt_waiting(const drv_part_t *p, int64_t offset);
 /* Any record that is not final (WAITING, RUNNING, RETRY)? */
 int drv_pt_busy(const drv_part_t *p);
 /* Should its fetcher run?  Hysteresis around the limits. */

@@ -17,9 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define POLL_MS        20
-#define DB_PROBE_MS    2000
-#define READY_EVERY_MS 1000
+#define POLL_MS 20
+/* a fetched task waiting this long shows `queued`; looked at this often */
+#define QUEUED_AFTER_MS 1000
+#define QUEUED_EVERY_MS 250
+#define DB_PROBE_MS     2000
+#define READY_EVERY_MS  1000
 
 static volatile sig_atomic_t signals_seen;
 
@@ -192,9 +195,9 @@ static void peek_task(drv_worker_t *w, drv_job_t *job) {
                 job->task = NULL;
 }
 
-/* A fetched task shows `queued` until it runs (DESIGN section 8): a copy
- * for the finalizer, which writes the fetched tasks of a commit interval
- * in one statement; a task with a row already (a replay) keeps it. */
+/* A fetched task that waits shows `queued` (DESIGN section 8): a copy
+ * for the finalizer (flush_queued), which writes them in one statement;
+ * a task with a row already (a replay) keeps it. */
 static void note_queued(drv_worker_t *w, const drv_job_t *job) {
         const drv_task_t *t = job->task;
         drv_job_t *q;
@@ -204,6 +207,8 @@ static void note_queued(drv_worker_t *w, const drv_job_t *job) {
         q->queued = 1;
         q->partition = job->partition;
         q->offset = job->offset;
+        q->epoch = drv_worker_part(w, job->partition)->epoch;
+        q->started_ms = job->started_ms;
         if (!(q->task = drv_task_new()) ||
             !(q->task->task_id = strdup(t->task_id)) ||
             (t->entity_ref && !(q->task->entity_ref = strdup(t->entity_ref))) ||
@@ -213,6 +218,33 @@ static void note_queued(drv_worker_t *w, const drv_job_t *job) {
         }
         q->next = w->queued;
         w->queued = q;
+}
+
+/* Hand the finalizer the `queued` rows of tasks that have waited at
+ * least QUEUED_AFTER_MS and still wait; tasks that started meanwhile get
+ * none.  A row inserted while the task's own run transaction writes it
+ * made one wait for the other: written for every task it cost B1 about
+ * a third of its rate. */
+static void flush_queued(drv_worker_t *w, int64_t now) {
+        drv_job_t *q, *next, *keep = NULL, *ready = NULL;
+
+        for (q = w->queued; q; q = next) {
+                drv_part_t *p = drv_worker_part(w, q->partition);
+                next = q->next;
+                if (!p || p->epoch != q->epoch ||
+                    !drv_pt_waiting(p, q->offset)) {
+                        drv_job_destroy(q);
+                } else if (now - q->started_ms >= QUEUED_AFTER_MS) {
+                        q->next = ready;
+                        ready = q;
+                } else {
+                        q->next = keep;
+                        keep = q;
+                }
+        }
+        w->queued = keep;
+        if (ready)
+                drv_pool_queued(w->pool, ready);
 }
 
 static void on_message(drv_worker_t *w, rd_kafka_message_t *m) {
@@ -404,9 +436,9 @@ static void tick(drv_worker_t *w) {
         drv_worker_start_tick(w);
         drv_worker_restart_tick(w);
         drv_worker_lag_tick(w);
-        if (w->queued && now >= w->next_commit) {
-                drv_pool_queued(w->pool, w->queued);
-                w->queued = NULL;
+        if (w->queued && now >= w->next_queued) {
+                flush_queued(w, now);
+                w->next_queued = now + QUEUED_EVERY_MS;
         }
         if (now >= w->next_commit &&
             (w->pending || drv_worker_advance_due(w, now))) {

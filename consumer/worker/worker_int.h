@@ -206,6 +206,7 @@ struct drv_worker_s {
         drv_job_t *pending; /* outcomes awaiting the next commit */
         drv_job_t *pending_tail;
         int64_t next_commit;  /* monotonic */
+        int64_t next_queued;  /* monotonic: next flush_queued */
         int64_t next_advance; /* monotonic: next look for positions past
                                  control records (worker_txn.c) */
         int db_down;
